@@ -1,0 +1,43 @@
+/*
+ * alloc.h — the one route for Tributary's heap allocations, with a test-only
+ * failure hook (STYLE.md 3.4; models: flb_malloc, uv_replace_allocator).
+ *
+ * All functions behave like their libc namesakes. trb_free(NULL) is a no-op.
+ * Threading: thread-safe. The failure hook is process-wide and meant to be
+ * installed by a test before it starts threads.
+ */
+#ifndef TRB_SRC_COMMON_ALLOC_H
+#define TRB_SRC_COMMON_ALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** malloc(size); NULL on failure (or when the failure hook says so). */
+void *trb_malloc(size_t size);
+/** calloc(n, size) with overflow check; NULL on failure. */
+void *trb_calloc(size_t n, size_t size);
+/** realloc(p, size); NULL on failure, `p` then still valid and owned by the caller. */
+void *trb_realloc(void *p, size_t size);
+/** free(p); NULL-safe. */
+void trb_free(void *p);
+/** strdup(s) via trb_malloc; NULL if `s` is NULL or on failure. Caller frees. */
+char *trb_strdup(const char *s);
+/** Copy of `n` bytes of `s` plus a NUL, via trb_malloc; caller frees. */
+char *trb_strndup(const char *s, size_t n);
+
+/**
+ * Test hook: called before each allocation with the requested size; when it
+ * returns nonzero, the allocation fails (returns NULL). Pass NULL to remove.
+ * `user` is borrowed and passed back to `hook`.
+ */
+typedef int (*trb_alloc_fail_cb)(size_t size, void *user);
+void trb_alloc_set_fail_hook(trb_alloc_fail_cb hook, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRB_SRC_COMMON_ALLOC_H */
