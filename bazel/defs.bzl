@@ -15,6 +15,8 @@ TRB_C_COPTS = [
     "-Wformat=2",
     "-Wundef",
     "-Wpointer-arith",
+    # Status and log messages are bounded buffers; truncation is intended.
+    "-Wno-format-truncation",
 ]
 
 # GoogleTest calls the C code through its extern "C" headers.
