@@ -73,7 +73,6 @@ static void unary_free(unary_t *u) {
   grpc_metadata_array_destroy(&u->initial_md);
   grpc_metadata_array_destroy(&u->trailing_md);
   grpc_slice_unref(u->status_message);
-  atomic_fetch_sub(&u->loop->live_calls, 1);
   trb_free(u);
 }
 
@@ -101,6 +100,8 @@ static void unary_done(trb_rpc_tag_t *tag, bool ok) {
     res.response = GRPC_SLICE_START_PTR(resp);
     res.response_len = GRPC_SLICE_LENGTH(resp);
   }
+  /* The call counts as live until its final callback is due. */
+  atomic_fetch_sub(&u->loop->live_calls, 1);
   u->cb(u->user, &res);
   grpc_slice_unref(resp);
   trb_free(message);
@@ -138,6 +139,7 @@ grpc_status_code trb_rpc_unary_start(trb_rpc_loop_t *loop,
   if (opts->n_md > 0) {
     u->md = trb_rpc_md_build(opts->md, opts->n_md);
     if (u->md == NULL) {
+      atomic_fetch_sub(&loop->live_calls, 1);
       unary_free(u);
       goto oom;
     }
@@ -163,6 +165,7 @@ grpc_status_code trb_rpc_unary_start(trb_rpc_loop_t *loop,
   ops[5].data.recv_status_on_client.status_details = &u->status_message;
   err = grpc_call_start_batch(u->call, ops, 6, &u->tag, NULL);
   if (err != GRPC_CALL_OK) {
+    atomic_fetch_sub(&loop->live_calls, 1);
     unary_free(u);
     return trb_status_set(st, GRPC_STATUS_INTERNAL,
                           "%s: grpc_call_start_batch failed (%d)", method,
@@ -298,7 +301,6 @@ static void stream_unref(trb_rpc_stream_t *s) {
   grpc_slice_unref(s->status_message);
   trb_rpc_wq_node_destroy(trb_rpc_wq_pop(&s->wq)); /* none expected */
   pthread_mutex_destroy(&s->mu);
-  atomic_fetch_sub(&s->loop->live_calls, 1);
   trb_free(s);
 }
 
@@ -374,6 +376,8 @@ static void deliver_close(trb_rpc_stream_t *s) {
     res.details = GRPC_SLICE_START_PTR(*details);
     res.details_len = GRPC_SLICE_LENGTH(*details);
   }
+  /* The call counts as live until its final callback is due. */
+  atomic_fetch_sub(&s->loop->live_calls, 1);
   s->cbs.on_close(s->user, s, &res);
   trb_free(message);
   stream_unref(s);

@@ -81,12 +81,14 @@ grpc_status_code trb_rpc_loop_create(const char *name, trb_rpc_loop_t **out,
  * Shut the completion queue down, drain it and join the thread.
  *
  * REQUIRES: every call started on this loop has delivered its final
- * callback and been released. Must not be called from the loop's thread.
+ * callback (streams may be released before or after). Must not be called
+ * from the loop's thread.
  * NULL-safe. Threading: owner only.
  */
 void trb_rpc_loop_destroy(trb_rpc_loop_t *loop);
 
-/** Number of calls currently bound to `loop` (not yet freed). Thread-safe. */
+/** Number of calls on `loop` whose final callback (unary completion or
+ *  on_close) is not yet due. Thread-safe. */
 int trb_rpc_loop_live_calls(const trb_rpc_loop_t *loop);
 
 /* ------------------------------------------------------------------------ */
@@ -337,7 +339,9 @@ size_t trb_rpc_stream_queued_messages(trb_rpc_stream_t *s);
 /**
  * Stop asking for messages (receive-side flow control: HTTP/2 windows fill
  * and the server is pushed back). A message already requested may still
- * arrive. Threading: thread-safe.
+ * arrive. `on_close` waits until every message has been delivered, so a
+ * paused stream closes only after read_resume (or cancel).
+ * Threading: thread-safe.
  */
 void trb_rpc_stream_read_pause(trb_rpc_stream_t *s);
 
