@@ -80,6 +80,7 @@ struct trb_rpc_server_call_s {
   grpc_metadata_array req_md;
   char *method_name;
   char *peer;
+  void *handler_state;
   atomic_int refs; /* handler (until finish) + library (until on_done) */
 
   trb_rpc_tag_t close_tag;
@@ -649,6 +650,14 @@ const char *trb_rpc_server_call_metadata(trb_rpc_server_call_t *c,
   if (v == NULL) return NULL;
   if (len) *len = GRPC_SLICE_LENGTH(*v);
   return (const char *)GRPC_SLICE_START_PTR(*v);
+}
+
+void trb_rpc_server_call_set_user(trb_rpc_server_call_t *c, void *state) {
+  c->handler_state = state;
+}
+
+void *trb_rpc_server_call_user(trb_rpc_server_call_t *c) {
+  return c->handler_state;
 }
 
 const char *trb_rpc_server_call_method(trb_rpc_server_call_t *c) {

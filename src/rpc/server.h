@@ -19,7 +19,8 @@
  * once — synchronously in a callback or later from any thread — also for a
  * call the client cancelled (the status is then discarded). The call's
  * memory is freed after both finish and `on_done`; treat finish as the
- * release: no function may be called on the call after it.
+ * release: after it, the only use allowed is trb_rpc_server_call_user()
+ * inside `on_done` (to free the handler's per-call state).
  *
  * Source: gRPC C core 1.51 server API (grpc_server_request_registered_call,
  * GRPC_OP_RECV_CLOSE_ON_SERVER, GRPC_OP_SEND_STATUS_FROM_SERVER); the
@@ -147,6 +148,15 @@ int trb_rpc_server_live_calls(trb_rpc_server_t *srv);
  */
 const char *trb_rpc_server_call_metadata(trb_rpc_server_call_t *call,
                                          const char *key, size_t *len);
+
+/**
+ * Attach the handler's per-call state (borrowed; the handler frees it,
+ * typically in on_done). Thread-compatible: set it in on_start.
+ */
+void trb_rpc_server_call_set_user(trb_rpc_server_call_t *call, void *state);
+
+/** The pointer given to trb_rpc_server_call_set_user, or NULL. */
+void *trb_rpc_server_call_user(trb_rpc_server_call_t *call);
 
 /** Full method name of the call (borrowed until finish). */
 const char *trb_rpc_server_call_method(trb_rpc_server_call_t *call);
