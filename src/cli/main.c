@@ -1,0 +1,33 @@
+/*
+ * main.c — the `tributary` binary: dispatch to a subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "src/cli/selfcheck.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: tributary <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  selfcheck   start an rpc server and client on 127.0.0.1 and\n"
+          "              print their round-trip figures\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "selfcheck") == 0) {
+    return trb_cli_selfcheck(argc - 2, argv + 2);
+  }
+  if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  fprintf(stderr, "tributary: unknown command \"%s\"\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
