@@ -374,7 +374,9 @@ TEST_P(DurationParseTest, Parses) {
   int64_t v = -1;
   ParseCase c = GetParam();
   EXPECT_EQ(c.ok, trb_config_parse_duration_ms(c.in, &v)) << (c.in ? c.in : "(null)");
-  if (c.ok) EXPECT_EQ(c.want, v) << c.in;
+  if (c.ok) {
+    EXPECT_EQ(c.want, v) << c.in;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -397,7 +399,9 @@ TEST_P(SizeParseTest, Parses) {
   int64_t v = -1;
   ParseCase c = GetParam();
   EXPECT_EQ(c.ok, trb_config_parse_size_bytes(c.in, &v)) << (c.in ? c.in : "(null)");
-  if (c.ok) EXPECT_EQ(c.want, v) << c.in;
+  if (c.ok) {
+    EXPECT_EQ(c.want, v) << c.in;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
