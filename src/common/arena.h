@@ -70,6 +70,7 @@ void *trb_arena_alloc(trb_arena_t *a, size_t size);
 /**
  * As trb_arena_alloc for `n * size` bytes, zero-filled.
  * Returns: NULL on overflow of `n * size` or allocation failure.
+ * Threading: owner thread only.
  */
 void *trb_arena_calloc(trb_arena_t *a, size_t n, size_t size);
 
@@ -77,6 +78,7 @@ void *trb_arena_calloc(trb_arena_t *a, size_t n, size_t size);
  * Copy the NUL-terminated `s` into the arena.
  * Params:  s — borrowed; NULL gives NULL.
  * Returns: the arena-owned copy, or NULL (s NULL or allocation failure).
+ * Threading: owner thread only.
  */
 char *trb_arena_strdup(trb_arena_t *a, const char *s);
 
@@ -84,6 +86,7 @@ char *trb_arena_strdup(trb_arena_t *a, const char *s);
  * Copy `n` bytes of `s` into the arena and add a NUL (n + 1 bytes).
  * Params:  s — borrowed; may contain NULs; NULL gives NULL.
  * Returns: the arena-owned copy, or NULL (s NULL or allocation failure).
+ * Threading: owner thread only.
  */
 char *trb_arena_strndup(trb_arena_t *a, const char *s, size_t n);
 
@@ -91,6 +94,7 @@ char *trb_arena_strndup(trb_arena_t *a, const char *s, size_t n);
  * Copy `n` bytes from `p` into the arena (16-byte aligned).
  * Params:  p — borrowed; may be NULL only when n == 0.
  * Returns: the arena-owned copy, or NULL on allocation failure.
+ * Threading: owner thread only.
  */
 void *trb_arena_memdup(trb_arena_t *a, const void *p, size_t n);
 
@@ -147,27 +151,36 @@ void trb_buf_deinit(trb_buf_t *b);
  * without reallocating.
  * Returns: 0; -ENOMEM on allocation failure; -EOVERFLOW if len + extra
  *          overflows size_t. The content is unchanged in every case.
+ * Threading: owner thread only.
  */
 int trb_buf_reserve(trb_buf_t *b, size_t extra_bytes);
 
 /**
  * Append `n` bytes from `p` (borrowed; may be NULL when n == 0).
  * Returns: 0; -ENOMEM or -EOVERFLOW as trb_buf_reserve (content unchanged).
+ * Threading: owner thread only.
  */
 int trb_buf_append(trb_buf_t *b, const void *p, size_t n);
 
-/** Append the NUL-terminated `s` (borrowed). Returns as trb_buf_append. */
+/**
+ * Append the NUL-terminated `s` (borrowed, not NULL).
+ * Returns: as trb_buf_append. Threading: owner thread only.
+ */
 int trb_buf_append_str(trb_buf_t *b, const char *s);
 
 /**
  * Append printf-style formatted text.
  * Returns: 0; -ENOMEM on allocation failure; -EINVAL on a format error.
  *          The content is unchanged on failure.
+ * Threading: owner thread only.
  */
 int trb_buf_appendf(trb_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/** As trb_buf_appendf with a va_list (`ap` is consumed). */
+/**
+ * As trb_buf_appendf with a va_list (`ap` is consumed).
+ * Returns: as trb_buf_appendf. Threading: owner thread only.
+ */
 int trb_buf_appendv(trb_buf_t *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
@@ -184,6 +197,7 @@ void trb_buf_reset(trb_buf_t *b);
  * Params:  len_out — may be NULL; receives the content length in bytes.
  * Returns: the owned block; for a buffer that never allocated, a new
  *          1-byte "" block, or NULL (and *len_out = 0) if that fails.
+ * Threading: owner thread only.
  */
 char *trb_buf_take(trb_buf_t *b, size_t *len_out);
 

@@ -109,6 +109,8 @@ typedef struct trb_config_seen_s trb_config_seen_t;
  *          RESOURCE_EXHAUSTED if a string default cannot be copied.
  *          `st` (may be NULL) gets detail. On failure `cfg` may be partly
  *          filled; trb_config_free still releases it.
+ * Threading: thread-compatible (one thread per `cfg`).
+ * Source:  the table's default_value strings.
  */
 grpc_status_code trb_config_defaults(const trb_config_table_t *t, void *cfg,
                                      trb_status_t *st);
@@ -132,7 +134,10 @@ grpc_status_code trb_config_defaults(const trb_config_table_t *t, void *cfg,
  *            than once (first at <source>)`), unparsable value, or out of
  *            bounds (`pipeline.yaml:12: key "max_batch_rows": 0 is below
  *            the minimum 1`);
- *          RESOURCE_EXHAUSTED — a string value could not be copied.
+ *          RESOURCE_EXHAUSTED — a string value could not be copied;
+ *          INTERNAL — `seen` was created for another table.
+ * Threading: thread-compatible (one thread per `cfg` and `seen`).
+ * Source:  whatever `source` names (flag, env, file:line).
  */
 grpc_status_code trb_config_set(const trb_config_table_t *t, void *cfg,
                                 trb_config_seen_t *seen, const char *key,
@@ -166,6 +171,7 @@ grpc_status_code trb_config_apply_env(const trb_config_table_t *t, void *cfg,
  *          out — an initialized buffer; text is appended.
  * Returns: GRPC_STATUS_OK; RESOURCE_EXHAUSTED if `out` cannot grow (it then
  *          holds a prefix of the text).
+ * Threading: thread-compatible (one thread per `out`).
  */
 grpc_status_code trb_config_help(const trb_config_table_t *t,
                                  const char *env_prefix, trb_buf_t *out,
@@ -174,28 +180,36 @@ grpc_status_code trb_config_help(const trb_config_table_t *t,
 /**
  * Free the STRING fields of `cfg` and set them to NULL. NULL-safe (`cfg`).
  * Other fields are left as they are.
+ * Threading: thread-compatible (one thread per `cfg`).
  */
 void trb_config_free(const trb_config_table_t *t, void *cfg);
 
-/** The entry named `key` in `t`, or NULL. The result points into `t`. */
+/**
+ * The entry named `key` (borrowed; NULL gives NULL) in `t`.
+ * Returns: a pointer into `t` (borrowed), or NULL if there is none.
+ * Threading: thread-safe (the table is immutable).
+ */
 const trb_config_entry_t *trb_config_find(const trb_config_table_t *t,
                                           const char *key);
 
 /**
  * Create a duplicate tracker for one source (one file, one argv).
+ * Params:  t — the table the tracker is for; borrowed, must outlive it.
  * Returns: an owned tracker (trb_config_seen_destroy), NULL on allocation
  *          failure.
+ * Threading: thread-safe; the tracker is then thread-compatible.
  */
 trb_config_seen_t *trb_config_seen_create(const trb_config_table_t *t);
 
-/** Free a tracker. NULL-safe. */
+/** Free a tracker. NULL-safe. Threading: owner thread only. */
 void trb_config_seen_destroy(trb_config_seen_t *seen);
 
 /**
  * Parse a duration: an unsigned decimal integer followed by a unit "ms",
  * "s", "m" or "h" ("250ms", "5s", "2m"); "0" needs no unit.
  * Returns: true and `*out_ms` in milliseconds; false on bad syntax or
- *          int64 overflow.
+ *          int64 overflow (`*out_ms` untouched). NULL `s` gives false.
+ * Threading: thread-safe.
  */
 bool trb_config_parse_duration_ms(const char *s, int64_t *out_ms);
 
@@ -203,11 +217,17 @@ bool trb_config_parse_duration_ms(const char *s, int64_t *out_ms);
  * Parse a size: an unsigned decimal integer with an optional unit, binary
  * "KiB" "MiB" "GiB" "TiB" (x1024^n), decimal "kB" "MB" "GB" "TB" (x1000^n)
  * or "B"; units are case-insensitive ("1000", "64KiB", "10MiB").
- * Returns: true and `*out_bytes`; false on bad syntax or int64 overflow.
+ * Returns: true and `*out_bytes`; false on bad syntax or int64 overflow
+ *          (`*out_bytes` untouched). NULL `s` gives false.
+ * Threading: thread-safe.
  */
 bool trb_config_parse_size_bytes(const char *s, int64_t *out_bytes);
 
-/** "bool", "int64", "double", "string", "duration", "size" (static). */
+/**
+ * The name used in help text: "bool", "int64", "double", "string",
+ * "duration", "size"; "unknown" for other values.
+ * Returns: a static string. Threading: thread-safe.
+ */
 const char *trb_config_type_name(trb_config_type_t type);
 
 #ifdef __cplusplus

@@ -87,7 +87,10 @@ typedef struct trb_log_field_s {
   } v;
 } trb_log_field_t;
 
-/** A string field; `value` is borrowed. */
+/**
+ * A string field. Params: key, value — borrowed for the log call; a NULL
+ * value is written as JSON null. Threading: thread-safe (pure).
+ */
 static inline trb_log_field_t trb_log_field_str(const char *key, const char *value) {
   trb_log_field_t f;
   f.key = key;
@@ -95,7 +98,7 @@ static inline trb_log_field_t trb_log_field_str(const char *key, const char *val
   f.v.s = value;
   return f;
 }
-/** An integer field (a JSON number). */
+/** An integer field (a JSON number). Threading: thread-safe (pure). */
 static inline trb_log_field_t trb_log_field_int(const char *key, int64_t value) {
   trb_log_field_t f;
   f.key = key;
@@ -103,7 +106,10 @@ static inline trb_log_field_t trb_log_field_int(const char *key, int64_t value) 
   f.v.i = value;
   return f;
 }
-/** A floating-point field (JSON number, or "NaN"/"Infinity"/"-Infinity"). */
+/**
+ * A floating-point field: a JSON number, or the string "NaN", "Infinity" or
+ * "-Infinity". Threading: thread-safe (pure).
+ */
 static inline trb_log_field_t trb_log_field_dbl(const char *key, double value) {
   trb_log_field_t f;
   f.key = key;
@@ -111,7 +117,10 @@ static inline trb_log_field_t trb_log_field_dbl(const char *key, double value) {
   f.v.d = value;
   return f;
 }
-/** A boolean field (JSON true/false; any nonzero `value` is true). */
+/**
+ * A boolean field (JSON true/false; any nonzero `value` is true).
+ * Threading: thread-safe (pure).
+ */
 static inline trb_log_field_t trb_log_field_bool(const char *key, int value) {
   trb_log_field_t f;
   f.key = key;
@@ -120,6 +129,11 @@ static inline trb_log_field_t trb_log_field_bool(const char *key, int value) {
   return f;
 }
 
+/**
+ * Field builders for TRB_LOGF arrays, usable in C and C++ initializers:
+ *   trb_log_field_t f[] = {TRB_LOG_STR("stream", name), TRB_LOG_INT("rows", n)};
+ * Keys and string values are borrowed for the duration of the log call.
+ */
 #define TRB_LOG_STR(k, val) trb_log_field_str((k), (val))
 #define TRB_LOG_INT(k, val) trb_log_field_int((k), (int64_t)(val))
 #define TRB_LOG_DBL(k, val) trb_log_field_dbl((k), (double)(val))
@@ -180,13 +194,19 @@ trb_log_level_t trb_log_get_level(void);
  */
 bool trb_log_enabled(trb_log_level_t level);
 
-/** "DEBUG", "INFO", "WARNING" or "ERROR" (static string); "ERROR" if invalid. */
+/**
+ * The Cloud Logging severity name of `level`: "DEBUG", "INFO", "WARNING" or
+ * "ERROR" ("ERROR" for out-of-range values).
+ * Returns: a static string. Threading: thread-safe.
+ */
 const char *trb_log_level_name(trb_log_level_t level);
 
 /**
  * Parse a level name: "debug", "info", "warning" (or "warn"), "error",
  * case-insensitive.
+ * Params:  s — borrowed; NULL is rejected.
  * Returns: true and sets `*out`; false (and `*out` untouched) otherwise.
+ * Threading: thread-safe.
  */
 bool trb_log_level_parse(const char *s, trb_log_level_t *out);
 
