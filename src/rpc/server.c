@@ -155,7 +155,10 @@ static void call_start_batch(trb_rpc_server_call_t *c, grpc_op *ops, size_t n,
 /* Locked. */
 static void call_pump_read(trb_rpc_server_call_t *c) {
   grpc_op op;
-  if (c->read_busy || c->read_eof || c->read_paused || c->closed) return;
+  if (c->read_busy || c->read_eof || c->read_paused || c->closed ||
+      c->finish_requested) {
+    return;
+  }
   memset(&op, 0, sizeof(op));
   op.op = GRPC_OP_RECV_MESSAGE;
   op.data.recv_message.recv_message = &c->recv_bb;
@@ -227,12 +230,18 @@ static void call_on_close(trb_rpc_tag_t *tag, bool ok) {
   trb_rpc_server_call_t *c =
       (trb_rpc_server_call_t *)((char *)tag -
                                 offsetof(trb_rpc_server_call_t, close_tag));
+  bool pending;
   (void)ok;
   pthread_mutex_lock(&c->mu);
   c->ops--;
   c->closed = true;
   c->cancelled = c->cancelled_flag != 0 || !c->status_started;
+  pending = c->ops > 0;
   pthread_mutex_unlock(&c->mu);
+  /* The call is over; a RECV_MESSAGE still outstanding (the client never
+   * half-closed) would otherwise wait forever. Cancelling a finished call
+   * only completes its pending batches. */
+  if (pending) grpc_call_cancel(c->call, NULL);
   call_settle(c);
 }
 

@@ -15,12 +15,11 @@ class Cond {
  public:
   std::unique_lock<std::mutex> Lock() { return std::unique_lock<std::mutex>(mu_); }
   void Notify() { cv_.notify_all(); }
-  // Runs `fn` under the lock, then wakes waiters.
+  // Runs `fn` under the lock and wakes waiters before unlocking, so a
+  // waiter that then destroys this object never races the notification.
   void Update(const std::function<void()>& fn) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      fn();
-    }
+    std::lock_guard<std::mutex> g(mu_);
+    fn();
     cv_.notify_all();
   }
   bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 30000) {
