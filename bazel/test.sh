@@ -30,7 +30,8 @@ while IFS= read -r -d '' xml; do
   fi
   passed=$((passed + n - ${f:-0} - ${e:-0}))
   failed=$((failed + ${f:-0} + ${e:-0}))
-done < <(find "$testlogs" -name test.xml -print0 2>/dev/null)
+done < <(find "$testlogs" -name test.xml -not -path '*/run_*_of_*/*' \
+           -not -path '*/shard_*_of_*/*' -print0 2>/dev/null)
 
 # A target that failed to build or crashed is a failure even without a report.
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then

@@ -80,6 +80,10 @@ class StreamTest : public RpcTest {
               trb_rpc_stream_start(loop_, ch_, kAppendRows, &opts, &cbs, c, &c->stream, &st_))
         << st_.msg;
   }
+  // A member, so it outlives the server (shut down in TearDown): handlers
+  // may still run after a test body returns.
+  AppendServer server;
+
   void Register(AppendServer* s) {
     trb_rpc_stream_handler_t h = AppendServer::Handler();
     ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_add_stream(srv_, kAppendRows, &h, s, &st_)) << st_.msg;
@@ -87,7 +91,6 @@ class StreamTest : public RpcTest {
 };
 
 TEST_F(StreamTest, HundredThousandMessagesEachWayInOrder) {
-  AppendServer server;
   Register(&server);
   Start();
   Client c;
@@ -116,7 +119,6 @@ TEST_F(StreamTest, HundredThousandMessagesEachWayInOrder) {
 }
 
 TEST_F(StreamTest, ServerErrorCarriesStorageErrorDetail) {
-  AppendServer server;
   server.fail_at = 3;
   Register(&server);
   Start();
@@ -156,7 +158,6 @@ TEST_F(StreamTest, ServerErrorCarriesStorageErrorDetail) {
 }
 
 TEST_F(StreamTest, WriteAfterCloseIsRefused) {
-  AppendServer server;
   server.fail_at = 0;
   Register(&server);
   Start();
@@ -171,7 +172,6 @@ TEST_F(StreamTest, WriteAfterCloseIsRefused) {
 }
 
 TEST_F(StreamTest, DeadlineExceededEndsBothSides) {
-  AppendServer server;
   server.silent = true;
   Register(&server);
   Start();
@@ -187,7 +187,6 @@ TEST_F(StreamTest, DeadlineExceededEndsBothSides) {
 }
 
 TEST_F(StreamTest, CancelMidStream) {
-  AppendServer server;
   Register(&server);
   Start();
   Client c;
@@ -206,7 +205,6 @@ TEST_F(StreamTest, CancelMidStream) {
 }
 
 TEST_F(StreamTest, PausedReaderGetsEverythingAfterResume) {
-  AppendServer server;
   Register(&server);
   Start();
   Client c;
@@ -231,7 +229,6 @@ TEST_F(StreamTest, PausedReaderGetsEverythingAfterResume) {
 }
 
 TEST_F(StreamTest, ServerShutdownWithStreamsOpen) {
-  AppendServer server;
   server.silent = true;
   Register(&server);
   Start();
@@ -256,7 +253,6 @@ TEST_F(StreamTest, ServerShutdownWithStreamsOpen) {
 
 TEST_F(StreamTest, ThousandConcurrentStreamsOnOneChannel) {
   const int kStreams = 1000;
-  AppendServer server;
   server.barrier = kStreams;  // nobody is answered before all are open
   Register(&server);
   Start();
