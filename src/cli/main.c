@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "src/cli/selfcheck.h"
+#include "src/common/alloc.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -16,6 +17,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  trb_alloc_process_init();
   if (argc < 2) {
     usage(stderr);
     return 2;

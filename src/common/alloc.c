@@ -3,6 +3,7 @@
  */
 #include "src/common/alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,4 +53,8 @@ char *trb_strndup(const char *s, size_t n) {
 char *trb_strdup(const char *s) {
   if (s == NULL) return NULL;
   return trb_strndup(s, strlen(s));
+}
+
+void trb_alloc_process_init(void) {
+  mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
 }

@@ -334,6 +334,10 @@ static trb_rpc_wq_node_t *pump_write(trb_rpc_stream_t *s) {
     s->in_flight = trb_rpc_wq_pop(&s->wq);
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = s->in_flight->bb;
+    /* More writes queued behind this one: let gRPC coalesce them into one
+     * socket write. The last queued write goes without the hint and
+     * flushes everything. */
+    if (s->wq.head != NULL) op.flags = GRPC_WRITE_BUFFER_HINT;
     s->send_busy = true;
     start_batch(s, &op, 1, &s->send_tag);
   } else if (s->writes_done && !s->close_sent) {

@@ -184,6 +184,8 @@ static void call_pump_send(trb_rpc_server_call_t *c) {
   if (c->wq.head) {
     c->in_flight = trb_rpc_wq_pop(&c->wq);
     ops[n].op = GRPC_OP_SEND_MESSAGE;
+    /* Coalesce while more writes wait; the last one flushes (see client.c). */
+    if (c->wq.head != NULL) ops[n].flags = GRPC_WRITE_BUFFER_HINT;
     ops[n++].data.send_message.send_message = c->in_flight->bb;
   } else if (c->finish_requested) {
     if (c->fin_resp) {
