@@ -299,7 +299,7 @@ static void stream_unref(trb_rpc_stream_t *s) {
   grpc_metadata_array_destroy(&s->initial_md);
   grpc_metadata_array_destroy(&s->trailing_md);
   grpc_slice_unref(s->status_message);
-  trb_rpc_wq_node_destroy(trb_rpc_wq_pop(&s->wq)); /* none expected */
+  while (s->wq.head) trb_rpc_wq_node_destroy(trb_rpc_wq_pop(&s->wq));
   pthread_mutex_destroy(&s->mu);
   trb_free(s);
 }
@@ -521,7 +521,23 @@ grpc_status_code trb_rpc_stream_start(trb_rpc_loop_t *loop,
   ops[0].data.send_initial_metadata.metadata = s->md;
   ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
   ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-  start_batch(s, ops, 2, &s->start_tag);
+  {
+    /* The first batch is where gRPC validates the metadata: refuse, don't
+     * abort (nothing is outstanding yet). */
+    grpc_call_error err = grpc_call_start_batch(s->call, ops, 2, &s->start_tag,
+                                                NULL);
+    if (err != GRPC_CALL_OK) {
+      pthread_mutex_unlock(&s->mu);
+      atomic_fetch_sub(&loop->live_calls, 1);
+      atomic_store(&s->refs, 1);
+      stream_unref(s);
+      return trb_status_set(st, GRPC_STATUS_INTERNAL,
+                            "%s: grpc_call_start_batch failed (%d)", method,
+                            (int)err);
+    }
+    s->ops++;
+  }
+  *out = s; /* before any callback can run */
   memset(ops, 0, sizeof(ops));
   ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
   ops[0].data.recv_status_on_client.trailing_metadata = &s->trailing_md;
@@ -530,7 +546,6 @@ grpc_status_code trb_rpc_stream_start(trb_rpc_loop_t *loop,
   start_batch(s, ops, 1, &s->status_tag);
   pump_read(s);
   pthread_mutex_unlock(&s->mu);
-  *out = s;
   return GRPC_STATUS_OK;
 
 oom:

@@ -57,11 +57,12 @@ grpc_status_code trb_rpc_loop_create_n(const char *name, int n_threads,
   loop->cq = grpc_completion_queue_create_for_next(NULL);
   for (started = 0; started < n_threads; started++) {
     if (pthread_create(&loop->threads[started], NULL, loop_main, loop) != 0) {
+      grpc_status_code code = trb_status_set(
+          st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+          "loop %s: cannot start thread %d", loop->name, started);
       loop->n_threads = started;
-      trb_rpc_loop_destroy(loop);
-      return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                            "loop %s: cannot start thread %d", loop->name,
-                            started);
+      trb_rpc_loop_destroy(loop); /* frees loop: format the message first */
+      return code;
     }
   }
   loop->n_threads = n_threads;

@@ -24,8 +24,9 @@
  * - Buffers passed to callbacks are borrowed for the duration of the
  *   callback only.
  *
- * Lifetime order: release every call → destroy loops → destroy channels →
- * trb_rpc_shutdown(). A loop may only be destroyed when it has no live call.
+ * Lifetime order: every call delivers its final callback → destroy loops →
+ * destroy channels → trb_rpc_shutdown(). Streams may be released before or
+ * after their loop is destroyed, but before trb_rpc_shutdown().
  *
  * Source: gRPC C core 1.51 (grpc.h, grpc_security.h, doc/core/grpc-cq.md);
  * metadata conventions of Google APIs (x-goog-request-params).
@@ -331,8 +332,8 @@ grpc_status_code trb_rpc_stream_write(trb_rpc_stream_t *s, const void *data,
  */
 void trb_rpc_stream_writes_done(trb_rpc_stream_t *s);
 
-/** Bytes and messages queued and not yet handed to gRPC (including the one
- *  in flight). Thread-safe. */
+/** Bytes / messages written and not yet completed: the queued ones plus the
+ *  one in flight. Thread-safe. */
 size_t trb_rpc_stream_queued_bytes(trb_rpc_stream_t *s);
 size_t trb_rpc_stream_queued_messages(trb_rpc_stream_t *s);
 

@@ -78,6 +78,7 @@ struct trb_rpc_server_call_s {
   grpc_call *call;
   gpr_timespec deadline;
   grpc_metadata_array req_md;
+  char **req_md_text; /* lazily made NUL-terminated copies, by index */
   char *method_name;
   char *peer;
   void *handler_state;
@@ -103,6 +104,7 @@ struct trb_rpc_server_call_s {
   bool finish_requested;
   bool status_started;
   bool done_delivered;
+  bool started; /* on_start has returned (or the call has no on_start) */
   /* the final status, kept until sent */
   grpc_status_code fin_code;
   grpc_slice fin_message;
@@ -112,6 +114,7 @@ struct trb_rpc_server_call_s {
 };
 
 static void request_post(trb_rpc_server_t *srv, method_t *m);
+static void request_post_counted(trb_rpc_server_t *srv, method_t *m);
 
 /* ======================================================================== */
 /* Calls                                                                     */
@@ -121,6 +124,10 @@ static void call_free(trb_rpc_server_call_t *c) {
   trb_rpc_server_t *srv = c->srv;
   TRB_RPC_CHECK(c->ops == 0);
   grpc_call_unref(c->call);
+  if (c->req_md_text) {
+    for (size_t i = 0; i < c->req_md.count; i++) trb_free(c->req_md_text[i]);
+    trb_free(c->req_md_text);
+  }
   grpc_metadata_array_destroy(&c->req_md);
   trb_free(c->method_name);
   if (c->peer) gpr_free(c->peer);
@@ -145,6 +152,12 @@ static void call_unref(trb_rpc_server_call_t *c) {
   if (atomic_fetch_sub(&c->refs, 1) == 1) call_free(c);
 }
 
+/* Completions hold this while they run: their own op is still counted, so
+ * on_done has not run and the library reference is still held. */
+static void call_ref(trb_rpc_server_call_t *c) {
+  atomic_fetch_add(&c->refs, 1);
+}
+
 static void call_start_batch(trb_rpc_server_call_t *c, grpc_op *ops, size_t n,
                              trb_rpc_tag_t *tag) {
   grpc_call_error err = grpc_call_start_batch(c->call, ops, n, tag, NULL);
@@ -155,8 +168,8 @@ static void call_start_batch(trb_rpc_server_call_t *c, grpc_op *ops, size_t n,
 /* Locked. */
 static void call_pump_read(trb_rpc_server_call_t *c) {
   grpc_op op;
-  if (c->read_busy || c->read_eof || c->read_paused || c->closed ||
-      c->finish_requested) {
+  if (!c->started || c->read_busy || c->read_eof || c->read_paused ||
+      c->closed || c->finish_requested) {
     return;
   }
   memset(&op, 0, sizeof(op));
@@ -234,6 +247,7 @@ static void call_on_close(trb_rpc_tag_t *tag, bool ok) {
                                 offsetof(trb_rpc_server_call_t, close_tag));
   bool pending;
   (void)ok;
+  call_ref(c);
   pthread_mutex_lock(&c->mu);
   c->ops--;
   c->closed = true;
@@ -245,6 +259,7 @@ static void call_on_close(trb_rpc_tag_t *tag, bool ok) {
    * only completes its pending batches. */
   if (pending) grpc_call_cancel(c->call, NULL);
   call_settle(c);
+  call_unref(c);
 }
 
 static void call_on_send(trb_rpc_tag_t *tag, bool ok) {
@@ -252,6 +267,7 @@ static void call_on_send(trb_rpc_tag_t *tag, bool ok) {
       (trb_rpc_server_call_t *)((char *)tag -
                                 offsetof(trb_rpc_server_call_t, send_tag));
   (void)ok; /* a failed send shows up as a cancelled close */
+  call_ref(c);
   pthread_mutex_lock(&c->mu);
   trb_rpc_wq_node_destroy(c->in_flight);
   c->in_flight = NULL;
@@ -259,6 +275,7 @@ static void call_on_send(trb_rpc_tag_t *tag, bool ok) {
   c->ops--;
   pthread_mutex_unlock(&c->mu);
   call_settle(c);
+  call_unref(c);
 }
 
 static void finish_internal(trb_rpc_server_call_t *c, grpc_status_code code,
@@ -274,6 +291,7 @@ static void call_on_recv(trb_rpc_tag_t *tag, bool ok) {
   method_t *m = c->method;
   bool eof = !ok || bb == NULL;
 
+  call_ref(c);
   c->recv_bb = NULL;
   if (!eof) {
     grpc_slice msg = trb_rpc_bb_flatten(bb);
@@ -303,6 +321,7 @@ static void call_on_recv(trb_rpc_tag_t *tag, bool ok) {
     finish_internal(c, GRPC_STATUS_INTERNAL, "no request message received");
   }
   call_settle(c);
+  call_unref(c);
 }
 
 /* Create the call object for a completed request and hand it over. */
@@ -329,7 +348,8 @@ static void call_begin(request_t *r) {
   }
   c->peer = grpc_call_get_peer(c->call);
   c->fin_message = grpc_empty_slice();
-  atomic_init(&c->refs, 2);
+  atomic_init(&c->refs, 3); /* handler + library + this function */
+  c->started = r->method == NULL || !r->method->streaming;
   c->close_tag.done = call_on_close;
   c->recv_tag.done = call_on_recv;
   c->send_tag.done = call_on_send;
@@ -361,6 +381,7 @@ static void call_begin(request_t *r) {
                               : GRPC_STATUS_UNIMPLEMENTED,
                     msg);
     call_settle(c);
+    call_unref(c);
     return;
   }
   if (c->method->streaming) {
@@ -371,9 +392,11 @@ static void call_begin(request_t *r) {
     c->method->stream.on_start(c->method->user, c);
     pthread_mutex_lock(&c->mu);
     c->ops--;
+    c->started = true;
     pthread_mutex_unlock(&c->mu);
   }
   call_settle(c); /* starts reading */
+  call_unref(c);
 }
 
 /* ======================================================================== */
@@ -388,16 +411,25 @@ static void request_done(trb_rpc_tag_t *tag, bool ok) {
   if (ok) call_begin(r);
   pthread_mutex_lock(&srv->mu);
   again = ok && !srv->shutting_down;
+  if (again) srv->pending_requests++; /* the repost, counted before ours drops */
   srv->pending_requests--;
   pthread_cond_broadcast(&srv->cv);
   pthread_mutex_unlock(&srv->mu);
-  if (again) request_post(srv, r->method);
+  if (again) request_post_counted(srv, r->method);
   grpc_metadata_array_destroy(&r->md);
   grpc_call_details_destroy(&r->details);
   trb_free(r);
 }
 
 static void request_post(trb_rpc_server_t *srv, method_t *m) {
+  pthread_mutex_lock(&srv->mu);
+  srv->pending_requests++;
+  pthread_mutex_unlock(&srv->mu);
+  request_post_counted(srv, m);
+}
+
+/* Post a request already counted in pending_requests. */
+static void request_post_counted(trb_rpc_server_t *srv, method_t *m) {
   request_t *r = trb_calloc(1, sizeof(*r));
   grpc_call_error err;
 
@@ -407,9 +439,6 @@ static void request_post(trb_rpc_server_t *srv, method_t *m) {
   r->method = m;
   grpc_metadata_array_init(&r->md);
   grpc_call_details_init(&r->details);
-  pthread_mutex_lock(&srv->mu);
-  srv->pending_requests++;
-  pthread_mutex_unlock(&srv->mu);
   if (m != NULL) {
     err = grpc_server_request_registered_call(
         srv->server, m->registered, &r->call, &r->deadline, &r->md, NULL,
@@ -657,10 +686,29 @@ int trb_rpc_server_live_calls(trb_rpc_server_t *srv) {
 
 const char *trb_rpc_server_call_metadata(trb_rpc_server_call_t *c,
                                          const char *key, size_t *len) {
-  const grpc_slice *v = trb_rpc_md_find(&c->req_md, key);
-  if (v == NULL) return NULL;
-  if (len) *len = GRPC_SLICE_LENGTH(*v);
-  return (const char *)GRPC_SLICE_START_PTR(*v);
+  size_t klen = strlen(key);
+  bool bin = klen >= 4 && strcmp(key + klen - 4, "-bin") == 0;
+  for (size_t i = 0; i < c->req_md.count; i++) {
+    const grpc_metadata *m = &c->req_md.metadata[i];
+    if (GRPC_SLICE_LENGTH(m->key) != klen ||
+        memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0) {
+      continue;
+    }
+    if (len) *len = GRPC_SLICE_LENGTH(m->value);
+    if (bin) return (const char *)GRPC_SLICE_START_PTR(m->value);
+    /* Text values: a NUL-terminated copy, made once, freed with the call. */
+    if (c->req_md_text == NULL) {
+      c->req_md_text = trb_calloc(c->req_md.count, sizeof(char *));
+      if (c->req_md_text == NULL) return NULL;
+    }
+    if (c->req_md_text[i] == NULL) {
+      c->req_md_text[i] = trb_strndup(
+          (const char *)GRPC_SLICE_START_PTR(m->value),
+          GRPC_SLICE_LENGTH(m->value));
+    }
+    return c->req_md_text[i];
+  }
+  return NULL;
 }
 
 void trb_rpc_server_call_set_user(trb_rpc_server_call_t *c, void *state) {

@@ -20,7 +20,10 @@
  * call the client cancelled (the status is then discarded). The call's
  * memory is freed after both finish and `on_done`; treat finish as the
  * release: after it, the only use allowed is trb_rpc_server_call_user()
- * inside `on_done` (to free the handler's per-call state).
+ * inside `on_done` (to free the handler's per-call state). No read is
+ * requested after finish, but a message whose read was already outstanding
+ * may still be delivered to `on_message` (or the end of input to
+ * `on_half_close`); handlers ignore input for a call they have finished.
  *
  * Source: gRPC C core 1.51 server API (grpc_server_request_registered_call,
  * GRPC_OP_RECV_CLOSE_ON_SERVER, GRPC_OP_SEND_STATUS_FROM_SERVER); the
@@ -181,7 +184,8 @@ bool trb_rpc_server_call_cancelled(trb_rpc_server_call_t *call);
 grpc_status_code trb_rpc_server_call_write(trb_rpc_server_call_t *call,
                                            const void *data, size_t len);
 
-/** Messages and bytes queued and not yet sent. Thread-safe. */
+/** Bytes queued and not yet sent (including the write in flight).
+ *  Thread-safe. */
 size_t trb_rpc_server_call_queued_bytes(trb_rpc_server_call_t *call);
 
 /**
