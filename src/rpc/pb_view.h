@@ -37,7 +37,11 @@ typedef struct trb_pb_view_s {
  * A repeated bytes field: `count` views. For encoding, point `items` at the
  * caller's array (`cap` 0: not owned). Decoding appends into a heap array
  * (`cap` > 0) that the caller frees with trb_pb_view_list_free — pb_release
- * does not know about it.
+ * does not know about it — after a successful and after a failed decode
+ * alike. No list is generated inside a oneof union, where a later member
+ * would overwrite it (googleapis/nanopb.options: AppendRowsRequest is
+ * generated with no_unions, so its `rows` oneof is has_proto_rows /
+ * has_arrow_rows).
  */
 typedef struct trb_pb_view_list_s {
   trb_pb_view_t *items;

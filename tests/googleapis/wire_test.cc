@@ -67,8 +67,9 @@ TEST(WireTest, AppendRowsRequestWithWriterSchema) {
                m.write_stream);
   ASSERT_TRUE(m.has_offset);
   EXPECT_EQ(1234, m.offset.value);
-  ASSERT_EQ(google_cloud_bigquery_storage_v1_AppendRowsRequest_proto_rows_tag, m.which_rows);
-  const auto& pd = m.rows.proto_rows;
+  ASSERT_TRUE(m.has_proto_rows);
+  EXPECT_FALSE(m.has_arrow_rows);
+  const auto& pd = m.proto_rows;
   ASSERT_TRUE(pd.has_writer_schema);
   ASSERT_TRUE(pd.writer_schema.has_proto_descriptor);
   const google_protobuf_DescriptorProto& d = pd.writer_schema.proto_descriptor;
@@ -88,7 +89,7 @@ TEST(WireTest, AppendRowsRequestWithWriterSchema) {
   EXPECT_EQ(std::string("\n\003e-2"), View(pd.rows.serialized_rows.items[1]));
   EXPECT_STREQ("tributary", m.trace_id);
   EXPECT_EQ(golden, Encode(google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, &m));
-  trb_pb_view_list_free(&m.rows.proto_rows.rows.serialized_rows);
+  trb_pb_view_list_free(&m.proto_rows.rows.serialized_rows);
   trb_pb_release(google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, &m);
 }
 

@@ -28,10 +28,10 @@ inline std::vector<uint8_t> EncodeAppend(int64_t offset, const std::string& row)
   req.write_stream = const_cast<char*>(kStream);
   req.has_offset = true;
   req.offset.value = offset;
-  req.which_rows = google_cloud_bigquery_storage_v1_AppendRowsRequest_proto_rows_tag;
-  req.rows.proto_rows.has_rows = true;
-  req.rows.proto_rows.rows.serialized_rows.items = rows;
-  req.rows.proto_rows.rows.serialized_rows.count = 1;
+  req.has_proto_rows = true;
+  req.proto_rows.has_rows = true;
+  req.proto_rows.rows.serialized_rows.items = rows;
+  req.proto_rows.rows.serialized_rows.count = 1;
   uint8_t* buf = nullptr;
   size_t len = 0;
   trb_status_t st;
@@ -157,7 +157,7 @@ class AppendServer {
       return;
     }
     int64_t off = req.has_offset ? req.offset.value : -1;
-    trb_pb_view_list_free(&req.rows.proto_rows.rows.serialized_rows);
+    trb_pb_view_list_free(&req.proto_rows.rows.serialized_rows);
     trb_pb_release(google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, &req);
     bool in_order = off == c->next;
     c->next = off + 1;
