@@ -15,6 +15,11 @@
  *
  * Messages are opaque serialized protobuf bytes (see pb.h for nanopb helpers).
  *
+ * Memory: set-up and start functions report allocation failure as
+ * RESOURCE_EXHAUSTED; an allocation that fails inside a running call's
+ * completion (where no caller could be told) aborts the process, as gRPC
+ * core itself does.
+ *
  * Ownership
  * ---------
  * - `_create`/`_start` return owned objects; the matching `_destroy`/

@@ -113,8 +113,8 @@ struct trb_rpc_server_call_s {
   grpc_byte_buffer *fin_resp;
 };
 
-static void request_post(trb_rpc_server_t *srv, method_t *m);
-static void request_post_counted(trb_rpc_server_t *srv, method_t *m);
+static bool request_post(trb_rpc_server_t *srv, method_t *m);
+static bool request_post_counted(trb_rpc_server_t *srv, method_t *m);
 
 /* ======================================================================== */
 /* Calls                                                                     */
@@ -415,25 +415,34 @@ static void request_done(trb_rpc_tag_t *tag, bool ok) {
   srv->pending_requests--;
   pthread_cond_broadcast(&srv->cv);
   pthread_mutex_unlock(&srv->mu);
-  if (again) request_post_counted(srv, r->method);
+  /* Out of memory here would leave the method unserved; abort as gRPC core
+   * itself does when an allocation fails. */
+  if (again) TRB_RPC_CHECK(request_post_counted(srv, r->method));
   grpc_metadata_array_destroy(&r->md);
   grpc_call_details_destroy(&r->details);
   trb_free(r);
 }
 
-static void request_post(trb_rpc_server_t *srv, method_t *m) {
+static bool request_post(trb_rpc_server_t *srv, method_t *m) {
   pthread_mutex_lock(&srv->mu);
   srv->pending_requests++;
   pthread_mutex_unlock(&srv->mu);
-  request_post_counted(srv, m);
+  return request_post_counted(srv, m);
 }
 
-/* Post a request already counted in pending_requests. */
-static void request_post_counted(trb_rpc_server_t *srv, method_t *m) {
+/* Post a request already counted in pending_requests. False (and the count
+ * dropped) when memory runs out. */
+static bool request_post_counted(trb_rpc_server_t *srv, method_t *m) {
   request_t *r = trb_calloc(1, sizeof(*r));
   grpc_call_error err;
 
-  TRB_RPC_CHECK(r != NULL);
+  if (r == NULL) {
+    pthread_mutex_lock(&srv->mu);
+    srv->pending_requests--;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    return false;
+  }
   r->tag.done = request_done;
   r->srv = srv;
   r->method = m;
@@ -448,6 +457,7 @@ static void request_post_counted(trb_rpc_server_t *srv, method_t *m) {
                                    srv->loop->cq, srv->loop->cq, &r->tag);
   }
   TRB_RPC_CHECK(err == GRPC_CALL_OK);
+  return true;
 }
 
 /* ======================================================================== */
@@ -615,10 +625,16 @@ grpc_status_code trb_rpc_server_start(trb_rpc_server_t *srv, int *bound_port,
   grpc_server_start(srv->server);
   srv->started = true;
   srv->port = port;
-  for (method_t *m = srv->methods; m; m = m->next) request_post(srv, m);
-  request_post(srv, NULL);
+  for (method_t *m = srv->methods; m; m = m->next) {
+    if (!request_post(srv, m)) goto oom;
+  }
+  if (!request_post(srv, NULL)) goto oom;
   if (bound_port) *bound_port = port;
   return GRPC_STATUS_OK;
+oom:
+  trb_rpc_server_shutdown(srv);
+  return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "server: out of memory while starting");
 }
 
 static void on_shutdown_done(trb_rpc_tag_t *tag, bool ok) {
