@@ -67,7 +67,7 @@ grpc_status_code trb_rpc_channel_create(const trb_rpc_channel_config_t *cfg,
                                         trb_rpc_channel_t **out,
                                         trb_status_t *st) {
   grpc_channel_credentials *creds;
-  grpc_arg args[6];
+  grpc_arg args[7];
   size_t n = 0;
   grpc_channel_args chargs;
   trb_rpc_channel_t *ch;
@@ -90,20 +90,27 @@ grpc_status_code trb_rpc_channel_create(const trb_rpc_channel_config_t *cfg,
   }
 
   args[n++] = trb_rpc_arg_int(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-      cfg->max_receive_message_bytes ? cfg->max_receive_message_bytes
-                                     : DEFAULT_MAX_MESSAGE_BYTES);
-  args[n++] = trb_rpc_arg_int(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
-      cfg->max_send_message_bytes ? cfg->max_send_message_bytes
+                              cfg->max_receive_message_bytes
+                                  ? cfg->max_receive_message_bytes
                                   : DEFAULT_MAX_MESSAGE_BYTES);
+  args[n++] = trb_rpc_arg_int(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+                              cfg->max_send_message_bytes
+                                  ? cfg->max_send_message_bytes
+                                  : DEFAULT_MAX_MESSAGE_BYTES);
+  args[n++] = trb_rpc_arg_int(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE,
+                              cfg->write_buffer_bytes
+                                  ? cfg->write_buffer_bytes
+                                  : TRB_RPC_DEFAULT_WRITE_BUFFER_BYTES);
   args[n++] = trb_rpc_arg_str(GRPC_ARG_PRIMARY_USER_AGENT_STRING,
-      cfg->user_agent ? cfg->user_agent : "tributary");
+                              cfg->user_agent ? cfg->user_agent : "tributary");
   if (cfg->keepalive_time_ms > 0) {
-    args[n++] = trb_rpc_arg_int(GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_time_ms);
+    args[n++] = trb_rpc_arg_int(GRPC_ARG_KEEPALIVE_TIME_MS,
+                                cfg->keepalive_time_ms);
     args[n++] = trb_rpc_arg_int(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   }
   if (cfg->tls_server_name) {
     args[n++] = trb_rpc_arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
-        cfg->tls_server_name);
+                                cfg->tls_server_name);
   }
   chargs.num_args = n;
   chargs.args = args;

@@ -131,6 +131,10 @@ typedef struct trb_rpc_channel_config_s {
   int max_receive_message_bytes;
   /** Largest message this channel may send, bytes; 0 = 64 MiB. */
   int max_send_message_bytes;
+  /** How many bytes of coalesced writes gRPC may hold per stream before it
+   *  must send (GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE; applies while more writes
+   *  are queued behind the one in flight); 0 = 1 MiB. */
+  int write_buffer_bytes;
   /** HTTP/2 keepalive ping interval, milliseconds; 0 = gRPC default (off). */
   int keepalive_time_ms;
   /** Prefix for the user-agent header; NULL = "tributary". */

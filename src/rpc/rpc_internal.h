@@ -92,6 +92,11 @@ const grpc_slice *trb_rpc_md_find(const grpc_metadata_array *arr,
 grpc_arg trb_rpc_arg_int(const char *key, int value);
 grpc_arg trb_rpc_arg_str(const char *key, const char *value);
 
+/* Default GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE: with GRPC_WRITE_BUFFER_HINT on
+ * queued writes, 1 MiB lets several 64 KiB messages share a sendmsg
+ * (perf/README.md: 64 KiB stream rpc/raw ratio ~0.45 → ~0.65). */
+#define TRB_RPC_DEFAULT_WRITE_BUFFER_BYTES (1024 * 1024)
+
 /* Deadline `timeout_ms` from now; 0 or less → infinite. */
 gpr_timespec trb_rpc_deadline_from_timeout(int64_t timeout_ms);
 

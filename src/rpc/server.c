@@ -56,6 +56,7 @@ struct trb_rpc_server_s {
   char *key_pem;
   int max_recv;
   int max_send;
+  int write_buffer;
 
   grpc_server *server;
   trb_rpc_loop_t *loop;
@@ -496,6 +497,9 @@ grpc_status_code trb_rpc_server_create(const trb_rpc_server_config_t *cfg,
                       : DEFAULT_MAX_MESSAGE_BYTES;
   srv->max_send = cfg->max_send_message_bytes ? cfg->max_send_message_bytes
                                               : DEFAULT_MAX_MESSAGE_BYTES;
+  srv->write_buffer = cfg->write_buffer_bytes
+                          ? cfg->write_buffer_bytes
+                          : TRB_RPC_DEFAULT_WRITE_BUFFER_BYTES;
   pthread_mutex_init(&srv->mu, NULL);
   pthread_cond_init(&srv->cv, NULL);
   *out = srv;
@@ -573,7 +577,7 @@ grpc_status_code trb_rpc_server_add_stream(
 
 grpc_status_code trb_rpc_server_start(trb_rpc_server_t *srv, int *bound_port,
                                       trb_status_t *st) {
-  grpc_arg args[2];
+  grpc_arg args[3];
   grpc_channel_args chargs;
   grpc_server_credentials *creds;
   char addr[300];
@@ -586,7 +590,9 @@ grpc_status_code trb_rpc_server_start(trb_rpc_server_t *srv, int *bound_port,
   }
   args[0] = trb_rpc_arg_int(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, srv->max_recv);
   args[1] = trb_rpc_arg_int(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, srv->max_send);
-  chargs.num_args = 2;
+  args[2] = trb_rpc_arg_int(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE,
+                            srv->write_buffer);
+  chargs.num_args = 3;
   chargs.args = args;
   srv->server = grpc_server_create(&chargs, NULL);
   code = trb_rpc_loop_create_n("trb-rpc-srv", srv->n_threads, &srv->loop, st);

@@ -63,6 +63,9 @@ typedef struct trb_rpc_server_config_s {
   int max_receive_message_bytes;
   /** Largest response message, bytes; 0 = 64 MiB. */
   int max_send_message_bytes;
+  /** Coalesced writes gRPC may hold per stream, bytes (see
+   *  trb_rpc_channel_config_t.write_buffer_bytes); 0 = 1 MiB. */
+  int write_buffer_bytes;
 } trb_rpc_server_config_t;
 
 /**
