@@ -190,17 +190,22 @@ void trb_rpc_md_free(grpc_metadata *md, size_t n) {
   trb_free(md);
 }
 
-const grpc_slice *trb_rpc_md_find(const grpc_metadata_array *arr,
-                                  const char *key) {
+long trb_rpc_md_index(const grpc_metadata_array *arr, const char *key) {
   size_t klen = strlen(key);
   for (size_t i = 0; i < arr->count; i++) {
     const grpc_slice *k = &arr->metadata[i].key;
     if (GRPC_SLICE_LENGTH(*k) == klen &&
         memcmp(GRPC_SLICE_START_PTR(*k), key, klen) == 0) {
-      return &arr->metadata[i].value;
+      return (long)i;
     }
   }
-  return NULL;
+  return -1;
+}
+
+const grpc_slice *trb_rpc_md_find(const grpc_metadata_array *arr,
+                                  const char *key) {
+  long i = trb_rpc_md_index(arr, key);
+  return i < 0 ? NULL : &arr->metadata[i].value;
 }
 
 gpr_timespec trb_rpc_deadline_from_timeout(int64_t timeout_ms) {

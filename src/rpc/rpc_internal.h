@@ -83,6 +83,8 @@ grpc_slice trb_rpc_bb_flatten(grpc_byte_buffer *bb);
 /* Build gRPC metadata from trb_rpc_md_t (slices are copies). */
 grpc_metadata *trb_rpc_md_build(const trb_rpc_md_t *md, size_t n);
 void trb_rpc_md_free(grpc_metadata *md, size_t n);
+/* Index of `key` in a received metadata array; -1 when absent. */
+long trb_rpc_md_index(const grpc_metadata_array *arr, const char *key);
 /* Find `key` in a received metadata array; NULL when absent. */
 const grpc_slice *trb_rpc_md_find(const grpc_metadata_array *arr,
                                   const char *key);

@@ -709,28 +709,25 @@ int trb_rpc_server_live_calls(trb_rpc_server_t *srv) {
 const char *trb_rpc_server_call_metadata(trb_rpc_server_call_t *c,
                                          const char *key, size_t *len) {
   size_t klen = strlen(key);
-  bool bin = klen >= 4 && strcmp(key + klen - 4, "-bin") == 0;
-  for (size_t i = 0; i < c->req_md.count; i++) {
-    const grpc_metadata *m = &c->req_md.metadata[i];
-    if (GRPC_SLICE_LENGTH(m->key) != klen ||
-        memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0) {
-      continue;
-    }
-    if (len) *len = GRPC_SLICE_LENGTH(m->value);
-    if (bin) return (const char *)GRPC_SLICE_START_PTR(m->value);
-    /* Text values: a NUL-terminated copy, made once, freed with the call. */
-    if (c->req_md_text == NULL) {
-      c->req_md_text = trb_calloc(c->req_md.count, sizeof(char *));
-      if (c->req_md_text == NULL) return NULL;
-    }
-    if (c->req_md_text[i] == NULL) {
-      c->req_md_text[i] = trb_strndup(
-          (const char *)GRPC_SLICE_START_PTR(m->value),
-          GRPC_SLICE_LENGTH(m->value));
-    }
-    return c->req_md_text[i];
+  long i = trb_rpc_md_index(&c->req_md, key);
+  const grpc_slice *v;
+
+  if (i < 0) return NULL;
+  v = &c->req_md.metadata[i].value;
+  if (len) *len = GRPC_SLICE_LENGTH(*v);
+  if (klen >= 4 && strcmp(key + klen - 4, "-bin") == 0) {
+    return (const char *)GRPC_SLICE_START_PTR(*v);
   }
-  return NULL;
+  /* Text values: a NUL-terminated copy, made once, freed with the call. */
+  if (c->req_md_text == NULL) {
+    c->req_md_text = trb_calloc(c->req_md.count, sizeof(char *));
+    if (c->req_md_text == NULL) return NULL;
+  }
+  if (c->req_md_text[i] == NULL) {
+    c->req_md_text[i] = trb_strndup((const char *)GRPC_SLICE_START_PTR(*v),
+                                    GRPC_SLICE_LENGTH(*v));
+  }
+  return c->req_md_text[i];
 }
 
 void trb_rpc_server_call_set_user(trb_rpc_server_call_t *c, void *state) {
