@@ -1,0 +1,185 @@
+/*
+ * faults.c — fault injection registry: a short list of per-method rules
+ * under one mutex (tests install a handful; the lookup is a linear scan).
+ */
+#include "src/emulator/faults.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "src/common/alloc.h"
+
+#define MAX_DROPPERS 8
+
+typedef struct rule_s {
+  char *method;
+  int count; /* < 0 = unlimited; 0 = error part inactive */
+  grpc_status_code code;
+  char *message;
+  int latency_ms;
+  struct rule_s *next;
+} rule_t;
+
+struct trb_faults_s {
+  pthread_mutex_t mu;
+  rule_t *rules;
+  struct {
+    trb_faults_drop_cb cb;
+    void *user;
+  } droppers[MAX_DROPPERS];
+  int n_droppers;
+  int64_t injected;
+};
+
+trb_faults_t *trb_faults_create(void) {
+  trb_faults_t *f = trb_calloc(1, sizeof(*f));
+  if (f) pthread_mutex_init(&f->mu, NULL);
+  return f;
+}
+
+static void rule_free(rule_t *r) {
+  trb_free(r->method);
+  trb_free(r->message);
+  trb_free(r);
+}
+
+void trb_faults_clear(trb_faults_t *f) {
+  pthread_mutex_lock(&f->mu);
+  rule_t *r = f->rules;
+  f->rules = NULL;
+  pthread_mutex_unlock(&f->mu);
+  while (r) {
+    rule_t *next = r->next;
+    rule_free(r);
+    r = next;
+  }
+}
+
+void trb_faults_destroy(trb_faults_t *f) {
+  if (!f) return;
+  trb_faults_clear(f);
+  pthread_mutex_destroy(&f->mu);
+  trb_free(f);
+}
+
+/* Find or create the rule for `method`; called with the lock held. */
+static rule_t *rule_for(trb_faults_t *f, const char *method) {
+  for (rule_t *r = f->rules; r; r = r->next) {
+    if (strcmp(r->method, method) == 0) return r;
+  }
+  rule_t *r = trb_calloc(1, sizeof(*r));
+  if (!r) return NULL;
+  r->method = trb_strdup(method);
+  if (!r->method) {
+    trb_free(r);
+    return NULL;
+  }
+  r->next = f->rules;
+  f->rules = r;
+  return r;
+}
+
+grpc_status_code trb_faults_add_error(trb_faults_t *f, const char *method,
+                                      int count, grpc_status_code code,
+                                      const char *message, trb_status_t *st) {
+  if (!method || !*method)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "fault rule needs a method name or \"*\"");
+  if (code == GRPC_STATUS_OK)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "fault rule needs a non-OK status code");
+  char *msg = trb_strdup(message ? message : "injected fault");
+  if (!msg) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "fault");
+  pthread_mutex_lock(&f->mu);
+  rule_t *r = rule_for(f, method);
+  if (!r) {
+    pthread_mutex_unlock(&f->mu);
+    trb_free(msg);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "fault rule");
+  }
+  trb_free(r->message);
+  r->message = msg;
+  r->code = code;
+  r->count = count;
+  pthread_mutex_unlock(&f->mu);
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code trb_faults_set_latency(trb_faults_t *f, const char *method,
+                                        int latency_ms, trb_status_t *st) {
+  if (!method || !*method || latency_ms < 0)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "latency rule needs a method and latency_ms >= 0");
+  pthread_mutex_lock(&f->mu);
+  rule_t *r = rule_for(f, method);
+  if (r) r->latency_ms = latency_ms;
+  pthread_mutex_unlock(&f->mu);
+  if (!r) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "fault rule");
+  return GRPC_STATUS_OK;
+}
+
+bool trb_faults_take(trb_faults_t *f, const char *method,
+                     grpc_status_code *code, char *message,
+                     size_t message_len, int *latency_ms) {
+  bool fail = false;
+  int latency = 0;
+  if (!f) {
+    if (latency_ms) *latency_ms = 0;
+    return false;
+  }
+  pthread_mutex_lock(&f->mu);
+  /* The exact method's rule wins over "*". */
+  rule_t *exact = NULL, *any = NULL;
+  for (rule_t *r = f->rules; r; r = r->next) {
+    if (strcmp(r->method, method) == 0) exact = r;
+    else if (strcmp(r->method, "*") == 0) any = r;
+  }
+  if (exact && exact->latency_ms) latency = exact->latency_ms;
+  else if (any) latency = any->latency_ms;
+  rule_t *err = exact && exact->count != 0 ? exact : (any && any->count != 0 ? any : NULL);
+  if (err) {
+    fail = true;
+    if (err->count > 0) err->count--;
+    *code = err->code;
+    if (message && message_len) snprintf(message, message_len, "%s", err->message);
+    f->injected++;
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (latency_ms) *latency_ms = latency;
+  return fail;
+}
+
+grpc_status_code trb_faults_on_drop(trb_faults_t *f, trb_faults_drop_cb cb,
+                                    void *user, trb_status_t *st) {
+  pthread_mutex_lock(&f->mu);
+  if (f->n_droppers == MAX_DROPPERS) {
+    pthread_mutex_unlock(&f->mu);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "at most %d stream droppers", MAX_DROPPERS);
+  }
+  f->droppers[f->n_droppers].cb = cb;
+  f->droppers[f->n_droppers].user = user;
+  f->n_droppers++;
+  pthread_mutex_unlock(&f->mu);
+  return GRPC_STATUS_OK;
+}
+
+void trb_faults_drop_streams(trb_faults_t *f, grpc_status_code code,
+                             const char *message) {
+  pthread_mutex_lock(&f->mu);
+  int n = f->n_droppers;
+  pthread_mutex_unlock(&f->mu);
+  /* Droppers are only ever appended, so the first n stay valid. */
+  for (int i = 0; i < n; i++) {
+    f->droppers[i].cb(f->droppers[i].user, code,
+                      message ? message : "streams dropped by fault injection");
+  }
+}
+
+int64_t trb_faults_injected(trb_faults_t *f) {
+  pthread_mutex_lock(&f->mu);
+  int64_t n = f->injected;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}

@@ -1,0 +1,95 @@
+/*
+ * faults.h — fault injection for tests: make the next N calls of a method
+ * fail with a chosen status, add latency to a method, and drop every open
+ * stream. One registry per emulator, shared by its services.
+ *
+ * Services consult the registry at the start of every unary call and of
+ * every streaming call (StreamingPull open, AppendRows open) and, for
+ * AppendRows, before answering each request (so "the next N AppendRows"
+ * can fail in-stream). Streams register a drop callback so that
+ * trb_faults_drop_streams() can end them with a chosen status.
+ *
+ * Method names are gRPC full names ("/google.pubsub.v1.Publisher/Publish");
+ * "*" matches every method.
+ *
+ * Threading: every function is thread-safe.
+ */
+#ifndef TRB_SRC_EMULATOR_FAULTS_H
+#define TRB_SRC_EMULATOR_FAULTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/status.h>
+
+#include "src/common/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct trb_faults_s trb_faults_t;
+
+/** Create an empty registry. NULL on allocation failure. */
+trb_faults_t *trb_faults_create(void);
+
+/** Free. NULL-safe. No service may use it afterwards. */
+void trb_faults_destroy(trb_faults_t *f);
+
+/**
+ * Make the next `count` calls of `method` fail with `code` / `message`.
+ * `count` < 0: every call until trb_faults_clear(). A later rule for the same
+ * method replaces the earlier one. Strings are copied.
+ * Returns: OK; INVALID_ARGUMENT (code OK, empty method); RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_faults_add_error(trb_faults_t *f, const char *method,
+                                      int count, grpc_status_code code,
+                                      const char *message, trb_status_t *st);
+
+/**
+ * Delay every call of `method` by `latency_ms` milliseconds (0 removes).
+ * Returns: OK; INVALID_ARGUMENT (negative, empty method); RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_faults_set_latency(trb_faults_t *f, const char *method,
+                                        int latency_ms, trb_status_t *st);
+
+/** Remove every rule. */
+void trb_faults_clear(trb_faults_t *f);
+
+/**
+ * Consult the registry for one call of `method`. When an error rule
+ * matches, one unit of its count is consumed, `*code` / `message` receive
+ * the status and true is returned. `*latency_ms` (may be NULL) receives the
+ * delay to apply (0 when none), whether or not an error is returned.
+ * `message` has room for `message_len` bytes (NUL-terminated, truncated).
+ */
+bool trb_faults_take(trb_faults_t *f, const char *method,
+                     grpc_status_code *code, char *message,
+                     size_t message_len, int *latency_ms);
+
+/** Callback that ends every open stream of one service with the status.
+ *  Runs on the thread calling trb_faults_drop_streams(). */
+typedef void (*trb_faults_drop_cb)(void *user, grpc_status_code code,
+                                   const char *message);
+
+/**
+ * Register a service's stream dropper (at most 8). Returns OK or
+ * RESOURCE_EXHAUSTED. Registered for the registry's lifetime.
+ */
+grpc_status_code trb_faults_on_drop(trb_faults_t *f, trb_faults_drop_cb cb,
+                                    void *user, trb_status_t *st);
+
+/** End every open stream of every registered service with code/message
+ *  (UNAVAILABLE is what a real server restart looks like). */
+void trb_faults_drop_streams(trb_faults_t *f, grpc_status_code code,
+                             const char *message);
+
+/** Total calls failed by error rules so far (tests). */
+int64_t trb_faults_injected(trb_faults_t *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRB_SRC_EMULATOR_FAULTS_H */
