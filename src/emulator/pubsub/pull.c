@@ -1,0 +1,244 @@
+/* pull.c — unary Pull, Acknowledge and ModifyAckDeadline, with the
+ * exactly-once ErrorInfo results (PROTOCOL.md B.4). */
+#include <string.h>
+
+#include "google/rpc/error_details.pb.h"
+#include "src/common/alloc.h"
+#include "src/emulator/pubsub/ps_internal.h"
+#include "src/rpc/details.h"
+#include "src/rpc/pb.h"
+
+static void finish_err(trb_rpc_server_call_t *call, const trb_status_t *st) {
+  trb_rpc_server_call_finish(call, st->code, st->msg, NULL, 0, NULL, 0);
+}
+
+/* Look the subscription up (mu held) or set st. */
+static ps_sub_t *find_sub(trb_psemu_t *ps, const char *name, trb_status_t *st) {
+  if (trb_ps_name_parse(name, "subscriptions", "subscription", NULL, NULL,
+                        NULL, st) != GRPC_STATUS_OK) {
+    return NULL;
+  }
+  ps_sub_t *s = ps_sub_find(ps, name);
+  if (s == NULL || s->deleted) {
+    trb_status_set(st, GRPC_STATUS_NOT_FOUND,
+                   "Resource not found (resource=subscription).");
+    return NULL;
+  }
+  return s;
+}
+
+static void on_pull(void *user, trb_rpc_server_call_t *call,
+                    const uint8_t *req, size_t len) {
+  trb_psemu_t *ps = user;
+  if (ps_fault(ps, call, true)) return;
+  google_pubsub_v1_PullRequest r = google_pubsub_v1_PullRequest_init_zero;
+  trb_status_t st = {0};
+  if (trb_pb_decode(google_pubsub_v1_PullRequest_fields, req, len, &r, &st) !=
+      GRPC_STATUS_OK) {
+    trb_pb_release(google_pubsub_v1_PullRequest_fields, &r);
+    st.code = GRPC_STATUS_INVALID_ARGUMENT;
+    finish_err(call, &st);
+    return;
+  }
+  trb_buf_t b = TRB_BUF_INIT;
+  ps_lock(ps);
+  ps_sub_t *s = find_sub(ps, r.subscription, &st);
+  if (s != NULL && r.max_messages <= 0) {
+    trb_status_set(&st, GRPC_STATUS_INVALID_ARGUMENT,
+                   "max_messages must be a positive integer");
+    s = NULL;
+  } else if (s != NULL && s->detached) {
+    trb_status_set(&st, GRPC_STATUS_FAILED_PRECONDITION,
+                   "subscription is detached");
+    s = NULL;
+  }
+  if (s != NULL) {
+    ps_lease_into(ps, s, NULL, s->ack_deadline_s, (size_t)r.max_messages,
+                  PS_MAX_REQUEST_BYTES, &b);
+  }
+  ps_unlock(ps);
+  trb_pb_release(google_pubsub_v1_PullRequest_fields, &r);
+  if (s == NULL) {
+    finish_err(call, &st);
+  } else {
+    trb_rpc_server_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0,
+                               b.data ? b.data : "", b.len);
+  }
+  trb_buf_deinit(&b);
+}
+
+/* google.rpc.Status{FAILED_PRECONDITION, details=[ErrorInfo]} naming each
+ * failed ack ID as PERMANENT_FAILURE_INVALID_ACK_ID. */
+static grpc_status_code eod_details(char *const *ids, const int *res, size_t n,
+                                    uint8_t **out, size_t *out_len,
+                                    size_t *n_failed) {
+  google_rpc_ErrorInfo info = google_rpc_ErrorInfo_init_zero;
+  google_rpc_ErrorInfo_MetadataEntry *md = trb_calloc(n + 1, sizeof(*md));
+  if (md == NULL) return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (res[i] == PS_ACK_OK) continue;
+    md[k].key = ids[i];
+    md[k].value = (char *)"PERMANENT_FAILURE_INVALID_ACK_ID";
+    k++;
+  }
+  *n_failed = k;
+  if (k == 0) {
+    trb_free(md);
+    return GRPC_STATUS_OK;
+  }
+  info.reason = (char *)"EXACTLY_ONCE_ACKID_FAILURE";
+  info.domain = (char *)"pubsub.googleapis.com";
+  info.metadata_count = (pb_size_t)k;
+  info.metadata = md;
+  uint8_t *enc = NULL;
+  size_t enc_len = 0;
+  trb_status_t st;
+  grpc_status_code c =
+      trb_pb_encode(google_rpc_ErrorInfo_fields, &info, &enc, &enc_len, &st);
+  trb_free(md);
+  if (c != GRPC_STATUS_OK) return c;
+  trb_rpc_any_t any = {TRB_RPC_TYPE_URL_PREFIX "google.rpc.ErrorInfo", enc,
+                       enc_len};
+  c = trb_rpc_status_details_encode(GRPC_STATUS_FAILED_PRECONDITION,
+                                    "some ack IDs failed", &any, 1, out,
+                                    out_len, &st);
+  trb_free(enc);
+  return c;
+}
+
+static void on_ack(void *user, trb_rpc_server_call_t *call,
+                   const uint8_t *req, size_t len) {
+  trb_psemu_t *ps = user;
+  if (ps_fault(ps, call, true)) return;
+  google_pubsub_v1_AcknowledgeRequest r =
+      google_pubsub_v1_AcknowledgeRequest_init_zero;
+  trb_status_t st = {0};
+  if (trb_pb_decode(google_pubsub_v1_AcknowledgeRequest_fields, req, len, &r,
+                    &st) != GRPC_STATUS_OK) {
+    trb_pb_release(google_pubsub_v1_AcknowledgeRequest_fields, &r);
+    st.code = GRPC_STATUS_INVALID_ARGUMENT;
+    finish_err(call, &st);
+    return;
+  }
+  size_t n = r.ack_ids_count;
+  ps_ack_op_t *op = trb_calloc(1, sizeof(*op));
+  int *res = trb_calloc(n + 1, sizeof(*res));
+  if (op) {
+    op->seqs = trb_malloc((n + 1) * sizeof(int64_t));
+    op->gc = trb_malloc((n + 1) * sizeof(int64_t));
+  }
+  if (!op || !res || !op->seqs || !op->gc) {
+    trb_status_set(&st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto fail;
+  }
+  op->ps = ps;
+  op->call = call;
+  ps_lock(ps);
+  ps_sub_t *s = find_sub(ps, r.subscription, &st);
+  if (s != NULL && n == 0) {
+    trb_status_set(&st, GRPC_STATUS_INVALID_ARGUMENT,
+                   "ack_ids must not be empty");
+    s = NULL;
+  }
+  bool eod = false;
+  if (s != NULL) {
+    eod = s->eod;
+    op->sub_id = s->id;
+    ps_ack_ids(ps, s, r.ack_ids, n, res, op->seqs, &op->n_seqs, op->gc,
+               &op->n_gc);
+    ps_dispatch(ps, s);
+  }
+  ps_unlock(ps);
+  if (s == NULL) goto fail;
+  if (eod) {
+    size_t failed = 0;
+    if (eod_details(r.ack_ids, res, n, &op->details, &op->details_len,
+                    &failed) == GRPC_STATUS_OK &&
+        failed > 0) {
+      op->err_msg = trb_strdup("some ack IDs are invalid or expired");
+    }
+  }
+  trb_free(res);
+  trb_pb_release(google_pubsub_v1_AcknowledgeRequest_fields, &r);
+  ps_ack_op_submit(ps, op);
+  return;
+fail:
+  ps_ack_op_free(op);
+  trb_free(res);
+  trb_pb_release(google_pubsub_v1_AcknowledgeRequest_fields, &r);
+  finish_err(call, &st);
+}
+
+static void on_modack(void *user, trb_rpc_server_call_t *call,
+                      const uint8_t *req, size_t len) {
+  trb_psemu_t *ps = user;
+  if (ps_fault(ps, call, true)) return;
+  google_pubsub_v1_ModifyAckDeadlineRequest r =
+      google_pubsub_v1_ModifyAckDeadlineRequest_init_zero;
+  trb_status_t st = {0};
+  if (trb_pb_decode(google_pubsub_v1_ModifyAckDeadlineRequest_fields, req, len,
+                    &r, &st) != GRPC_STATUS_OK) {
+    trb_pb_release(google_pubsub_v1_ModifyAckDeadlineRequest_fields, &r);
+    st.code = GRPC_STATUS_INVALID_ARGUMENT;
+    finish_err(call, &st);
+    return;
+  }
+  size_t n = r.ack_ids_count;
+  int *res = trb_calloc(n + 1, sizeof(*res));
+  ps_sub_t *s = NULL;
+  bool eod = false;
+  if (res == NULL) {
+    trb_status_set(&st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  } else if (r.ack_deadline_seconds < 0 || r.ack_deadline_seconds > 600) {
+    trb_status_set(&st, GRPC_STATUS_INVALID_ARGUMENT,
+                   "ack_deadline_seconds must be between 0 and 600 (got %d)",
+                   (int)r.ack_deadline_seconds);
+  } else if (n == 0) {
+    trb_status_set(&st, GRPC_STATUS_INVALID_ARGUMENT,
+                   "ack_ids must not be empty");
+  } else {
+    ps_lock(ps);
+    s = find_sub(ps, r.subscription, &st);
+    if (s != NULL) {
+      eod = s->eod;
+      ps_modack_ids(ps, s, r.ack_ids, n, NULL, r.ack_deadline_seconds, res);
+      ps_dispatch(ps, s);
+    }
+    ps_unlock(ps);
+  }
+  if (s == NULL) {
+    finish_err(call, &st);
+  } else {
+    uint8_t *details = NULL;
+    size_t details_len = 0, failed = 0;
+    if (eod && eod_details(r.ack_ids, res, n, &details, &details_len,
+                           &failed) == GRPC_STATUS_OK &&
+        failed > 0) {
+      trb_rpc_server_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
+                                 "some ack IDs are invalid or expired",
+                                 details, details_len, NULL, 0);
+    } else {
+      trb_rpc_server_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0, "", 0);
+    }
+    trb_free(details);
+  }
+  trb_free(res);
+  trb_pb_release(google_pubsub_v1_ModifyAckDeadlineRequest_fields, &r);
+}
+
+grpc_status_code ps_pull_register(trb_psemu_t *ps, trb_rpc_server_t *srv,
+                                  trb_status_t *st) {
+  grpc_status_code c = trb_rpc_server_add_unary(
+      srv, "/google.pubsub.v1.Subscriber/Pull", on_pull, ps, st);
+  if (c == GRPC_STATUS_OK) {
+    c = trb_rpc_server_add_unary(
+        srv, "/google.pubsub.v1.Subscriber/Acknowledge", on_ack, ps, st);
+  }
+  if (c == GRPC_STATUS_OK) {
+    c = trb_rpc_server_add_unary(
+        srv, "/google.pubsub.v1.Subscriber/ModifyAckDeadline", on_modack, ps,
+        st);
+  }
+  return c;
+}
