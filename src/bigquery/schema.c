@@ -618,3 +618,24 @@ grpc_status_code trb_bq_table_from_proto(
   if (c) trb_bq_table_deinit(out);
   return c;
 }
+
+grpc_status_code trb_bq_table_parse_json(const char *json, size_t len,
+                                         trb_bq_table_t **out,
+                                         trb_status_t *st) {
+  *out = NULL;
+  trb_bq_table_t *t = trb_calloc(1, sizeof *t);
+  if (!t) return OOM(st);
+  grpc_status_code c = trb_bq_table_parse(json, len, t, st);
+  if (c) {
+    trb_free(t);
+    return c;
+  }
+  *out = t;
+  return GRPC_STATUS_OK;
+}
+
+void trb_bq_table_free(trb_bq_table_t *t) {
+  if (!t) return;
+  trb_bq_table_deinit(t);
+  trb_free(t);
+}

@@ -120,6 +120,17 @@ grpc_status_code trb_bq_table_to_json(const trb_bq_table_t *t, char **out,
 void trb_bq_table_deinit(trb_bq_table_t *t);
 
 /**
+ * As trb_bq_table_parse into a heap table: `*out` receives an owned table
+ * (free with trb_bq_table_free), NULL on error.
+ */
+grpc_status_code trb_bq_table_parse_json(const char *json, size_t len,
+                                         trb_bq_table_t **out,
+                                         trb_status_t *st);
+
+/** Deinit and free a table from trb_bq_table_parse_json. NULL-safe. */
+void trb_bq_table_free(trb_bq_table_t *t);
+
+/**
  * Deep copy `src` into `dst` (overwritten).
  * Returns: OK; RESOURCE_EXHAUSTED (dst left empty).
  */
