@@ -325,6 +325,7 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
   if (len) memcpy(op->req, data, len);
   req_t r;
   trb_status_t st;
+  memset(&r, 0, sizeof r); /* the row view list is a callback field */
   if (trb_pb_decode(google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, op->req, len, &r,
                     &st) != GRPC_STATUS_OK) {
     release_req(&r);
@@ -501,9 +502,9 @@ plan_fail:
     entity = s->name;
   }
 fail:
+  respond_error(c, ecode, msg, se, entity, NULL); /* entity may point into r */
   release_req(&r);
   op_free(op);
-  respond_error(c, ecode, msg, se, entity, NULL);
 }
 
 /* ---- stream handler ----------------------------------------------------- */

@@ -51,7 +51,7 @@ static char *cell(sqlite3_stmt *q, int i) {
 
 static grpc_status_code attach_tables(sqlite3 *db, const char *sql, trb_status_t *st) {
   sqlite3_stmt *q;
-  if (sqlite3_prepare_v2(db, "SELECT dataset, tbl FROM _bq_tables ORDER BY dataset", -1, &q,
+  if (sqlite3_prepare_v2(db, "SELECT dataset, tbl FROM _store._bq_tables ORDER BY dataset", -1, &q,
                          NULL) != SQLITE_OK)
     return trb_status_set(st, GRPC_STATUS_NOT_FOUND, "no BigQuery tables: %s",
                           sqlite3_errmsg(db));
@@ -66,7 +66,7 @@ static grpc_status_code attach_tables(sqlite3 *db, const char *sql, trb_status_t
       snprintf(last, sizeof last, "%s", d);
       trb_buf_appendf(&b, "ATTACH ':memory:' AS \"%s\";", d);
     }
-    trb_buf_appendf(&b, "CREATE TABLE \"%s\".\"%s\" AS SELECT * FROM main.\"%s.%s\";", d, t, d,
+    trb_buf_appendf(&b, "CREATE TABLE \"%s\".\"%s\" AS SELECT * FROM _store.\"%s.%s\";", d, t, d,
                     t);
     char *err = NULL;
     if (!b.data || sqlite3_exec(db, b.data, NULL, NULL, &err) != SQLITE_OK) {
@@ -93,9 +93,15 @@ grpc_status_code trb_bqemu_sql(const char *data_dir, const char *sql, bool json,
     trb_free(path);
     return c;
   }
+  /* A private in-memory main database (so the per-dataset schemas can be
+   * written) with the stored file attached read-only as "_store". */
   sqlite3 *db = NULL;
-  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+  int rc = sqlite3_open_v2(":memory:", &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
+  char *att = rc == SQLITE_OK ? sqlite3_mprintf("ATTACH 'file:%q?mode=ro' AS _store", path) : NULL;
   trb_free(path);
+  if (rc == SQLITE_OK) rc = att ? sqlite3_exec(db, att, NULL, NULL, NULL) : SQLITE_NOMEM;
+  sqlite3_free(att);
   if (rc != SQLITE_OK) {
     grpc_status_code c = trb_status_set(st, GRPC_STATUS_NOT_FOUND, "cannot open: %s",
                                         db ? sqlite3_errmsg(db) : "out of memory");
