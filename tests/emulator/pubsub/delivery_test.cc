@@ -247,4 +247,25 @@ TEST_F(PsTest, CancelledStreamLeasesExpireThenRedeliver) {
   EXPECT_EQ("x", b->Snapshot()[0].data);
 }
 
+TEST_F(PsTest, SlowStreamIsNotQueuedUnboundedData) {
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("sub", "events"));
+  Stream* slow = StartPull("sub", 600);  // no flow control of its own
+  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"first"}));
+  ASSERT_TRUE(slow->WaitCount(1));
+  trb_rpc_stream_read_pause(slow->s);
+  // 40 MB for a client that reads nothing: the server stops leasing to it
+  // once its send queue is full, so most messages stay available.
+  std::vector<std::string> big(50, std::string(100000, 'x'));
+  for (int i = 0; i < 8; i++) ASSERT_EQ(GRPC_STATUS_OK, Publish("events", big));
+  size_t pulled = 0;
+  for (int i = 0; i < 10; i++) {  // a PullResponse carries at most ~10 MB
+    std::vector<Got> got;
+    ASSERT_EQ(GRPC_STATUS_OK, Pull("sub", 1000, &got).code);
+    pulled += got.size();
+  }
+  EXPECT_GT(pulled, 200u) << "the paused stream took almost everything";
+  trb_rpc_stream_read_resume(slow->s);
+}
+
 }  // namespace
