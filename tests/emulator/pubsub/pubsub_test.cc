@@ -401,15 +401,24 @@ TEST_F(PsTest, StreamingPullFlowControl) {
   for (int i = 0; i < 10; i++) data.push_back("m" + std::to_string(i));
   ASSERT_EQ(GRPC_STATUS_OK, Publish("events", data));
   ASSERT_TRUE(s->WaitCount(3));
-  // A second stream on the same subscription gets the rest.
-  Stream* t = StartPull("sub", 600, 100);
-  ASSERT_TRUE(t->WaitCount(7));
+  // The other 7 were not sent to the stream: a Pull gets them.
+  std::vector<Got> pulled;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("sub", 4, &pulled).code);
+  ASSERT_EQ(4u, pulled.size());
+  EXPECT_EQ("m3", pulled[0].data);
+  ASSERT_EQ(GRPC_STATUS_OK, Ack("sub", AckIds(pulled)).code);
   EXPECT_EQ(3u, s->Count());
-  // No more on `s` until it acks.
+  // Acking on the stream opens the window for the last 3.
   StreamAck(s, AckIds(s->Snapshot()));
-  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"n1", "n2"}));
-  ASSERT_TRUE(s->cond.WaitFor([&] { return s->got.size() + t->Count() >= 12; }, 10000) ||
-              t->Count() + s->Count() >= 12);
+  ASSERT_TRUE(s->WaitCount(6));
+  auto g = s->Snapshot();
+  EXPECT_EQ("m7", g[3].data);
+  EXPECT_EQ("m9", g[5].data);
+  // A second stream on the same subscription shares its messages.
+  Stream* t = StartPull("sub", 600, 100);
+  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"n1", "n2", "n3", "n4"}));
+  ASSERT_TRUE(t->WaitCount(4));  // `s` is full (3 outstanding)
+  EXPECT_EQ(6u, s->Count());
 }
 
 TEST_F(PsTest, KeepaliveAnsweredWithProtocolVersion1) {
