@@ -31,6 +31,20 @@
  * leased until their ack deadline, then they are redelivered (as the real
  * service does).
  *
+ * Methods: Publisher CreateTopic, GetTopic, ListTopics, DeleteTopic,
+ * ListTopicSubscriptions, Publish; Subscriber CreateSubscription,
+ * GetSubscription, UpdateSubscription, ListSubscriptions,
+ * DeleteSubscription, Pull, Acknowledge, ModifyAckDeadline, StreamingPull,
+ * Seek (to a time only: unacknowledged messages published before it are
+ * acknowledged; acknowledged messages are not retained, so none come back;
+ * a snapshot target is UNIMPLEMENTED). Other methods (UpdateTopic,
+ * snapshots, DetachSubscription, push configs) answer UNIMPLEMENTED.
+ *
+ * Limits of the emulation: Pull answers at once (possibly empty) instead
+ * of waiting for messages; ordering keys release one message of a key at a
+ * time (the next after the previous is acknowledged or dead-lettered);
+ * fault-injected latency sleeps on the server thread that runs the call.
+ *
  * Source: google/pubsub/v1/pubsub.proto; ../shared/PROTOCOL.md section B.
  */
 #ifndef TRB_SRC_EMULATOR_PUBSUB_PUBSUB_H

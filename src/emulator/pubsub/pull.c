@@ -227,6 +227,73 @@ static void on_modack(void *user, trb_rpc_server_call_t *call,
   trb_pb_release(google_pubsub_v1_ModifyAckDeadlineRequest_fields, &r);
 }
 
+/* Seek to a time: unacknowledged messages published before it are
+ * acknowledged (durably, before the reply). Acknowledged messages are not
+ * retained, so nothing already acknowledged comes back; snapshots are not
+ * supported. */
+static void on_seek(void *user, trb_rpc_server_call_t *call,
+                    const uint8_t *req, size_t len) {
+  trb_psemu_t *ps = user;
+  if (ps_fault(ps, call, true)) return;
+  google_pubsub_v1_SeekRequest r = google_pubsub_v1_SeekRequest_init_zero;
+  trb_status_t st = {0};
+  if (trb_pb_decode(google_pubsub_v1_SeekRequest_fields, req, len, &r, &st) !=
+      GRPC_STATUS_OK) {
+    trb_pb_release(google_pubsub_v1_SeekRequest_fields, &r);
+    st.code = GRPC_STATUS_INVALID_ARGUMENT;
+    finish_err(call, &st);
+    return;
+  }
+  ps_ack_op_t *op = NULL;
+  grpc_status_code c = GRPC_STATUS_OK;
+  if (r.which_target == google_pubsub_v1_SeekRequest_snapshot_tag) {
+    c = trb_status_set(&st, GRPC_STATUS_UNIMPLEMENTED,
+                       "seeking to a snapshot is not supported by the "
+                       "tributary emulator");
+  } else if (r.which_target != google_pubsub_v1_SeekRequest_time_tag) {
+    c = trb_status_set(&st, GRPC_STATUS_INVALID_ARGUMENT,
+                       "one of time or snapshot is required");
+  }
+  if (c == GRPC_STATUS_OK) {
+    int64_t t_us = r.target.time.seconds * 1000000 + r.target.time.nanos / 1000;
+    ps_lock(ps);
+    ps_sub_t *s = find_sub(ps, r.subscription, &st);
+    size_t n = s ? s->entries.n : 0;
+    op = s ? trb_calloc(1, sizeof(*op)) : NULL;
+    if (op) {
+      op->seqs = trb_malloc((n + 1) * sizeof(int64_t));
+      op->gc = trb_malloc((n + 1) * sizeof(int64_t));
+    }
+    if (s == NULL) {
+      c = st.code;
+    } else if (!op || !op->seqs || !op->gc) {
+      c = trb_status_set(&st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+      op->ps = ps;
+      op->call = call;
+      op->sub_id = s->id;
+      for (size_t i = 0; i < s->entries.cap && s->entries.n > 0; i++) {
+        if (s->entries.keys[i] <= 0) continue;
+        ps_entry_t *e = s->entries.vals[i];
+        if (e->msg->publish_us >= t_us) continue;
+        int64_t seq = e->msg->seq;
+        int64_t g = ps_entry_finish(ps, e);
+        op->seqs[op->n_seqs++] = seq;
+        if (g > 0) op->gc[op->n_gc++] = g;
+      }
+      ps_dispatch(ps, s);
+    }
+    ps_unlock(ps);
+  }
+  trb_pb_release(google_pubsub_v1_SeekRequest_fields, &r);
+  if (c != GRPC_STATUS_OK) {
+    ps_ack_op_free(op);
+    finish_err(call, &st);
+    return;
+  }
+  ps_ack_op_submit(ps, op);
+}
+
 grpc_status_code ps_pull_register(trb_psemu_t *ps, trb_rpc_server_t *srv,
                                   trb_status_t *st) {
   grpc_status_code c = trb_rpc_server_add_unary(
@@ -239,6 +306,10 @@ grpc_status_code ps_pull_register(trb_psemu_t *ps, trb_rpc_server_t *srv,
     c = trb_rpc_server_add_unary(
         srv, "/google.pubsub.v1.Subscriber/ModifyAckDeadline", on_modack, ps,
         st);
+  }
+  if (c == GRPC_STATUS_OK) {
+    c = trb_rpc_server_add_unary(srv, "/google.pubsub.v1.Subscriber/Seek",
+                                 on_seek, ps, st);
   }
   return c;
 }

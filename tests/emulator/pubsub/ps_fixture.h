@@ -45,6 +45,8 @@ struct Got {
   std::string ordering_key;
   std::map<std::string, std::string> attrs;
   int32_t delivery_attempt = 0;
+  int64_t publish_seconds = 0;
+  int32_t publish_nanos = 0;
 };
 
 inline std::vector<Got> DecodeReceived(const google_pubsub_v1_ReceivedMessage* rm, size_t n) {
@@ -60,6 +62,8 @@ inline std::vector<Got> DecodeReceived(const google_pubsub_v1_ReceivedMessage* r
       g.attrs[m.attributes[a].key] = m.attributes[a].value ? m.attributes[a].value : "";
     }
     g.delivery_attempt = rm[i].delivery_attempt;
+    g.publish_seconds = m.publish_time.seconds;
+    g.publish_nanos = m.publish_time.nanos;
     out.push_back(g);
   }
   return out;
