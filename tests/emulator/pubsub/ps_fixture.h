@@ -152,14 +152,16 @@ class PsTest : public ::testing::Test {
     dir_ = base + "/psXXXXXX";
     ASSERT_NE(nullptr, mkdtemp(&dir_[0]));
     path_ = dir_ + "/pubsub.sqlite";
-    faults_ = trb_faults_create();
-    ASSERT_NE(nullptr, faults_);
     Open();
   }
 
   virtual int ServerThreads() { return 2; }
 
   void Open() {
+    // A registry per service instance: a drop callback stays registered for
+    // the registry's lifetime (faults.h has no unregister).
+    faults_ = trb_faults_create();
+    ASSERT_NE(nullptr, faults_);
     trb_db_options_t o = {};
     o.name = "pubsub";
     ASSERT_EQ(GRPC_STATUS_OK, trb_db_open(path_.c_str(), &o, &db_, &st_)) << st_.msg;
@@ -207,6 +209,8 @@ class PsTest : public ::testing::Test {
     ps_ = nullptr;
     trb_db_close(db_);
     db_ = nullptr;
+    trb_faults_destroy(faults_);
+    faults_ = nullptr;
   }
 
   void Reopen() {
@@ -216,7 +220,6 @@ class PsTest : public ::testing::Test {
 
   void TearDown() override {
     Close();
-    trb_faults_destroy(faults_);
     std::string cmd = "rm -rf '" + dir_ + "'";
     EXPECT_EQ(0, system(cmd.c_str()));
     trb_rpc_shutdown();
