@@ -229,7 +229,7 @@ size_t ps_lease_into(trb_psemu_t *ps, ps_sub_t *s, ps_stream_t *owner,
 
 /* How many more messages / bytes the stream may take now (0: none). */
 static size_t stream_room(ps_stream_t *st, size_t *bytes) {
-  if (st->finished || st->sub == NULL) return 0;
+  if (st->finished || st->dead || st->sub == NULL) return 0;
   size_t n = PS_RESPONSE_MAX_MESSAGES;
   if (st->max_msgs > 0) {
     if (st->out_msgs >= st->max_msgs) return 0;
@@ -282,8 +282,9 @@ void ps_dispatch(trb_psemu_t *ps, ps_sub_t *s) {
           trb_buf_append(&st->buf, props, pl);
           if (trb_rpc_server_call_write(st->call, st->buf.data, st->buf.len) !=
               GRPC_STATUS_OK) {
-            /* The call is over; its leases expire and are redelivered. */
-            st->finished = true;
+            /* The call is over (on_done follows); its leases expire and
+             * are redelivered. */
+            st->dead = true;
           }
           progress = true;
         }

@@ -124,6 +124,7 @@ struct ps_stream_s {
   trb_rpc_server_call_t *call;
   ps_sub_t *sub;               /* NULL until the first request */
   bool started, finished, done;
+  bool dead;                    /* a write failed: the call is over */
   int deadline_s;
   int64_t max_msgs, max_bytes;  /* <= 0: no limit */
   int64_t out_msgs, out_bytes;  /* leased to this stream */
