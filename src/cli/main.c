@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "src/cli/emulator_cmd.h"
 #include "src/cli/selfcheck.h"
 #include "src/common/alloc.h"
 
@@ -12,6 +13,9 @@ static void usage(FILE *out) {
           "usage: tributary <command> [options]\n"
           "\n"
           "commands:\n"
+          "  emulator    local, durable Pub/Sub and BigQuery Storage Write\n"
+          "              services (see `tributary emulator --help`)\n"
+          "  sql         query the emulator's BigQuery tables\n"
           "  selfcheck   start an rpc server and client on 127.0.0.1 and\n"
           "              print their round-trip figures\n");
 }
@@ -21,6 +25,12 @@ int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
+  }
+  if (strcmp(argv[1], "emulator") == 0) {
+    return trb_cli_emulator(argc - 2, argv + 2);
+  }
+  if (strcmp(argv[1], "sql") == 0) {
+    return trb_cli_sql(argc - 2, argv + 2);
   }
   if (strcmp(argv[1], "selfcheck") == 0) {
     return trb_cli_selfcheck(argc - 2, argv + 2);

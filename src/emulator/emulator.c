@@ -1,0 +1,330 @@
+/*
+ * emulator.c — wires the two services, their databases, the fault registry
+ * and the declared resources into one start/stop pair.
+ */
+#include "src/emulator/emulator.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "src/bigquery/schema.h"
+#include "src/common/alloc.h"
+#include "src/common/log.h"
+#include "src/emulator/admin.h"
+#include "src/emulator/config.h"
+#include "src/emulator/db.h"
+#include "src/rpc/rpc.h"
+
+struct trb_emulator_s {
+  char project[128];
+  int lock_fd;
+  trb_faults_t *faults;
+  trb_db_t *ps_db, *bq_db;
+  trb_psemu_t *ps;
+  trb_bqemu_t *bq;
+  trb_rpc_server_t *ps_srv, *bq_srv;
+  int ps_port, bq_port;
+  bool rpc_inited;
+};
+
+static grpc_status_code lock_data_dir(trb_emulator_t *emu, const char *dir,
+                                      trb_status_t *st) {
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    int e = errno;
+    return trb_status_set(st, GRPC_STATUS_UNAVAILABLE,
+                          "data directory %s: %s", dir, strerror(e));
+  }
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/LOCK", dir);
+  emu->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (emu->lock_fd < 0) {
+    int e = errno;
+    return trb_status_set(st, GRPC_STATUS_UNAVAILABLE, "%s: %s", path,
+                          strerror(e));
+  }
+  if (flock(emu->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "";
+    ssize_t n = pread(emu->lock_fd, pid, sizeof(pid) - 1, 0);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "data directory %s is in use by another emulator "
+                          "(pid %s)", dir, *pid ? pid : "unknown");
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+  if (ftruncate(emu->lock_fd, 0) != 0 || pwrite(emu->lock_fd, pid, (size_t)n, 0) != n) {
+    TRB_LOG(TRB_LOG_WARNING, "emulator", "cannot write pid to %s", path);
+  }
+  return GRPC_STATUS_OK;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static grpc_status_code read_file(const char *path, char **out, size_t *len,
+                                  trb_status_t *st) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    int e = errno;
+    return trb_status_set(st, trb_status_from_errno(e), "%s: %s", path, strerror(e));
+  }
+  struct stat sb;
+  if (fstat(fileno(f), &sb) != 0 || sb.st_size > (64 << 20)) {
+    fclose(f);
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "%s: not a regular file under 64 MiB", path);
+  }
+  char *buf = trb_malloc((size_t)sb.st_size + 1);
+  if (!buf) {
+    fclose(f);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", path);
+  }
+  size_t n = fread(buf, 1, (size_t)sb.st_size, f);
+  fclose(f);
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  return GRPC_STATUS_OK;
+}
+
+/* One table file: "<dataset>.<table>.json". */
+static grpc_status_code create_table_file(trb_emulator_t *emu, const char *dir,
+                                          const char *file, trb_status_t *st) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", dir, file);
+  size_t flen = strlen(file) - strlen(".json");
+  const char *dot = memchr(file, '.', flen);
+  if (!dot || dot == file || dot + 1 >= file + flen ||
+      memchr(dot + 1, '.', (size_t)(file + flen - dot - 1))) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "%s: table files are named <dataset>.<table>.json",
+                          path);
+  }
+  char dataset[256], table[1024];
+  snprintf(dataset, sizeof(dataset), "%.*s", (int)(dot - file), file);
+  snprintf(table, sizeof(table), "%.*s", (int)(file + flen - dot - 1), dot + 1);
+
+  char *text = NULL;
+  size_t len = 0;
+  grpc_status_code code = read_file(path, &text, &len, st);
+  if (code != GRPC_STATUS_OK) return code;
+  trb_bq_table_t *def = NULL;
+  code = trb_bq_table_parse_json(text, len, &def, st);
+  trb_free(text);
+  if (code != GRPC_STATUS_OK) {
+    trb_status_prefix(st, "%s", path);
+    return code;
+  }
+  code = trb_bqemu_create_table(emu->bq, dataset, table, def, st);
+  trb_bq_table_free(def);
+  if (code == GRPC_STATUS_ALREADY_EXISTS) return GRPC_STATUS_OK;
+  if (code != GRPC_STATUS_OK) trb_status_prefix(st, "%s", path);
+  return code;
+}
+
+static grpc_status_code create_tables(trb_emulator_t *emu, const char *dir,
+                                      trb_status_t *st) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    int e = errno;
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "tables directory %s: %s", dir, strerror(e));
+  }
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  grpc_status_code code = GRPC_STATUS_OK;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    size_t l = strlen(de->d_name);
+    if (de->d_name[0] == '.' || l <= 5 || strcmp(de->d_name + l - 5, ".json") != 0)
+      continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **nn = trb_realloc(names, cap * sizeof(*names));
+      if (!nn) {
+        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "tables");
+        break;
+      }
+      names = nn;
+    }
+    names[n] = trb_strdup(de->d_name);
+    if (!names[n]) {
+      code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "tables");
+      break;
+    }
+    n++;
+  }
+  closedir(d);
+  if (n) qsort(names, n, sizeof(*names), cmp_names);
+  for (size_t i = 0; i < n; i++) {
+    if (code == GRPC_STATUS_OK) code = create_table_file(emu, dir, names[i], st);
+    trb_free(names[i]);
+  }
+  trb_free(names);
+  return code;
+}
+
+static grpc_status_code declare_config(trb_emulator_t *emu,
+                                       const trb_emu_file_t *cf,
+                                       const char *origin, trb_status_t *st) {
+  for (size_t i = 0; i < cf->n_topics; i++) {
+    grpc_status_code code = trb_psemu_create_topic(emu->ps, &cf->topics[i], st);
+    if (code != GRPC_STATUS_OK && code != GRPC_STATUS_ALREADY_EXISTS) {
+      trb_status_prefix(st, "%s: topics[%zu]", origin, i);
+      return code;
+    }
+  }
+  for (size_t i = 0; i < cf->n_subscriptions; i++) {
+    grpc_status_code code =
+        trb_psemu_create_subscription(emu->ps, &cf->subscriptions[i], st);
+    if (code != GRPC_STATUS_OK && code != GRPC_STATUS_ALREADY_EXISTS) {
+      trb_status_prefix(st, "%s: subscriptions[%zu]", origin, i);
+      return code;
+    }
+  }
+  return GRPC_STATUS_OK;
+}
+
+static grpc_status_code start_server(const trb_emulator_config_t *cfg, int port,
+                                     trb_rpc_server_t **srv, trb_status_t *st) {
+  trb_rpc_server_config_t sc = {0};
+  sc.host = cfg->host ? cfg->host : "127.0.0.1";
+  sc.port = port;
+  sc.n_threads = cfg->server_threads > 0 ? cfg->server_threads : 2;
+  return trb_rpc_server_create(&sc, srv, st);
+}
+
+static grpc_status_code start(trb_emulator_t *emu,
+                              const trb_emulator_config_t *cfg,
+                              trb_status_t *st) {
+  grpc_status_code code = GRPC_STATUS_OK;
+  trb_emu_file_t cf = {0};
+  const char *tables_dir = cfg->tables_dir;
+  if (cfg->config_path) {
+    code = trb_emu_file_load(cfg->config_path, cfg->project, cfg->project != NULL,
+                             &cf, st);
+    if (code != GRPC_STATUS_OK) return code;
+    if (!tables_dir) tables_dir = cf.tables_dir;
+  }
+  const char *project = cfg->project ? cfg->project
+                        : cf.project ? cf.project
+                                     : "local-project";
+  snprintf(emu->project, sizeof(emu->project), "%s", project);
+
+  emu->faults = trb_faults_create();
+  if (!emu->faults) code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "faults");
+
+  char *ps_path = NULL, *bq_path = NULL;
+  if (code == GRPC_STATUS_OK && cfg->data_dir) {
+    code = lock_data_dir(emu, cfg->data_dir, st);
+    if (code == GRPC_STATUS_OK) {
+      size_t n = strlen(cfg->data_dir) + 32;
+      ps_path = trb_malloc(n);
+      bq_path = trb_bqemu_db_path(cfg->data_dir);
+      if (ps_path) snprintf(ps_path, n, "%s/pubsub.sqlite", cfg->data_dir);
+      if (!ps_path || !bq_path)
+        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "paths");
+    }
+  }
+  if (code == GRPC_STATUS_OK) {
+    trb_db_options_t o = {.fsync = cfg->fsync, .name = "pubsub"};
+    code = trb_db_open(ps_path, &o, &emu->ps_db, st);
+  }
+  if (code == GRPC_STATUS_OK) {
+    trb_db_options_t o = {.fsync = cfg->fsync, .name = "bigquery"};
+    code = trb_db_open(bq_path, &o, &emu->bq_db, st);
+  }
+  trb_free(ps_path);
+  trb_free(bq_path);
+
+  if (code == GRPC_STATUS_OK) {
+    trb_psemu_config_t pc = {0};
+    pc.db = emu->ps_db;
+    pc.project = emu->project;
+    pc.faults = emu->faults;
+    pc.test_ms_per_second = cfg->test_ms_per_second;
+    code = trb_psemu_create(&pc, &emu->ps, st);
+  }
+  if (code == GRPC_STATUS_OK) {
+    trb_bqemu_config_t bc = {0};
+    bc.db = emu->bq_db;
+    bc.data_dir = cfg->data_dir;
+    bc.project = emu->project;
+    bc.faults = emu->faults;
+    code = trb_bqemu_create(&bc, &emu->bq, st);
+  }
+  if (code == GRPC_STATUS_OK) code = declare_config(emu, &cf, cfg->config_path, st);
+  if (code == GRPC_STATUS_OK && tables_dir) code = create_tables(emu, tables_dir, st);
+  trb_emu_file_deinit(&cf);
+
+  if (code == GRPC_STATUS_OK) {
+    trb_rpc_init();
+    emu->rpc_inited = true;
+    code = start_server(cfg, cfg->pubsub_port, &emu->ps_srv, st);
+  }
+  if (code == GRPC_STATUS_OK) code = start_server(cfg, cfg->bigquery_port, &emu->bq_srv, st);
+  if (code == GRPC_STATUS_OK) code = trb_psemu_register(emu->ps, emu->ps_srv, st);
+  if (code == GRPC_STATUS_OK) code = trb_bqemu_register(emu->bq, emu->bq_srv, st);
+  if (code == GRPC_STATUS_OK) code = trb_emu_admin_register(emu->ps_srv, emu->faults, st);
+  if (code == GRPC_STATUS_OK) code = trb_emu_admin_register(emu->bq_srv, emu->faults, st);
+  if (code == GRPC_STATUS_OK) {
+    code = trb_rpc_server_start(emu->ps_srv, &emu->ps_port, st);
+    if (code != GRPC_STATUS_OK) trb_status_prefix(st, "Pub/Sub port %d", cfg->pubsub_port);
+  }
+  if (code == GRPC_STATUS_OK) {
+    code = trb_rpc_server_start(emu->bq_srv, &emu->bq_port, st);
+    if (code != GRPC_STATUS_OK) trb_status_prefix(st, "BigQuery port %d", cfg->bigquery_port);
+  }
+  return code;
+}
+
+grpc_status_code trb_emulator_start(const trb_emulator_config_t *cfg,
+                                    trb_emulator_t **out, trb_status_t *st) {
+  *out = NULL;
+  trb_emulator_t *emu = trb_calloc(1, sizeof(*emu));
+  if (!emu) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "emulator");
+  emu->lock_fd = -1;
+  grpc_status_code code = start(emu, cfg, st);
+  if (code != GRPC_STATUS_OK) {
+    trb_emulator_stop(emu);
+    return code;
+  }
+  TRB_LOG(TRB_LOG_INFO, "emulator",
+          "ready: project %s, Pub/Sub on port %d, BigQuery Storage Write on "
+          "port %d, %s", emu->project, emu->ps_port, emu->bq_port,
+          cfg->data_dir ? cfg->data_dir : "in memory");
+  *out = emu;
+  return GRPC_STATUS_OK;
+}
+
+int trb_emulator_pubsub_port(const trb_emulator_t *emu) { return emu->ps_port; }
+int trb_emulator_bigquery_port(const trb_emulator_t *emu) { return emu->bq_port; }
+const char *trb_emulator_project(const trb_emulator_t *emu) { return emu->project; }
+trb_faults_t *trb_emulator_faults(trb_emulator_t *emu) { return emu->faults; }
+trb_psemu_t *trb_emulator_pubsub(trb_emulator_t *emu) { return emu->ps; }
+trb_bqemu_t *trb_emulator_bigquery(trb_emulator_t *emu) { return emu->bq; }
+
+void trb_emulator_stop(trb_emulator_t *emu) {
+  if (!emu) return;
+  if (emu->ps) trb_psemu_shutdown(emu->ps);
+  if (emu->bq) trb_bqemu_shutdown(emu->bq);
+  trb_rpc_server_destroy(emu->ps_srv);
+  trb_rpc_server_destroy(emu->bq_srv);
+  trb_psemu_destroy(emu->ps);
+  trb_bqemu_destroy(emu->bq);
+  trb_db_close(emu->ps_db);
+  trb_db_close(emu->bq_db);
+  trb_faults_destroy(emu->faults);
+  if (emu->rpc_inited) trb_rpc_shutdown();
+  if (emu->lock_fd >= 0) close(emu->lock_fd); /* releases the flock */
+  trb_free(emu);
+}
