@@ -481,6 +481,7 @@ static grpc_status_code admin_commit(admin_op_t *op, trb_status_t *st) {
         ps_stream_close(ps, s->streams, GRPC_STATUS_NOT_FOUND,
                         "subscription deleted");
       }
+      ps_waiters_serve(ps, s, 0, true);
       ps_sub_clear(ps, s, NULL, NULL);
       ps_sub_unref(ps, s); /* the op's reference */
       op->sub = NULL;

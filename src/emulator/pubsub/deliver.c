@@ -248,6 +248,9 @@ static size_t stream_room(ps_stream_t *st, size_t *bytes) {
 }
 
 void ps_dispatch(trb_psemu_t *ps, ps_sub_t *s) {
+  if (s->waiters != NULL && s->ready_head != NULL) {
+    ps_waiters_serve(ps, s, 0, false);
+  }
   if (s->ready_head == NULL || s->streams == NULL || s->deleted) return;
   bool progress = true;
   while (s->ready_head != NULL && progress) {
@@ -383,6 +386,12 @@ static void *timer_main(void *arg) {
     if (any) {
       for (size_t i = 0; i < ps->n_subs; i++) ps_dispatch(ps, ps->subs[i]);
     }
+    int64_t wake_pull = INT64_MAX;
+    for (size_t i = 0; i < ps->n_subs; i++) {
+      if (ps->subs[i]->waiters == NULL) continue;
+      int64_t w = ps_waiters_serve(ps, ps->subs[i], now, false);
+      if (w < wake_pull) wake_pull = w;
+    }
     if (ps->def_head != NULL) {
       ps_unlock(ps);
       ps_lock(ps);
@@ -391,6 +400,7 @@ static void *timer_main(void *arg) {
     int64_t wake = INT64_MAX;
     if (ps->heap_n > 0) wake = ps->heap[0]->due_ms;
     if (ps->recheck_ms != 0 && ps->recheck_ms < wake) wake = ps->recheck_ms;
+    if (wake_pull < wake) wake = wake_pull;
     if (wake == INT64_MAX) {
       pthread_cond_wait(&ps->timer_cv, &ps->mu);
     } else if (wake > now) {

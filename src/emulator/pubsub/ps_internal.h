@@ -117,7 +117,20 @@ struct ps_sub_s {
   ps_keyq_t **keys;        /* hash table of ordering keys */
   size_t keys_cap;
   ps_stream_t *streams;    /* doubly linked via snext/sprev */
+  struct ps_waiter_s *waiters; /* unary Pulls waiting for messages */
 };
+
+/** A unary Pull with nothing to return yet (return_immediately false). */
+typedef struct ps_waiter_s {
+  trb_rpc_server_call_t *call;
+  ps_sub_t *sub;
+  size_t max;
+  int64_t due_ms;               /* answer empty at this time */
+  struct ps_waiter_s *next;     /* sub->waiters */
+} ps_waiter_t;
+
+/** How long a Pull waits for messages, milliseconds (real time). */
+#define PS_PULL_WAIT_MS 1000
 
 struct ps_stream_s {
   trb_psemu_t *ps;
@@ -301,6 +314,11 @@ grpc_status_code ps_stream_register(trb_psemu_t *ps, trb_rpc_server_t *srv,
                                     trb_status_t *st);
 grpc_status_code ps_pull_register(trb_psemu_t *ps, trb_rpc_server_t *srv,
                                   trb_status_t *st);
+/** Answer waiting Pulls of `s` that can be served, or all of them
+ *  (`all`: at their deadline / shutdown) with what is ready. mu held.
+ *  Returns the earliest remaining waiter deadline (INT64_MAX: none). */
+int64_t ps_waiters_serve(trb_psemu_t *ps, ps_sub_t *s, int64_t now_ms,
+                         bool all);
 /** Finish every stream with code/message (mu held). */
 void ps_streams_close_all(trb_psemu_t *ps, grpc_status_code code,
                           const char *message);

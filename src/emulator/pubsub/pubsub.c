@@ -76,6 +76,9 @@ void trb_psemu_shutdown(trb_psemu_t *ps) {
   ps->shut = true;
   ps_streams_close_all(ps, GRPC_STATUS_UNAVAILABLE,
                        "the emulator is shutting down");
+  for (size_t i = 0; i < ps->n_subs; i++) {
+    ps_waiters_serve(ps, ps->subs[i], 0, true);
+  }
   ps_unlock(ps);
   ps_timer_stop(ps);
 }

@@ -40,8 +40,10 @@
  * a snapshot target is UNIMPLEMENTED). Other methods (UpdateTopic,
  * snapshots, DetachSubscription, push configs) answer UNIMPLEMENTED.
  *
- * Limits of the emulation: Pull answers at once (possibly empty) instead
- * of waiting for messages; ordering keys release one message of a key at a
+ * A Pull without return_immediately that finds nothing waits up to 1 s
+ * (less when the client's deadline is nearer) for messages.
+ *
+ * Limits of the emulation: ordering keys release one message of a key at a
  * time (the next after the previous is acknowledged or dead-lettered);
  * fault-injected latency sleeps on the server thread that runs the call.
  *

@@ -27,6 +27,33 @@ static ps_sub_t *find_sub(trb_psemu_t *ps, const char *name, trb_status_t *st) {
   return s;
 }
 
+int64_t ps_waiters_serve(trb_psemu_t *ps, ps_sub_t *s, int64_t now_ms,
+                         bool all) {
+  int64_t next = INT64_MAX;
+  ps_waiter_t **pp = &s->waiters;
+  while (*pp != NULL) {
+    ps_waiter_t *w = *pp;
+    bool ready = s->ready_head != NULL && !s->deleted;
+    if (!all && !ready && w->due_ms > now_ms) {
+      if (w->due_ms < next) next = w->due_ms;
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    trb_buf_t b = TRB_BUF_INIT;
+    if (ready) {
+      ps_lease_into(ps, s, NULL, s->ack_deadline_s, w->max,
+                    PS_MAX_REQUEST_BYTES, &b);
+    }
+    trb_rpc_server_call_finish(w->call, GRPC_STATUS_OK, NULL, NULL, 0,
+                               b.data ? b.data : "", b.len);
+    trb_buf_deinit(&b);
+    ps_sub_unref(ps, s);
+    trb_free(w);
+  }
+  return next;
+}
+
 static void on_pull(void *user, trb_rpc_server_call_t *call,
                     const uint8_t *req, size_t len) {
   trb_psemu_t *ps = user;
@@ -52,11 +79,34 @@ static void on_pull(void *user, trb_rpc_server_call_t *call,
                    "subscription is detached");
     s = NULL;
   }
+  bool parked = false;
   if (s != NULL) {
-    ps_lease_into(ps, s, NULL, s->ack_deadline_s, (size_t)r.max_messages,
-                  PS_MAX_REQUEST_BYTES, &b);
+    size_t n = ps_lease_into(ps, s, NULL, s->ack_deadline_s,
+                             (size_t)r.max_messages, PS_MAX_REQUEST_BYTES, &b);
+    int64_t left = trb_rpc_server_call_remaining_ms(call);
+    ps_waiter_t *w = NULL;
+    if (n == 0 && !r.return_immediately && !ps->shut && left > 100 &&
+        (w = trb_calloc(1, sizeof(*w))) != NULL) {
+      /* Wait for messages (the real service holds a Pull "for a bounded
+       * amount of time"), answering before the client's deadline. */
+      w->call = call;
+      w->sub = s;
+      w->max = (size_t)r.max_messages;
+      int64_t wait = left - 50 < PS_PULL_WAIT_MS ? left - 50 : PS_PULL_WAIT_MS;
+      w->due_ms = ps_now_ms() + wait;
+      w->next = s->waiters;
+      s->waiters = w;
+      s->refs++;
+      parked = true;
+      pthread_cond_signal(&ps->timer_cv);
+    }
   }
   ps_unlock(ps);
+  if (parked) {
+    trb_pb_release(google_pubsub_v1_PullRequest_fields, &r);
+    trb_buf_deinit(&b);
+    return;
+  }
   trb_pb_release(google_pubsub_v1_PullRequest_fields, &r);
   if (s == NULL) {
     finish_err(call, &st);

@@ -338,11 +338,14 @@ class PsTest : public ::testing::Test {
     return PublishMsgs(topic, m, ids).code;
   }
 
-  Result Pull(const std::string& sub, int max, std::vector<Got>* got) {
+  // return_immediately unless `wait` (then the server holds the call up to
+  // about a second for messages to arrive).
+  Result Pull(const std::string& sub, int max, std::vector<Got>* got, bool wait = false) {
     std::string sn = SubName(sub);
     google_pubsub_v1_PullRequest r = google_pubsub_v1_PullRequest_init_zero;
     r.subscription = &sn[0];
     r.max_messages = max;
+    r.return_immediately = !wait;
     Result res = Call(std::string(kSub) + "Pull", google_pubsub_v1_PullRequest_fields, &r);
     if (got && res.code == GRPC_STATUS_OK) {
       google_pubsub_v1_PullResponse out = google_pubsub_v1_PullResponse_init_zero;

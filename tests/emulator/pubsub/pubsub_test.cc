@@ -1,6 +1,7 @@
 // pubsub_test.cc — the Pub/Sub emulator through gRPC: admin CRUD and status
 // codes, publish limits, Pull/Acknowledge/ModifyAckDeadline, StreamingPull
 // rules, ack-deadline expiry, durability across a restart, bad input.
+#include "src/common/clock.h"
 #include "tests/emulator/pubsub/ps_fixture.h"
 
 namespace {
@@ -272,6 +273,54 @@ TEST_F(PsTest, PublishPullAckAndOnlyLaterMessages) {
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, Ack("sub", {}).code);
   EXPECT_EQ(GRPC_STATUS_NOT_FOUND, Ack("nothere", {"x"}).code);
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, Pull("sub", 0, nullptr).code);
+}
+
+TEST_F(PsTest, PullWaitsForMessages) {
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("sub", "events"));
+  // Without messages a waiting Pull answers empty after its bounded wait.
+  std::vector<Got> got;
+  int64_t t0 = trb_clock_mono_ms();
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("sub", 10, &got, /*wait=*/true).code);
+  EXPECT_EQ(0u, got.size());
+  EXPECT_GE(trb_clock_mono_ms() - t0, 900);
+  // A Pull in flight is answered when a message is published.
+  struct Out {
+    trb_test::Cond cond;
+    bool done = false;
+    grpc_status_code code = GRPC_STATUS_UNKNOWN;
+    std::vector<uint8_t> resp;
+  } out;
+  std::string sn = SubName("sub");
+  google_pubsub_v1_PullRequest r = google_pubsub_v1_PullRequest_init_zero;
+  r.subscription = &sn[0];
+  r.max_messages = 5;
+  uint8_t* buf = nullptr;
+  size_t len = 0;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_pb_encode(google_pubsub_v1_PullRequest_fields, &r, &buf, &len, &st_));
+  trb_rpc_call_opts_t opts = {};
+  opts.timeout_ms = 60000;
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_rpc_unary_start(
+                loop_, ch_, (std::string(kSub) + "Pull").c_str(), buf, len, &opts,
+                [](void* user, const trb_rpc_result_t* res) {
+                  auto* o = static_cast<Out*>(user);
+                  o->cond.Update([&] {
+                    o->done = true;
+                    o->code = res->code;
+                    o->resp.assign(res->response, res->response + res->response_len);
+                  });
+                },
+                &out, &st_));
+  trb_free(buf);
+  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"late"}));
+  ASSERT_TRUE(out.cond.WaitFor([&] { return out.done; }));
+  ASSERT_EQ(GRPC_STATUS_OK, out.code);
+  google_pubsub_v1_PullResponse pr = google_pubsub_v1_PullResponse_init_zero;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_pb_decode(google_pubsub_v1_PullResponse_fields, out.resp.data(),
+                                          out.resp.size(), &pr, &st_));
+  EXPECT_EQ(1, pr.received_messages_count);
+  trb_pb_release(google_pubsub_v1_PullResponse_fields, &pr);
 }
 
 TEST_F(PsTest, AckDeadlineExpiryRedeliversAndNackRedeliversAtOnce) {
