@@ -61,3 +61,16 @@ else
   fi
   echo "setup: google-proto-files@$version verified ($want)"
 fi
+
+# Google's official Node.js clients for the conformance tests and benchmarks
+# (tests/conformance, perf/node): exact versions from the committed lockfile.
+for dir in tests/conformance perf/node; do
+  [ -f "$top/$dir/package-lock.json" ] || continue
+  if [ -d "$top/$dir/node_modules" ] &&
+     [ "$top/$dir/node_modules/.package-lock.json" -nt "$top/$dir/package-lock.json" ]; then
+    echo "setup: $dir node modules present"
+  else
+    echo "setup: npm ci in $dir"
+    (cd "$top/$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

@@ -37,5 +37,27 @@ done < <(find "$testlogs" -name test.xml -not -path '*/run_*_of_*/*' \
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
 fi
+
+# Conformance: Google's official Node.js clients against the emulator binary
+# that the bazel run above built (under the same sanitizers). Node's test
+# runner prints TAP; its "# pass N" / "# fail N" summary joins the counts.
+if [ "${TRB_TEST_CONFORMANCE:-1}" = "1" ] && [ -d tests/conformance/node_modules ]; then
+  bin="$(bazel info "${config[@]}" bazel-bin 2>/dev/null)/src/cli/tributary"
+  if [ -x "$bin" ]; then
+    tap=$(cd tests/conformance && TRIBUTARY_BIN="$bin" \
+          node --test --test-reporter=tap --test-concurrency=1 ./*.test.mjs 2>&1)
+    crc=$?
+    printf '%s\n' "$tap" | grep -E '^(not ok|ok|# (pass|fail|tests))|^ +(not ok|ok) ' | sed 's/^/conformance: /'
+    printf '%s\n' "$tap" | grep -q '^not ok' && printf '%s\n' "$tap" | grep -A30 'not ok' | head -120
+    cp=$(printf '%s\n' "$tap" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -1)
+    cf=$(printf '%s\n' "$tap" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -1)
+    passed=$((passed + ${cp:-0}))
+    failed=$((failed + ${cf:-0}))
+    if [ "$crc" -ne 0 ] && [ "${cf:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+  else
+    echo "conformance: $bin was not built" >&2
+    failed=$((failed + 1))
+  fi
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]
