@@ -139,3 +139,45 @@ test('publish validation: an empty message is rejected with INVALID_ARGUMENT', a
   await assert.rejects(topic.publishMessage({ data: Buffer.alloc(0) }),
     e => e.code === 3 || /data|attributes|empty/i.test(String(e.message)));
 });
+
+test('exactly-once delivery: ackWithResponse reports SUCCESS', async () => {
+  const [sub] = await pubsub.topic('orders').createSubscription('orders-eod', { enableExactlyOnceDelivery: true });
+  await pubsub.topic('orders').publishMessage({ data: Buffer.from('once') });
+  const done = new Promise((resolve, reject) => {
+    sub.on('error', reject);
+    sub.on('message', async m => {
+      try {
+        const r = await m.ackWithResponse();
+        resolve({ m, r });
+      } catch (e) { reject(e); }
+    });
+  });
+  const { m, r } = await done;
+  assert.equal(m.data.toString(), 'once');
+  assert.equal(r, 'SUCCESS');
+  await sub.close();
+  await sub.delete();
+});
+
+test('fault injection over EmulatorAdmin: an injected UNAVAILABLE on Publish is retried by the client', async () => {
+  const protoLoader = await import('@grpc/proto-loader');
+  const grpc = await import('@grpc/grpc-js');
+  const { adminProto } = await import('./lib/emulator.mjs');
+  const def = protoLoader.loadSync(adminProto, { keepCase: true });
+  const Admin = grpc.loadPackageDefinition(def).tributary.emulator.v1.EmulatorAdmin;
+  const admin = new Admin(emu.pubsubHost, grpc.credentials.createInsecure());
+  const call = (method, req) => new Promise((resolve, reject) =>
+    admin[method](req, (err, res) => (err ? reject(err) : resolve(res))));
+  const [sub] = await pubsub.topic('orders').createSubscription('orders-faults');
+  await call('InjectFault', { method: '/google.pubsub.v1.Publisher/Publish', count: 2, code: 14, message: 'injected' });
+  const id = await pubsub.topic('orders').publishMessage({ data: Buffer.from('after-faults') });
+  assert.ok(id);
+  const res = await call('DropStreams', {});
+  assert.equal(Number(res.faults_injected), 2);
+  await call('ClearFaults', {});
+  admin.close();
+  const [got] = await receive(sub, 1, m => m.ack());
+  await sub.close();
+  await sub.delete();
+  assert.equal(got.data.toString(), 'after-faults');
+});
