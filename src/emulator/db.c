@@ -280,7 +280,8 @@ grpc_status_code trb_db_open(const char *path, const trb_db_options_t *opt,
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
-             " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+             " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+             " PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864;",
              opt && opt->fsync ? "FULL" : "NORMAL");
     trb_status_t pst = {0};
     if (trb_db_exec(db, pragmas, &pst) != GRPC_STATUS_OK) {

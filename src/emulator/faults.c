@@ -23,6 +23,8 @@ typedef struct rule_s {
 
 struct trb_faults_s {
   pthread_mutex_t mu;
+  /* Held while droppers run, so off_drop can wait for them. */
+  pthread_mutex_t drop_mu;
   rule_t *rules;
   struct {
     trb_faults_drop_cb cb;
@@ -34,7 +36,10 @@ struct trb_faults_s {
 
 trb_faults_t *trb_faults_create(void) {
   trb_faults_t *f = trb_calloc(1, sizeof(*f));
-  if (f) pthread_mutex_init(&f->mu, NULL);
+  if (f) {
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_mutex_init(&f->drop_mu, NULL);
+  }
   return f;
 }
 
@@ -60,6 +65,7 @@ void trb_faults_destroy(trb_faults_t *f) {
   if (!f) return;
   trb_faults_clear(f);
   pthread_mutex_destroy(&f->mu);
+  pthread_mutex_destroy(&f->drop_mu);
   trb_free(f);
 }
 
@@ -165,16 +171,34 @@ grpc_status_code trb_faults_on_drop(trb_faults_t *f, trb_faults_drop_cb cb,
   return GRPC_STATUS_OK;
 }
 
+void trb_faults_off_drop(trb_faults_t *f, trb_faults_drop_cb cb, void *user) {
+  pthread_mutex_lock(&f->drop_mu);
+  pthread_mutex_lock(&f->mu);
+  for (int i = 0; i < f->n_droppers; i++) {
+    if (f->droppers[i].cb == cb && f->droppers[i].user == user) {
+      memmove(&f->droppers[i], &f->droppers[i + 1],
+              (size_t)(f->n_droppers - i - 1) * sizeof(f->droppers[0]));
+      f->n_droppers--;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&f->mu);
+  pthread_mutex_unlock(&f->drop_mu);
+}
+
 void trb_faults_drop_streams(trb_faults_t *f, grpc_status_code code,
                              const char *message) {
+  /* drop_mu keeps the list stable while callbacks run without `mu` (a
+   * dropper may consult the registry). */
+  pthread_mutex_lock(&f->drop_mu);
   pthread_mutex_lock(&f->mu);
   int n = f->n_droppers;
   pthread_mutex_unlock(&f->mu);
-  /* Droppers are only ever appended, so the first n stay valid. */
   for (int i = 0; i < n; i++) {
     f->droppers[i].cb(f->droppers[i].user, code,
                       message ? message : "streams dropped by fault injection");
   }
+  pthread_mutex_unlock(&f->drop_mu);
 }
 
 int64_t trb_faults_injected(trb_faults_t *f) {

@@ -75,10 +75,18 @@ typedef void (*trb_faults_drop_cb)(void *user, grpc_status_code code,
 
 /**
  * Register a service's stream dropper (at most 8). Returns OK or
- * RESOURCE_EXHAUSTED. Registered for the registry's lifetime.
+ * RESOURCE_EXHAUSTED. Registered until trb_faults_off_drop().
  */
 grpc_status_code trb_faults_on_drop(trb_faults_t *f, trb_faults_drop_cb cb,
                                     void *user, trb_status_t *st);
+
+/**
+ * Unregister a dropper registered with the same cb and user (a service
+ * being destroyed before the registry). Waits for a drop running on another
+ * thread to finish, so after return the callback is never called again.
+ * Not callable from inside a drop callback. No-op when not registered.
+ */
+void trb_faults_off_drop(trb_faults_t *f, trb_faults_drop_cb cb, void *user);
 
 /** End every open stream of every registered service with code/message
  *  (UNAVAILABLE is what a real server restart looks like). */

@@ -83,6 +83,11 @@ TEST(Faults, DropStreamsCallsEveryDropper) {
   EXPECT_EQ(1, b.n);
   EXPECT_EQ(GRPC_STATUS_UNAVAILABLE, b.code);
   EXPECT_EQ("restart", a.msg);
+  trb_faults_off_drop(f, cb, &a);
+  trb_faults_drop_streams(f, GRPC_STATUS_ABORTED, "again");
+  EXPECT_EQ(1, a.n);
+  EXPECT_EQ(2, b.n);
+  EXPECT_EQ(GRPC_STATUS_ABORTED, b.code);
   trb_faults_destroy(f);
 }
 
