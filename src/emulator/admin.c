@@ -8,19 +8,6 @@
 
 #define ADMIN "/tributary.emulator.v1.EmulatorAdmin/"
 
-static void reply(trb_rpc_server_call_t *call, const pb_msgdesc_t *fields,
-                  const void *msg) {
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  trb_status_t st = {0};
-  if (trb_pb_encode(fields, msg, &buf, &len, &st) != GRPC_STATUS_OK) {
-    trb_rpc_server_call_finish(call, st.code, st.msg, NULL, 0, NULL, 0);
-    return;
-  }
-  trb_rpc_server_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0, buf, len);
-  trb_pb_free(buf);
-}
-
 static void fail(trb_rpc_server_call_t *call, const trb_status_t *st) {
   trb_rpc_server_call_finish(call, st->code, st->msg, NULL, 0, NULL, 0);
 }
@@ -56,7 +43,7 @@ static void inject_fault(void *user, trb_rpc_server_call_t *call,
   }
   tributary_emulator_v1_InjectFaultResponse resp =
       tributary_emulator_v1_InjectFaultResponse_init_zero;
-  reply(call, tributary_emulator_v1_InjectFaultResponse_fields, &resp);
+  trb_rpc_server_call_reply(call, tributary_emulator_v1_InjectFaultResponse_fields, &resp);
 }
 
 static void clear_faults(void *user, trb_rpc_server_call_t *call,
@@ -72,7 +59,7 @@ static void clear_faults(void *user, trb_rpc_server_call_t *call,
   trb_faults_clear(user);
   tributary_emulator_v1_ClearFaultsResponse resp =
       tributary_emulator_v1_ClearFaultsResponse_init_zero;
-  reply(call, tributary_emulator_v1_ClearFaultsResponse_fields, &resp);
+  trb_rpc_server_call_reply(call, tributary_emulator_v1_ClearFaultsResponse_fields, &resp);
 }
 
 static void drop_streams(void *user, trb_rpc_server_call_t *call,
@@ -100,7 +87,7 @@ static void drop_streams(void *user, trb_rpc_server_call_t *call,
   tributary_emulator_v1_DropStreamsResponse resp =
       tributary_emulator_v1_DropStreamsResponse_init_zero;
   resp.faults_injected = trb_faults_injected(f);
-  reply(call, tributary_emulator_v1_DropStreamsResponse_fields, &resp);
+  trb_rpc_server_call_reply(call, tributary_emulator_v1_DropStreamsResponse_fields, &resp);
 }
 
 grpc_status_code trb_emu_admin_register(trb_rpc_server_t *srv,

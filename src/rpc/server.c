@@ -22,6 +22,7 @@
 #include <grpc/support/alloc.h>
 
 #include "src/common/alloc.h"
+#include "src/rpc/pb.h"
 #include "src/rpc/rpc_internal.h"
 #include "src/rpc/server.h"
 
@@ -829,4 +830,20 @@ void trb_rpc_server_call_finish(trb_rpc_server_call_t *c,
   }
   pthread_mutex_unlock(&c->mu);
   call_unref(c);
+}
+
+void trb_rpc_server_call_reply(trb_rpc_server_call_t *call,
+                               const struct pb_msgdesc_s *fields,
+                               const void *msg) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  trb_status_t st = {0};
+  if (trb_pb_encode(fields, msg, &buf, &len, &st) != GRPC_STATUS_OK) {
+    trb_rpc_server_call_finish(call, st.code, st.msg, NULL, 0, NULL, 0);
+    return;
+  }
+  /* An empty message encodes to zero bytes: still a response. */
+  trb_rpc_server_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0,
+                             buf ? (const void *)buf : "", len);
+  trb_pb_free(buf);
 }

@@ -46,6 +46,7 @@ extern "C" {
 #endif
 
 typedef struct trb_rpc_server_s trb_rpc_server_t;
+struct pb_msgdesc_s; /* nanopb message descriptor (<pb.h>) */
 typedef struct trb_rpc_server_call_s trb_rpc_server_call_t;
 
 /** Server settings. Zero-initialize, then set what you need. */
@@ -214,6 +215,16 @@ void trb_rpc_server_call_finish(trb_rpc_server_call_t *call,
                                 grpc_status_code code, const char *message,
                                 const uint8_t *details, size_t details_len,
                                 const void *resp, size_t resp_len);
+
+/**
+ * Unary calls: encode `msg` (a nanopb message described by `fields`,
+ * borrowed) and finish the call with OK and it; when encoding fails, finish
+ * with the encoder's status instead (RESOURCE_EXHAUSTED / INTERNAL).
+ * Threading: as trb_rpc_server_call_finish.
+ */
+void trb_rpc_server_call_reply(trb_rpc_server_call_t *call,
+                               const struct pb_msgdesc_s *fields,
+                               const void *msg);
 
 #ifdef __cplusplus
 }
