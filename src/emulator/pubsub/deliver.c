@@ -71,6 +71,8 @@ static void release_owner(ps_entry_t *e) {
   }
 }
 
+const char ps_bound_pull[1], ps_bound_gone[1];
+
 int ps_sub_add(trb_psemu_t *ps, ps_sub_t *s, ps_msg_t *m, int attempts) {
   (void)ps;
   ps_entry_t *e = trb_calloc(1, sizeof(*e));
@@ -79,52 +81,66 @@ int ps_sub_add(trb_psemu_t *ps, ps_sub_t *s, ps_msg_t *m, int attempts) {
   e->sub = s;
   e->heap_idx = -1;
   e->attempts = attempts;
+  ps_keyq_t *k = NULL;
+  if (s->ordering && m->okey != NULL) {
+    k = ps_keyq_get(s, m->okey, true);
+    if (k == NULL) {
+      trb_free(e);
+      return -ENOMEM;
+    }
+  }
   if (ps_map_put(&s->entries, m->seq, e) != 0) {
+    if (k != NULL && k->head == NULL) ps_keyq_drop(s, k);
     trb_free(e);
     return -ENOMEM;
   }
   m->refs++;
-  if (s->ordering && m->okey != NULL) {
-    ps_keyq_t *k = ps_keyq_get(s, m->okey, true);
-    if (k != NULL && k->busy) {
+  if (k != NULL) {
+    e->kq = k;
+    ps_klist_push_back(k, e);
+    if (k->first_wait != NULL) {
       e->state = PS_KEYWAIT;
-      ps_list_push_back(&k->head, &k->tail, e);
       return 0;
     }
-    if (k != NULL) k->busy = true;
+    k->first_wait = e;
   }
   make_ready(s, e, false);
   return 0;
 }
 
-/* The key of `e` (ready, leased or delayed) is free again: release the next
- * waiting message of the key. */
-static void key_advance(ps_sub_t *s, ps_entry_t *e) {
-  if (!s->ordering || e->msg->okey == NULL) return;
-  ps_keyq_t *k = ps_keyq_get(s, e->msg->okey, false);
-  if (k == NULL) return;
-  ps_entry_t *n = k->head;
-  if (n) {
-    ps_list_remove(&k->head, &k->tail, n);
-    make_ready(s, n, false);
-  } else {
-    ps_keyq_drop(s, k);
-  }
-}
-
-int64_t ps_entry_finish(trb_psemu_t *ps, ps_entry_t *e) {
+/* Take `e` (ready or delayed) out of the ready list / timer heap. */
+static void unschedule(trb_psemu_t *ps, ps_entry_t *e) {
   ps_sub_t *s = e->sub;
   ps_heap_remove(ps, e);
   if (e->state == PS_READY) {
     ps_list_remove(&s->ready_head, &s->ready_tail, e);
     s->n_ready--;
   }
-  if (e->state == PS_KEYWAIT) {
-    ps_keyq_t *k = ps_keyq_get(s, e->msg->okey, false);
-    if (k) ps_list_remove(&k->head, &k->tail, e);
-  } else {
-    key_advance(s, e);
+}
+
+/* `k->first_wait` changed to `n` (may be NULL): make it ready. `front`:
+ * at the head of the ready list (redelivery) rather than the back. */
+static void key_promote(ps_sub_t *s, ps_keyq_t *k, ps_entry_t *n, bool front) {
+  k->first_wait = n;
+  if (n != NULL) make_ready(s, n, front);
+}
+
+/* `e` (the key's entry) leaves the key for good. */
+static void key_remove(ps_sub_t *s, ps_entry_t *e) {
+  ps_keyq_t *k = e->kq;
+  if (e->state == PS_OUT) {
+    if (--k->n_out == 0) k->bound = NULL;
   }
+  if (k->first_wait == e) key_promote(s, k, e->knext, true);
+  ps_klist_remove(k, e);
+  e->kq = NULL;
+  if (k->head == NULL) ps_keyq_drop(s, k);
+}
+
+int64_t ps_entry_finish(trb_psemu_t *ps, ps_entry_t *e) {
+  ps_sub_t *s = e->sub;
+  unschedule(ps, e);
+  if (e->kq != NULL) key_remove(s, e);
   release_owner(e);
   ps_map_del(&s->entries, e->msg->seq);
   ps_msg_t *m = e->msg;
@@ -138,10 +154,10 @@ int64_t ps_entry_finish(trb_psemu_t *ps, ps_entry_t *e) {
   return 0;
 }
 
-void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms) {
+/* Lease of `e` ended (mu held; e is out of the heap, owner released):
+ * dead-letter it, delay it (retry backoff) or make it ready at the front. */
+static void requeue_one(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms) {
   ps_sub_t *s = e->sub;
-  release_owner(e);
-  ps_heap_remove(ps, e);
   if (s->max_attempts > 0 && e->attempts >= s->max_attempts &&
       s->dlq_topic != NULL) {
     ps_dead_letter(ps, e);
@@ -161,6 +177,31 @@ void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms) {
     }
   }
   make_ready(s, e, true);
+}
+
+void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms) {
+  ps_keyq_t *k = e->kq;
+  if (k == NULL) {
+    release_owner(e);
+    ps_heap_remove(ps, e);
+    requeue_one(ps, e, now_ms);
+    return;
+  }
+  /* Ordering key: `e` and every later leased entry (they follow it up to
+   * first_wait) go back to waiting; the key restarts at `e`. */
+  if (k->first_wait != NULL) {
+    unschedule(ps, k->first_wait);
+    k->first_wait->state = PS_KEYWAIT;
+  }
+  for (ps_entry_t *x = e; x != NULL && x != k->first_wait; x = x->knext) {
+    release_owner(x);
+    ps_heap_remove(ps, x);
+    x->state = PS_KEYWAIT;
+    k->n_out--;
+  }
+  if (k->n_out == 0) k->bound = NULL;
+  k->first_wait = e;
+  requeue_one(ps, e, now_ms);
 }
 
 void ps_sub_clear(trb_psemu_t *ps, ps_sub_t *s, int64_t **gc, size_t *n_gc) {
@@ -195,9 +236,16 @@ size_t ps_lease_into(trb_psemu_t *ps, ps_sub_t *s, ps_stream_t *owner,
                      trb_buf_t *b) {
   size_t n = 0;
   int64_t due = ps_now_ms() + ps_scaled_ms(ps, deadline_s);
+  const void *who = owner ? (const void *)owner : PS_BOUND_PULL;
   char ack[TRB_PS_ACKID_MAX];
-  while (s->ready_head != NULL && n < max) {
-    ps_entry_t *e = s->ready_head;
+  ps_entry_t *e = s->ready_head;
+  while (e != NULL && n < max) {
+    ps_entry_t *next = e->next;
+    ps_keyq_t *k = e->kq;
+    if (k != NULL && k->n_out > 0 && k->bound != who) {
+      e = next; /* the key's earlier messages are out with another receiver */
+      continue;
+    }
     if (n > 0 && b->len + e->msg->body_len + 64 > max_bytes) break;
     ps_list_remove(&s->ready_head, &s->ready_tail, e);
     s->n_ready--;
@@ -207,12 +255,28 @@ size_t ps_lease_into(trb_psemu_t *ps, ps_sub_t *s, ps_stream_t *owner,
     e->owner = owner;
     e->due_ms = due;
     if (ps_heap_push(ps, e) != 0) {
-      make_ready(s, e, true);
+      e->state = PS_READY;
+      e->owner = NULL;
+      ps_list_insert_before(&s->ready_head, &s->ready_tail, next, e);
+      s->n_ready++;
       break;
     }
     if (owner) {
       owner->out_msgs++;
       owner->out_bytes += (int64_t)e->msg->body_len;
+    }
+    if (k != NULL) {
+      /* The key's next message becomes ready right here, so it follows in
+       * this response when there is room. */
+      k->n_out++;
+      k->bound = who;
+      k->first_wait = e->knext;
+      if (e->knext != NULL) {
+        e->knext->state = PS_READY;
+        ps_list_insert_before(&s->ready_head, &s->ready_tail, next, e->knext);
+        s->n_ready++;
+        next = e->knext;
+      }
     }
     trb_ps_ackid_t a = {s->id, e->msg->seq, e->gen, ps->epoch};
     size_t al = trb_ps_ackid_format(&a, ack);
@@ -222,6 +286,7 @@ size_t ps_lease_into(trb_psemu_t *ps, ps_sub_t *s, ps_stream_t *owner,
       break;
     }
     n++;
+    e = next;
   }
   if (n > 0) pthread_cond_signal(&ps->timer_cv);
   return n;
@@ -331,7 +396,9 @@ void ps_ack_ids(trb_psemu_t *ps, ps_sub_t *s, char *const *ids, size_t n,
       results[i] = PS_ACK_INVALID;
       continue;
     }
-    if (e->state == PS_KEYWAIT) continue; /* never delivered: stale ID */
+    if (e->state == PS_KEYWAIT && e->attempts == 0) {
+      continue; /* never delivered: stale ID */
+    }
     int64_t seq = e->msg->seq;
     int64_t g = ps_entry_finish(ps, e);
     seqs[(*n_seqs)++] = seq;
@@ -346,11 +413,15 @@ void ps_modack_ids(trb_psemu_t *ps, ps_sub_t *s, char *const *ids, size_t n,
     trb_ps_ackid_t a;
     ps_entry_t *e = lookup(ps, s, ids[i], &results[i], &a);
     if (e == NULL) continue;
+    int32_t sec = secs ? secs[i] : all_secs;
     if (!lease_current(ps, e, &a)) {
-      if (s->eod) results[i] = PS_ACK_INVALID;
+      /* A nack of a message already taken back with an earlier message of
+       * its ordering key (same lease generation) is accepted. */
+      bool taken_back = sec == 0 && e->state == PS_KEYWAIT && e->gen == a.gen &&
+                        a.epoch == ps->epoch;
+      if (s->eod && !taken_back) results[i] = PS_ACK_INVALID;
       continue;
     }
-    int32_t sec = secs ? secs[i] : all_secs;
     if (sec == 0) {
       ps_entry_requeue(ps, e, now);
     } else {

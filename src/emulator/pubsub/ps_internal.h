@@ -64,7 +64,9 @@ typedef struct ps_entry_s {
   int attempts;        /* deliveries so far */
   uint32_t gen;        /* lease generation */
   ps_stream_t *owner;  /* stream holding the lease, or NULL */
-  struct ps_entry_s *prev, *next; /* ready list or key queue */
+  struct ps_entry_s *prev, *next;   /* ready list */
+  struct ps_entry_s *kprev, *knext; /* its ordering key's list */
+  struct ps_keyq_s *kq;             /* its ordering key, or NULL */
 } ps_entry_t;
 
 /** int64 → pointer open-addressing map (seq → entry). */
@@ -74,13 +76,31 @@ typedef struct ps_map_s {
   size_t cap, n, used;
 } ps_map_t;
 
-/** Ordering-key state of one key on one subscription. */
+/**
+ * Ordering-key state of one key on one subscription (ordering enabled).
+ * `head..tail` (kprev/knext) lists every unacknowledged entry of the key in
+ * publish order. Invariant: the leased entries (PS_OUT) are a prefix of the
+ * list; `first_wait` is the first entry after them (or NULL), and it alone
+ * is PS_READY (in the ready list) or PS_DELAYED (retry backoff); every later
+ * entry is PS_KEYWAIT. Leasing `first_wait` promotes its successor, so a key
+ * may have several messages outstanding, always delivered in order. While
+ * n_out > 0 the key is bound to `bound` (a stream, PS_BOUND_PULL or
+ * PS_BOUND_GONE) and only that receiver gets its next messages.
+ */
 typedef struct ps_keyq_s {
   char *key;
-  bool busy;                  /* one message of the key ready or leased */
-  ps_entry_t *head, *tail;    /* messages waiting for the key */
+  ps_entry_t *head, *tail;    /* every entry of the key, publish order */
+  ps_entry_t *first_wait;     /* first entry not leased, or NULL */
+  size_t n_out;               /* leased entries (the list's prefix) */
+  const void *bound;          /* receiver of the leased entries */
   struct ps_keyq_s *hnext;    /* hash chain */
 } ps_keyq_t;
+
+/** `bound` values besides a ps_stream_t*: unary Pull; a closed stream whose
+ *  leases still run (nobody gets the key until they end). */
+extern const char ps_bound_pull[1], ps_bound_gone[1];
+#define PS_BOUND_PULL ((const void *)ps_bound_pull)
+#define PS_BOUND_GONE ((const void *)ps_bound_gone)
 
 struct ps_topic_s {
   int64_t id;
@@ -205,6 +225,12 @@ void ps_keys_free(ps_sub_t *s);
 void ps_list_push_back(ps_entry_t **head, ps_entry_t **tail, ps_entry_t *e);
 void ps_list_push_front(ps_entry_t **head, ps_entry_t **tail, ps_entry_t *e);
 void ps_list_remove(ps_entry_t **head, ps_entry_t **tail, ps_entry_t *e);
+/** Insert `e` before `at` (NULL: at the back). */
+void ps_list_insert_before(ps_entry_t **head, ps_entry_t **tail,
+                           ps_entry_t *at, ps_entry_t *e);
+/** Same operations on an ordering key's list (kprev/knext). */
+void ps_klist_push_back(ps_keyq_t *k, ps_entry_t *e);
+void ps_klist_remove(ps_keyq_t *k, ps_entry_t *e);
 
 /* ---- admin.c ----------------------------------------------------------- */
 ps_topic_t *ps_topic_find(trb_psemu_t *ps, const char *name);
@@ -269,7 +295,9 @@ size_t ps_lease_into(trb_psemu_t *ps, ps_sub_t *s, ps_stream_t *owner,
  *  lists, key queue; frees it. Returns the message seq to GC (>0) when no
  *  subscription needs the body any more, else 0. mu held. */
 int64_t ps_entry_finish(trb_psemu_t *ps, ps_entry_t *e);
-/** Lease ended without an ack (nack / expiry / stream gone). mu held. */
+/** Lease ended without an ack (nack / expiry). With an ordering key, every
+ *  later leased entry of the key is taken back too and the key restarts
+ *  at `e` (redelivered first, in order). mu held. */
 void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms);
 /** Drop every entry of a deleted subscription. mu held. */
 void ps_sub_clear(trb_psemu_t *ps, ps_sub_t *s, int64_t **gc, size_t *n_gc);

@@ -85,6 +85,8 @@ void trb_psemu_shutdown(trb_psemu_t *ps) {
 
 void trb_psemu_destroy(trb_psemu_t *ps) {
   if (ps == NULL) return;
+  /* The registry may outlive the service: no drop may reach it now. */
+  if (ps->faults) trb_faults_off_drop(ps->faults, on_drop, ps);
   trb_psemu_shutdown(ps);
   pthread_mutex_lock(&ps->mu);
   while (ps->pending_ops > 0) pthread_cond_wait(&ps->ops_cv, &ps->mu);

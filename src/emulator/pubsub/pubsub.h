@@ -43,9 +43,23 @@
  * A Pull without return_immediately that finds nothing waits up to 1 s
  * (less when the client's deadline is nearer) for messages.
  *
- * Limits of the emulation: ordering keys release one message of a key at a
- * time (the next after the previous is acknowledged or dead-lettered);
- * fault-injected latency sleeps on the server thread that runs the call.
+ * Ordering keys (enable_message_ordering): several messages of a key may
+ * be outstanding at once, always delivered in publish order, within one
+ * response and across responses. While a key has outstanding messages it
+ * is bound to the stream (or to unary Pull) holding them; other streams
+ * get none of its messages until they are all acknowledged, nacked or
+ * expired (a cancelled stream's leases keep the key until their deadline).
+ * When an outstanding message of a key is nacked (deadline 0) or its ack
+ * deadline expires, it and every later outstanding message of the key are
+ * taken back and redelivered in order, before any newer message of the key
+ * ("Message ordering", Considerations when using ordered messaging,
+ * https://cloud.google.com/pubsub/docs/ordering). With exactly-once
+ * delivery the taken-back leases' ack IDs are invalid; a nack of one is
+ * confirmed. A message dead-lettered on its last attempt lets the rest of
+ * its key through (they are redelivered). Retry backoff delays the key.
+ *
+ * Limits of the emulation: fault-injected latency sleeps on the server
+ * thread that runs the call.
  *
  * Source: google/pubsub/v1/pubsub.proto; ../shared/PROTOCOL.md section B.
  */

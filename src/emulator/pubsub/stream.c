@@ -32,6 +32,8 @@ void ps_stream_detach(trb_psemu_t *ps, ps_stream_t *s) {
       if (sub->entries.keys[i] <= 0) continue;
       ps_entry_t *e = sub->entries.vals[i];
       if (e->owner == s) e->owner = NULL;
+      /* Its ordering keys stay bound until those leases end. */
+      if (e->kq != NULL && e->kq->bound == s) e->kq->bound = PS_BOUND_GONE;
     }
   }
   s->out_msgs = s->out_bytes = 0;

@@ -260,3 +260,44 @@ void ps_list_remove(ps_entry_t **head, ps_entry_t **tail, ps_entry_t *e) {
   }
   e->prev = e->next = NULL;
 }
+
+void ps_list_insert_before(ps_entry_t **head, ps_entry_t **tail,
+                           ps_entry_t *at, ps_entry_t *e) {
+  if (at == NULL) {
+    ps_list_push_back(head, tail, e);
+    return;
+  }
+  e->next = at;
+  e->prev = at->prev;
+  if (at->prev) {
+    at->prev->next = e;
+  } else {
+    *head = e;
+  }
+  at->prev = e;
+}
+
+void ps_klist_push_back(ps_keyq_t *k, ps_entry_t *e) {
+  e->knext = NULL;
+  e->kprev = k->tail;
+  if (k->tail) {
+    k->tail->knext = e;
+  } else {
+    k->head = e;
+  }
+  k->tail = e;
+}
+
+void ps_klist_remove(ps_keyq_t *k, ps_entry_t *e) {
+  if (e->kprev) {
+    e->kprev->knext = e->knext;
+  } else {
+    k->head = e->knext;
+  }
+  if (e->knext) {
+    e->knext->kprev = e->kprev;
+  } else {
+    k->tail = e->kprev;
+  }
+  e->kprev = e->knext = NULL;
+}

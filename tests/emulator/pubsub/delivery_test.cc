@@ -89,56 +89,163 @@ TEST_F(PsTest, RetryPolicyDelaysRedelivery) {
   EXPECT_EQ("x", s->Snapshot()[0].data);
 }
 
-TEST_F(PsTest, OrderingKeysDeliverInOrderOneAtATime) {
-  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
-  SubOpts o;
-  o.ordering = true;
-  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("ord", "events", o).code);
-  for (int i = 0; i < 3; i++) {
-    ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"a" + std::to_string(i), {}, "A"},
-                                                     {"a" + std::to_string(i) + "'", {}, "A"}})
-                                  .code);
-    ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"b" + std::to_string(i), {}, "B"}}).code);
+// Data of the messages with ordering key `key` among got[from..].
+std::vector<std::string> KeyData(const std::vector<Got>& got, size_t from, const std::string& key) {
+  std::vector<std::string> out;
+  for (size_t i = from; i < got.size(); i++) {
+    if (got[i].ordering_key == key) out.push_back(got[i].data);
   }
-  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"free"}));
+  return out;
+}
+
+std::string AckIdOf(const std::vector<Got>& got, const std::string& data) {
+  for (auto& g : got) {
+    if (g.data == data) return g.ack_id;
+  }
+  return "";
+}
+
+class OrderingTest : public PsTest {
+ protected:
+  // Topic "events", ordered subscription "ord"; A: a0..a5 in three
+  // requests, B: b0..b2, one message without key.
+  void PublishKeys(const SubOpts& extra = SubOpts()) {
+    ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
+    SubOpts o = extra;
+    o.ordering = true;
+    ASSERT_EQ(GRPC_STATUS_OK, CreateSub("ord", "events", o).code);
+    for (int i = 0; i < 6; i += 2) {
+      ASSERT_EQ(GRPC_STATUS_OK,
+                PublishMsgs("events", {{"a" + std::to_string(i), {}, "A"},
+                                       {"a" + std::to_string(i + 1), {}, "A"}})
+                    .code);
+      ASSERT_EQ(GRPC_STATUS_OK,
+                PublishMsgs("events", {{"b" + std::to_string(i / 2), {}, "B"}}).code);
+    }
+    ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"free"}));
+  }
+  const std::vector<std::string> a_ = {"a0", "a1", "a2", "a3", "a4", "a5"};
+  const std::vector<std::string> b_ = {"b0", "b1", "b2"};
+};
+
+TEST_F(OrderingTest, SeveralMessagesOfAKeyOutstandingInPublishOrder) {
+  PublishKeys();
   Stream* s = StartPull("ord", 600);
-  // First round: the head of each key plus the unkeyed message.
-  ASSERT_TRUE(s->WaitCount(3));
+  // No ack is needed for the next message of a key: all 10 arrive.
+  ASSERT_TRUE(s->WaitCount(10));
   EXPECT_TRUE(s->props_ordering);
   auto g = s->Snapshot();
-  std::map<std::string, std::vector<std::string>> by_key;
-  std::vector<std::string> expect_a = {"a0", "a0'", "a1", "a1'", "a2", "a2'"};
-  std::vector<std::string> expect_b = {"b0", "b1", "b2"};
-  // Nack the head of A once: it must come back before anything after it.
-  std::string a_ack;
-  for (auto& m : g) {
-    if (m.ordering_key == "A") a_ack = m.ack_id;
-  }
-  ASSERT_FALSE(a_ack.empty());
-  StreamModAck(s, {a_ack}, 0);
-  size_t seen = 3;
-  std::vector<std::string> order_a, order_b;
-  bool first_a = true;
-  for (int round = 0; round < 40 && (order_a.size() < 6 || order_b.size() < 3); round++) {
-    ASSERT_TRUE(s->WaitCount(seen + 1)) << "round " << round;
-    auto all = s->Snapshot();
-    std::vector<std::string> acks;
-    for (size_t i = (round == 0 ? 0 : seen); i < all.size(); i++) {
-      const Got& m = all[i];
-      if (m.ordering_key == "A") {
-        if (first_a && m.ack_id == a_ack) continue;  // the nacked delivery
-        first_a = false;
-        order_a.push_back(m.data);
-      } else if (m.ordering_key == "B") {
-        order_b.push_back(m.data);
-      }
-      acks.push_back(m.ack_id);
+  EXPECT_EQ(a_, KeyData(g, 0, "A"));
+  EXPECT_EQ(b_, KeyData(g, 0, "B"));
+  EXPECT_EQ(1u, KeyData(g, 0, "").size());
+  // Unary Pull on a second ordered subscription: in order in one response.
+  SubOpts o;
+  o.ordering = true;
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("ord2", "events", o).code);
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"c0", {}, "C"}, {"c1", {}, "C"}}).code);
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"c2", {}, "C"}}).code);
+  std::vector<Got> p;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("ord2", 10, &p).code);
+  EXPECT_EQ((std::vector<std::string>{"c0", "c1", "c2"}), KeyData(p, 0, "C"));
+}
+
+TEST_F(OrderingTest, NackRedeliversItAndEveryLaterMessageOfTheKeyInOrder) {
+  PublishKeys();
+  Stream* s = StartPull("ord", 600);
+  ASSERT_TRUE(s->WaitCount(10));
+  // a6 is published while a0..a5 are outstanding and delivered after them.
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"a6", {}, "A"}}).code);
+  ASSERT_TRUE(s->WaitCount(11));
+  auto g = s->Snapshot();
+  EXPECT_EQ("a6", g[10].data);
+  // a0, a1 acked; a2 nacked: a2..a6 come again, in order, and nothing else.
+  StreamAck(s, {AckIdOf(g, "a0"), AckIdOf(g, "a1")});
+  StreamModAck(s, {AckIdOf(g, "a2")}, 0);
+  ASSERT_TRUE(s->WaitCount(16));
+  auto again = s->Snapshot();
+  EXPECT_EQ((std::vector<std::string>{"a2", "a3", "a4", "a5", "a6"}), KeyData(again, 11, "A"));
+  EXPECT_EQ(16u, again.size());
+  // The old leases of a3..a6 were taken back: acking the new deliveries
+  // settles the key; nothing of A comes back after that.
+  std::vector<std::string> acks;
+  for (size_t i = 11; i < again.size(); i++) acks.push_back(again[i].ack_id);
+  for (auto& d : b_) acks.push_back(AckIdOf(g, d));
+  acks.push_back(AckIdOf(g, "free"));
+  StreamAck(s, acks);
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"a7", {}, "A"}}).code);
+  ASSERT_TRUE(s->WaitCount(17));
+  EXPECT_EQ("a7", s->Snapshot()[16].data);
+  std::vector<Got> left;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("ord", 10, &left).code);
+  EXPECT_EQ(0u, left.size());  // a7 is leased to the stream; the rest acked
+}
+
+TEST_F(OrderingTest, ExpiryOfOneMessageRedeliversTheLaterOnesOfTheKey) {
+  PublishKeys();
+  Stream* s = StartPull("ord", 600);
+  ASSERT_TRUE(s->WaitCount(10));
+  auto g = s->Snapshot();
+  // Only a3's lease is shortened (10 s = 200 ms here); a4 and a5 keep
+  // 600 s leases but come again behind a3 when a3's lease expires.
+  StreamModAck(s, {AckIdOf(g, "a3")}, 10);
+  ASSERT_TRUE(s->WaitCount(13));
+  auto again = s->Snapshot();
+  EXPECT_EQ((std::vector<std::string>{"a3", "a4", "a5"}), KeyData(again, 10, "A"));
+  EXPECT_EQ(13u, again.size());
+  EXPECT_TRUE(KeyData(again, 10, "B").empty());
+}
+
+TEST_F(OrderingTest, AKeyStaysWithTheStreamHoldingItsMessages) {
+  PublishKeys();
+  Stream* s1 = StartPull("ord", 600);
+  ASSERT_TRUE(s1->WaitCount(10));
+  Stream* s2 = StartPull("ord", 600);
+  // A and B are outstanding on s1: their new messages go to s1 only; a
+  // message of a new key or without key may go to either.
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"a6", {}, "A"}}).code);
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"b3", {}, "B"}}).code);
+  ASSERT_EQ(GRPC_STATUS_OK, PublishMsgs("events", {{"d0", {}, "D"}}).code);
+  ASSERT_TRUE(s1->WaitCount(12));
+  auto g1 = s1->Snapshot();
+  EXPECT_EQ("a6", KeyData(g1, 10, "A").at(0));
+  EXPECT_EQ("b3", KeyData(g1, 10, "B").at(0));
+  EXPECT_TRUE(KeyData(s2->Snapshot(), 0, "A").empty());
+  // s2 is served meanwhile: d0 or the unkeyed messages may go there.
+  EXPECT_EQ(10u, KeyData(g1, 0, "A").size() + KeyData(g1, 0, "B").size() - 1);
+}
+
+TEST_F(OrderingTest, DeadLetteredMessageLetsTheRestOfItsKeyThrough) {
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("dead"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("deadsub", "dead"));
+  SubOpts o;
+  o.dlq = "dead";
+  o.max_attempts = 5;
+  PublishKeys(o);
+  Stream* s = StartPull("ord", 600);
+  ASSERT_TRUE(s->WaitCount(10));
+  // Nack a0 five times: each time a0..a5 come again, in order.
+  size_t seen = 10;
+  for (int attempt = 1; attempt <= 5; attempt++) {
+    auto g = s->Snapshot();
+    std::string a0;
+    for (size_t i = 0; i < g.size(); i++) {
+      if (g[i].data == "a0") a0 = g[i].ack_id;
     }
-    seen = all.size();
-    StreamAck(s, acks);
+    StreamModAck(s, {a0}, 0);
+    if (attempt == 5) break;
+    ASSERT_TRUE(s->WaitCount(seen + 6)) << attempt;
+    auto again = s->Snapshot();
+    EXPECT_EQ(a_, KeyData(again, seen, "A")) << attempt;
+    EXPECT_EQ(attempt + 1, again[seen].delivery_attempt);
+    seen += 6;
   }
-  EXPECT_EQ(expect_a, order_a);
-  EXPECT_EQ(expect_b, order_b);
+  // The fifth nack dead-letters a0; a1..a5 are redelivered.
+  ASSERT_TRUE(s->WaitCount(seen + 5));
+  auto g = s->Snapshot();
+  EXPECT_EQ((std::vector<std::string>{"a1", "a2", "a3", "a4", "a5"}), KeyData(g, seen, "A"));
+  Stream* d = StartPull("deadsub", 600);
+  ASSERT_TRUE(d->WaitCount(1));
+  EXPECT_EQ("a0", d->Snapshot()[0].data);
 }
 
 TEST_F(PsTest, FilterDeliversOnlyMatchingMessages) {
