@@ -4,8 +4,10 @@
 #include "src/emulator/bigquery/rowdec.h"
 
 #include <inttypes.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -20,6 +22,19 @@ typedef google_protobuf_FieldDescriptorProto_Type ptype_t;
 
 typedef struct node_s node_t;
 
+/* One raw field value. */
+typedef struct raw_s {
+  uint64_t v;          /* varint / fixed */
+  const uint8_t *data; /* length-delimited */
+  size_t len;
+} raw_t;
+
+/* One value of an enum type (for STRING columns: number -> name). */
+typedef struct enum_val_s {
+  int32_t number;
+  char *name; /* owned */
+} enum_val_t;
+
 typedef struct pfield_s {
   uint32_t number;
   ptype_t ptype;
@@ -27,6 +42,11 @@ typedef struct pfield_s {
   int col;                   /* index among the node's BQ fields */
   const trb_bq_field_t *bq;
   node_t *sub;               /* message fields */
+  enum_val_t *enums;         /* enum fields: owned, sorted by number */
+  size_t n_enums;
+  bool has_dflt;             /* proto2 default_value, as a raw value */
+  raw_t dflt;
+  uint8_t *dflt_mem;         /* owned bytes of a string/bytes default */
 } pfield_t;
 
 struct node_s {
@@ -98,10 +118,11 @@ static bool compatible(ptype_t t, trb_bq_type_t bq) {
              t == PT(SFIXED64);
     case TRB_BQ_TYPE_DOUBLE:
       return t == PT(DOUBLE) || t == PT(FLOAT);
+    case TRB_BQ_TYPE_STRING:
+      return t == PT(STRING) || t == PT(ENUM);
     case TRB_BQ_TYPE_GEOGRAPHY:
     case TRB_BQ_TYPE_JSON:
     case TRB_BQ_TYPE_INTERVAL:
-    case TRB_BQ_TYPE_STRING:
       return t == PT(STRING);
     case TRB_BQ_TYPE_INT64:
       return is_int_ptype(t) && t != PT(UINT64) && t != PT(FIXED64) &&
@@ -129,6 +150,185 @@ static const char *ptype_name(ptype_t t) {
                             "group", "message", "bytes", "uint32", "enum",
                             "sfixed32", "sfixed64", "sint32", "sint64"};
   return (unsigned)t < sizeof k / sizeof k[0] ? k[t] : "?";
+}
+
+/* The enum type `name` (last component) in `scope`'s enum_type or in any
+ * nested type's (Go wraps each enum in a message "<full_name>_E"). */
+static const google_protobuf_EnumDescriptorProto *find_enum(
+    const google_protobuf_DescriptorProto *scope, const char *name) {
+  for (pb_size_t i = 0; i < scope->enum_type_count; i++) {
+    const google_protobuf_EnumDescriptorProto *e = &scope->enum_type[i];
+    if (e->name && strcmp(e->name, name) == 0) return e;
+  }
+  for (pb_size_t i = 0; i < scope->nested_type_count; i++) {
+    const google_protobuf_EnumDescriptorProto *e = find_enum(&scope->nested_type[i], name);
+    if (e) return e;
+  }
+  return NULL;
+}
+
+static int cmp_enum(const void *a, const void *b) {
+  const enum_val_t *x = a, *y = b;
+  return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* Copy the values of enum field `fd` into `pf`. */
+static grpc_status_code plan_enum(pfield_t *pf, const google_protobuf_DescriptorProto *root,
+                                  const google_protobuf_FieldDescriptorProto *fd,
+                                  const char *path, trb_status_t *st) {
+  const google_protobuf_EnumDescriptorProto *e =
+      fd->type_name ? find_enum(root, last_component(fd->type_name)) : NULL;
+  if (!e || e->value_count == 0)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "invalid writer schema: enum type \"%s\" of field %s.%s is not "
+                          "in the descriptor (or has no values)",
+                          fd->type_name ? fd->type_name : "", path, fd->name);
+  pf->enums = trb_calloc(e->value_count, sizeof *pf->enums);
+  if (!pf->enums) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  for (pb_size_t i = 0; i < e->value_count; i++) {
+    const google_protobuf_EnumValueDescriptorProto *v = &e->value[i];
+    if (!v->name || !*v->name || !v->has_number)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "invalid writer schema: enum %s has a value without a name "
+                            "or number", e->name ? e->name : "");
+    pf->enums[pf->n_enums].number = v->number;
+    pf->enums[pf->n_enums].name = trb_strdup(v->name);
+    if (!pf->enums[pf->n_enums++].name)
+      return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  qsort(pf->enums, pf->n_enums, sizeof *pf->enums, cmp_enum);
+  return GRPC_STATUS_OK;
+}
+
+static const enum_val_t *enum_by_number(const pfield_t *f, int32_t n) {
+  size_t lo = 0, hi = f->n_enums;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (f->enums[mid].number < n) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < f->n_enums && f->enums[lo].number == n ? &f->enums[lo] : NULL;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* descriptor.proto: a bytes default is C-escaped. Returns the length or -1. */
+static long c_unescape(const char *s, uint8_t *out) {
+  long n = 0;
+  while (*s) {
+    if (*s != '\\') {
+      out[n++] = (uint8_t)*s++;
+      continue;
+    }
+    s++;
+    switch (*s) {
+      case 'n': out[n++] = '\n'; s++; break;
+      case 'r': out[n++] = '\r'; s++; break;
+      case 't': out[n++] = '\t'; s++; break;
+      case 'a': out[n++] = '\a'; s++; break;
+      case 'b': out[n++] = '\b'; s++; break;
+      case 'f': out[n++] = '\f'; s++; break;
+      case 'v': out[n++] = '\v'; s++; break;
+      case '\\': case '\'': case '"': case '?': out[n++] = (uint8_t)*s++; break;
+      case 'x': case 'X': {
+        s++;
+        int v = 0, k = 0;
+        while (k < 2 && hexval(*s) >= 0) v = v * 16 + hexval(*s++), k++;
+        if (!k) return -1;
+        out[n++] = (uint8_t)v;
+        break;
+      }
+      default: {
+        int v = 0, k = 0;
+        while (k < 3 && *s >= '0' && *s <= '7') v = v * 8 + (*s++ - '0'), k++;
+        if (!k || v > 255) return -1;
+        out[n++] = (uint8_t)v;
+        break;
+      }
+    }
+  }
+  return n;
+}
+
+/* Parse the proto2 default_value text of `fd` (type `t`) into pf->dflt. */
+static grpc_status_code plan_default(pfield_t *pf, ptype_t t,
+                                     const google_protobuf_FieldDescriptorProto *fd,
+                                     const char *path, trb_status_t *st) {
+  const char *s = fd->default_value;
+  char *end = NULL;
+  bool ok = true;
+  errno = 0;
+  switch (t) {
+    case PT(INT32): case PT(SINT32): case PT(SFIXED32):
+    case PT(INT64): case PT(SINT64): case PT(SFIXED64): {
+      long long x = strtoll(s, &end, 0);
+      bool w32 = t == PT(INT32) || t == PT(SINT32) || t == PT(SFIXED32);
+      ok = *s && !*end && errno == 0 && (!w32 || (x >= INT32_MIN && x <= INT32_MAX));
+      if (t == PT(SINT32)) pf->dflt.v = (uint32_t)(((uint32_t)x << 1) ^ (uint32_t)((int32_t)x >> 31));
+      else if (t == PT(SINT64)) pf->dflt.v = ((uint64_t)x << 1) ^ (uint64_t)((int64_t)x >> 63);
+      else pf->dflt.v = (uint64_t)(int64_t)x;
+      break;
+    }
+    case PT(UINT32): case PT(FIXED32): case PT(UINT64): case PT(FIXED64): {
+      unsigned long long x = strtoull(s, &end, 0);
+      bool w32 = t == PT(UINT32) || t == PT(FIXED32);
+      ok = *s && *s != '-' && !*end && errno == 0 && (!w32 || x <= UINT32_MAX);
+      pf->dflt.v = (uint64_t)x;
+      break;
+    }
+    case PT(BOOL):
+      ok = strcmp(s, "true") == 0 || strcmp(s, "false") == 0;
+      pf->dflt.v = s[0] == 't';
+      break;
+    case PT(DOUBLE): case PT(FLOAT): {
+      double d = strtod(s, &end);
+      ok = *s && !*end;
+      if (t == PT(FLOAT)) {
+        float f = (float)d;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        pf->dflt.v = u;
+      } else {
+        memcpy(&pf->dflt.v, &d, 8);
+      }
+      break;
+    }
+    case PT(STRING): case PT(BYTES): {
+      size_t n = strlen(s);
+      pf->dflt_mem = trb_malloc(n + 1);
+      if (!pf->dflt_mem) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      long m = (long)n;
+      if (t == PT(BYTES)) m = c_unescape(s, pf->dflt_mem);
+      else memcpy(pf->dflt_mem, s, n);
+      ok = m >= 0;
+      pf->dflt.data = pf->dflt_mem;
+      pf->dflt.len = ok ? (size_t)m : 0;
+      break;
+    }
+    case PT(ENUM):
+      ok = false;
+      for (size_t i = 0; i < pf->n_enums; i++) {
+        if (strcmp(pf->enums[i].name, s) == 0) {
+          pf->dflt.v = (uint64_t)(int64_t)pf->enums[i].number;
+          ok = true;
+        }
+      }
+      break;
+    default:
+      ok = false;
+      break;
+  }
+  if (!ok)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "invalid writer schema: field %s.%s has an invalid default "
+                          "value \"%s\" for its type %s", path, fd->name, s, ptype_name(t));
+  pf->has_dflt = true;
+  return GRPC_STATUS_OK;
 }
 
 static int cmp_pfield(const void *a, const void *b) {
@@ -218,6 +418,14 @@ static grpc_status_code build_node(trb_rowdec_plan_t *plan,
     pf->repeated = rep;
     pf->col = col;
     pf->bq = bf;
+    if (t == PT(ENUM)) {
+      grpc_status_code c = plan_enum(pf, root, fd, path, st);
+      if (c) return c;
+    }
+    if (fd->default_value && !rep) {
+      grpc_status_code c = plan_default(pf, t, fd, path, st);
+      if (c) return c;
+    }
     if (t == PT(MESSAGE)) {
       const google_protobuf_DescriptorProto *sd =
           fd->type_name ? find_type(root, last_component(fd->type_name)) : NULL;
@@ -265,6 +473,11 @@ void trb_rowdec_plan_destroy(trb_rowdec_plan_t *p) {
   node_t *n = p->all;
   while (n) {
     node_t *next = n->next_alloc;
+    for (size_t i = 0; i < n->n_fields; i++) {
+      for (size_t k = 0; k < n->fields[i].n_enums; k++) trb_free(n->fields[i].enums[k].name);
+      trb_free(n->fields[i].enums);
+      trb_free(n->fields[i].dflt_mem);
+    }
     trb_free(n->by_col);
     trb_free(n->scratch);
     trb_free(n->seen);
@@ -298,13 +511,6 @@ static bool rd_varint(cur_t *c, uint64_t *v) {
   }
   return false;
 }
-
-/* One raw field value. */
-typedef struct raw_s {
-  uint64_t v;          /* varint / fixed */
-  const uint8_t *data; /* length-delimited */
-  size_t len;
-} raw_t;
 
 static bool rd_value(cur_t *c, unsigned wire, raw_t *r) {
   switch (wire) {
@@ -461,6 +667,12 @@ static grpc_status_code convert(const pfield_t *f, const raw_t *r,
     case TRB_BQ_TYPE_JSON:
     case TRB_BQ_TYPE_GEOGRAPHY:
     case TRB_BQ_TYPE_INTERVAL: {
+      if (f->ptype == PT(ENUM)) { /* STRING only: the value's name */
+        const enum_val_t *e = enum_by_number(f, (int32_t)r->v);
+        if (!e)
+          return ROWERR(st, "Invalid enum value %" PRId32 " on field %s.", (int32_t)r->v, name);
+        return put_text(b, e->name, strlen(e->name), v, st);
+      }
       long cp = utf8_count(r->data, r->len);
       if (cp < 0) return ROWERR(st, "Invalid UTF-8 in field %s.", name);
       if (bf->max_length && cp > bf->max_length)
@@ -633,6 +845,8 @@ static int json_value(trb_buf_t *o, const trb_bq_field_t *bf,
       return json_b64(o, v->u.p, v->len);
     case TRB_BQV_BTEXT:
       return json_str(o, (const uint8_t *)src->data + v->u.off, v->len);
+    case TRB_BQV_BBLOB:
+      return json_b64(o, (const uint8_t *)src->data + v->u.off, v->len);
     case TRB_BQV_BJSON:
       return trb_buf_append(o, src->data + v->u.off, v->len);
     default:
@@ -723,6 +937,21 @@ static grpc_status_code repeated_json(trb_rowdec_plan_t *p, node_t *n,
   return GRPC_STATUS_OK;
 }
 
+/* The proto2 default of absent field `f`, copied into `b` (the plan may be
+ * freed before the decoded values are used). */
+static grpc_status_code apply_default(const pfield_t *f, trb_bq_value_t *v, trb_buf_t *b,
+                                      trb_status_t *st) {
+  grpc_status_code e = convert(f, &f->dflt, v, b, st);
+  if (e) return e;
+  if (v->kind == TRB_BQV_TEXT || v->kind == TRB_BQV_BLOB) {
+    bool blob = v->kind == TRB_BQV_BLOB;
+    e = put_text(b, (const char *)v->u.p, v->len, v, st);
+    if (e) return e;
+    if (blob) v->kind = TRB_BQV_BBLOB;
+  }
+  return GRPC_STATUS_OK;
+}
+
 static grpc_status_code decode_node(trb_rowdec_plan_t *p, node_t *n, int depth,
                                     const uint8_t *data, size_t len,
                                     trb_bq_value_t *slots, trb_buf_t *b,
@@ -773,8 +1002,15 @@ static grpc_status_code decode_node(trb_rowdec_plan_t *p, node_t *n, int depth,
       slots[i].kind = TRB_BQV_BJSON;
       slots[i].u.off = off;
       slots[i].len = (uint32_t)(b->len - off);
-    } else if (bf->mode == TRB_BQ_MODE_REQUIRED && slots[i].kind == TRB_BQV_NULL) {
-      return ROWERR(st, "Missing required field: %s.", bf->name);
+    } else if (slots[i].kind == TRB_BQV_NULL) {
+      /* REQUIRED is satisfied only by a present field, not a default */
+      if (bf->mode == TRB_BQ_MODE_REQUIRED)
+        return ROWERR(st, "Missing required field: %s.", bf->name);
+      const pfield_t *f = n->by_col[i];
+      if (f && f->has_dflt) {
+        grpc_status_code e = apply_default(f, &slots[i], b, st);
+        if (e) return e;
+      }
     }
   }
   return GRPC_STATUS_OK;

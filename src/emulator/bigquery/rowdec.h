@@ -14,10 +14,24 @@
  * column is "[]", an absent NULLABLE one NULL.
  *
  * Type compatibility (plan time) follows PROTOCOL.md fact 35; wrapper and
- * well-known types, enums for STRING columns and RANGE are not supported
- * (INVALID_ARGUMENT at plan time). Unknown field numbers in a row are
- * skipped (proto2); descriptor default values are not applied (an absent
- * field is a missing value, i.e. NULL).
+ * well-known types and RANGE are not supported (INVALID_ARGUMENT at plan
+ * time). Unknown field numbers in a row are skipped (proto2).
+ *
+ * Enums (fact 35: INTEGER and STRING accept enum): the enum type is looked
+ * up by the last component of the field's type_name among the
+ * descriptor's enum types at any nesting level (Go wraps each enum in a
+ * nested message "<full_name>_E"); it must resolve at plan time. An INT64
+ * column stores the number as sent; a STRING column stores the value's
+ * name, and a number the enum does not define is a row error.
+ *
+ * Proto2 default values (fact 14: rows are decoded "with proto2
+ * semantics, notably for how default values are encoded"): under proto2 an
+ * absent optional field that declares default_value reads as that default,
+ * so the emulator stores the default (converted and range-checked like a
+ * sent value). A REQUIRED column is satisfied only by a field present in
+ * the row: a default does not make an absent REQUIRED field valid. An
+ * invalid default_value text is INVALID_ARGUMENT at plan time. Defaults of
+ * repeated fields are ignored (proto2 has none).
  *
  * Threading: a plan is thread-compatible (it holds scratch space used while
  * decoding): one thread at a time per plan.
@@ -52,6 +66,7 @@ typedef enum trb_bqv_kind_e {
   TRB_BQV_BLOB = 4,  /* u.p, len: bytes inside the row */
   TRB_BQV_BTEXT = 5, /* u.off, len: text in the output buffer */
   TRB_BQV_BJSON = 6, /* u.off, len: JSON text in the output buffer */
+  TRB_BQV_BBLOB = 7, /* u.off, len: bytes in the output buffer */
 } trb_bqv_kind_t;
 
 /** One decoded value. */

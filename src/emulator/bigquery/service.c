@@ -495,7 +495,12 @@ void trb_bqemu_bind_row(sqlite3_stmt *s, int first, const trb_bq_value_t *v,
         break;
       case TRB_BQV_BTEXT:
       case TRB_BQV_BJSON:
-        sqlite3_bind_text(s, k, base + v[i].u.off, (int)v[i].len, SQLITE_STATIC);
+        sqlite3_bind_text(s, k, v[i].len ? base + v[i].u.off : "", (int)v[i].len,
+                          SQLITE_STATIC);
+        break;
+      case TRB_BQV_BBLOB:
+        sqlite3_bind_blob(s, k, v[i].len ? base + v[i].u.off : "", (int)v[i].len,
+                          SQLITE_STATIC);
         break;
       default: sqlite3_bind_null(s, k); break;
     }

@@ -34,13 +34,15 @@ struct Plan {
     trb_bq_table_deinit(&table);
     trb_buf_deinit(&buf);
   }
-  grpc_status_code Decode(const std::string& row) {
+  std::string row;  // TEXT/BLOB values point into it
+  grpc_status_code Decode(const std::string& r) {
+    row = r;
     trb_buf_reset(&buf);
     return trb_rowdec_decode(plan, (const uint8_t*)row.data(), row.size(), v.data(), &buf, &st);
   }
   std::string Text(size_t i) {
     const trb_bq_value_t& x = v[i];
-    if (x.kind == TRB_BQV_BTEXT || x.kind == TRB_BQV_BJSON) return std::string(buf.data + x.u.off, x.len);
+    if (x.kind == TRB_BQV_BTEXT || x.kind == TRB_BQV_BJSON || x.kind == TRB_BQV_BBLOB) return std::string(buf.data + x.u.off, x.len);
     if (x.kind == TRB_BQV_TEXT || x.kind == TRB_BQV_BLOB) return std::string((const char*)x.u.p, x.len);
     if (x.kind == TRB_BQV_NULL) return "NULL";
     if (x.kind == TRB_BQV_INT) return std::to_string(x.u.i);
@@ -136,6 +138,171 @@ TEST(RowdecNodeTypes, MalformedOrOutOfRangeStringsAreRowErrors) {
     EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Decode(c.row)) << c.field;
     EXPECT_NE(nullptr, strstr(p.st.msg, c.field)) << p.st.msg;
   }
+}
+
+// ---- enums (Go wraps each enum in a message "<full_name>_E") --------------
+
+constexpr const char* kEnumSchema =
+    R"([{"name":"s","type":"STRING"},{"name":"i","type":"INT64"},
+        {"name":"tags","type":"STRING","mode":"REPEATED"}])";
+
+struct EnumDesc {
+  google_protobuf_EnumValueDescriptorProto vals[3];
+  google_protobuf_EnumDescriptorProto color;
+  google_protobuf_DescriptorProto wrapper, root;
+  google_protobuf_FieldDescriptorProto f[3];
+  EnumDesc(const char* type_name = ".root.Color_E.Color") {
+    const char* names[] = {"RED", "GREEN", "BLUE"};
+    int nums[] = {0, 1, 5};
+    for (int k = 0; k < 3; k++) {
+      memset(&vals[k], 0, sizeof vals[k]);
+      vals[k].name = (char*)names[k];
+      vals[k].has_number = true;
+      vals[k].number = nums[k];
+    }
+    memset(&color, 0, sizeof color);
+    color.name = (char*)"Color";
+    color.value_count = 3;
+    color.value = vals;
+    FillMsg(&wrapper, "Color_E", {}, nullptr);
+    wrapper.enum_type_count = 1;
+    wrapper.enum_type = &color;
+    FillMsg(&root, "root",
+            {{"s", 1, T_(ENUM), L_(OPTIONAL), type_name},
+             {"i", 2, T_(ENUM), L_(OPTIONAL), type_name},
+             {"tags", 3, T_(ENUM), L_(REPEATED), type_name}},
+            f);
+    root.nested_type_count = 1;
+    root.nested_type = &wrapper;
+  }
+};
+
+TEST(RowdecEnums, StringColumnsStoreTheNameIntColumnsTheNumber) {
+  EnumDesc d;
+  Plan p;
+  ASSERT_EQ(GRPC_STATUS_OK, p.Create(kEnumSchema, &d.root)) << p.st.msg;
+  ASSERT_EQ(GRPC_STATUS_OK,
+            p.Decode(Pb().Int(1, 5).Int(2, 5).Int(3, 1).Str(3, std::string("\x05\x00", 2)).b))
+      << p.st.msg;
+  EXPECT_EQ("BLUE", p.Text(0));
+  EXPECT_EQ("5", p.Text(1));
+  EXPECT_EQ(R"(["GREEN","BLUE","RED"])", p.Text(2));
+  ASSERT_EQ(GRPC_STATUS_OK, p.Decode(Pb().Int(1, 0).b)) << p.st.msg;
+  EXPECT_EQ("RED", p.Text(0));
+  EXPECT_EQ("NULL", p.Text(1));
+
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Decode(Pb().Int(1, 3).b));
+  EXPECT_STREQ("Invalid enum value 3 on field s.", p.st.msg);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Decode(Pb().Int(3, 2).b));
+  EXPECT_STREQ("Invalid enum value 2 on field tags.", p.st.msg);
+}
+
+TEST(RowdecEnums, UnresolvableEnumTypeIsAPlanError) {
+  EnumDesc d(".root.Colour_E.Colour");
+  Plan p;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Create(kEnumSchema, &d.root));
+  EXPECT_NE(nullptr, strstr(p.st.msg, "enum type")) << p.st.msg;
+  EXPECT_FALSE(p.extra);
+}
+
+// ---- proto2 default values -------------------------------------------------
+
+constexpr const char* kDefaultSchema =
+    R"([{"name":"a","type":"INT64"},{"name":"b","type":"STRING"},{"name":"c","type":"BYTES"},
+        {"name":"d","type":"BOOL"},{"name":"e","type":"FLOAT64"},{"name":"f","type":"TIMESTAMP"},
+        {"name":"g","type":"STRING"},{"name":"h","type":"INT64"},{"name":"n","type":"NUMERIC"},
+        {"name":"r","type":"INT64","mode":"REQUIRED"},{"name":"z","type":"STRING"},
+        {"name":"rec","type":"RECORD","fields":[{"name":"x","type":"STRING"}]}])";
+
+struct DefaultDesc : EnumDesc {
+  google_protobuf_FieldDescriptorProto df[12];
+  google_protobuf_FieldDescriptorProto recf[1];
+  google_protobuf_DescriptorProto rec;
+  google_protobuf_DescriptorProto nested[2];
+  DefaultDesc() {
+    FillMsg(&root, "root",
+            {{"a", 1, T_(INT64), L_(OPTIONAL), nullptr},
+             {"b", 2, T_(STRING), L_(OPTIONAL), nullptr},
+             {"c", 3, T_(BYTES), L_(OPTIONAL), nullptr},
+             {"d", 4, T_(BOOL), L_(OPTIONAL), nullptr},
+             {"e", 5, T_(DOUBLE), L_(OPTIONAL), nullptr},
+             {"f", 6, T_(INT64), L_(OPTIONAL), nullptr},
+             {"g", 7, T_(ENUM), L_(OPTIONAL), ".root.Color_E.Color"},
+             {"h", 8, T_(SINT32), L_(OPTIONAL), nullptr},
+             {"n", 9, T_(STRING), L_(OPTIONAL), nullptr},
+             {"r", 10, T_(INT64), L_(OPTIONAL), nullptr},
+             {"z", 11, T_(STRING), L_(OPTIONAL), nullptr},
+             {"rec", 12, T_(MESSAGE), L_(OPTIONAL), ".root.Rec"}},
+            df);
+    const char* defaults[] = {"42",    "hello", "a\\001b\\x02", "true", "2.5", "1704164645123456",
+                              "BLUE", "-5",    "1.50",          "7",    "",    nullptr};
+    for (int k = 0; k < 12; k++) df[k].default_value = (char*)defaults[k];
+    FillMsg(&rec, "Rec", {{"x", 1, T_(STRING), L_(OPTIONAL), nullptr}}, recf);
+    recf[0].default_value = (char*)"inner";
+    nested[0] = wrapper;
+    nested[1] = rec;
+    root.nested_type_count = 2;
+    root.nested_type = nested;
+  }
+};
+
+TEST(RowdecDefaults, AbsentFieldsReadAsTheirProto2Default) {
+  DefaultDesc d;
+  Plan p;
+  ASSERT_EQ(GRPC_STATUS_OK, p.Create(kDefaultSchema, &d.root)) << p.st.msg;
+  ASSERT_EQ(GRPC_STATUS_OK, p.Decode(Pb().Int(10, 1).Str(12, "").b)) << p.st.msg;
+  EXPECT_EQ("42", p.Text(0));
+  EXPECT_EQ("hello", p.Text(1));
+  EXPECT_EQ(TRB_BQV_BBLOB, p.v[2].kind);
+  EXPECT_EQ(std::string("a\001b\002", 4), p.Text(2));
+  EXPECT_EQ("1", p.Text(3));
+  EXPECT_EQ(TRB_BQV_REAL, p.v[4].kind);
+  EXPECT_EQ(2.5, p.v[4].u.d);
+  EXPECT_EQ("2024-01-02T03:04:05.123456Z", p.Text(5));
+  EXPECT_EQ("BLUE", p.Text(6));
+  EXPECT_EQ("-5", p.Text(7));
+  EXPECT_EQ("1.5", p.Text(8));
+  EXPECT_EQ("1", p.Text(9));
+  EXPECT_EQ(TRB_BQV_BTEXT, p.v[10].kind);  // empty default: "", not NULL
+  EXPECT_EQ("", p.Text(10));
+  EXPECT_EQ(R"({"x":"inner"})", p.Text(11));  // defaults apply in records too
+  // Present fields win over defaults.
+  ASSERT_EQ(GRPC_STATUS_OK, p.Decode(Pb().Int(1, 9).Str(2, "x").Int(7, 0).Int(10, 1).b)) << p.st.msg;
+  EXPECT_EQ("9", p.Text(0));
+  EXPECT_EQ("x", p.Text(1));
+  EXPECT_EQ("RED", p.Text(6));
+  EXPECT_EQ("NULL", p.Text(11));  // absent message field: NULL
+}
+
+TEST(RowdecDefaults, RequiredColumnNeedsAPresentField) {
+  DefaultDesc d;
+  Plan p;
+  ASSERT_EQ(GRPC_STATUS_OK, p.Create(kDefaultSchema, &d.root)) << p.st.msg;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Decode(Pb().Int(1, 1).b));
+  EXPECT_STREQ("Missing required field: r.", p.st.msg);
+}
+
+TEST(RowdecDefaults, InvalidDefaultTextIsAPlanError) {
+  const char* bad[][2] = {{"0", "4x"}, {"3", "false?"}, {"3", "\\"}, {"6", "PURPLE"},
+                          {"7", "3000000000"}, {"4", "x"}};
+  for (auto& b : bad) {
+    DefaultDesc d;
+    d.df[atoi(b[0]) == 3 ? 3 : atoi(b[0])].default_value = (char*)b[1];
+    if (strcmp(b[0], "3") == 0 && strcmp(b[1], "\\") == 0) {
+      d.df[3].default_value = (char*)"true";
+      d.df[2].default_value = (char*)b[1];
+    }
+    Plan p;
+    EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Create(kDefaultSchema, &d.root)) << b[1];
+    EXPECT_NE(nullptr, strstr(p.st.msg, "invalid default value")) << p.st.msg;
+  }
+  // An out-of-range default is a row error when it is used.
+  DefaultDesc d;
+  d.df[5].default_value = (char*)"-9223372036854775808";
+  Plan p;
+  ASSERT_EQ(GRPC_STATUS_OK, p.Create(kDefaultSchema, &d.root)) << p.st.msg;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, p.Decode(Pb().Int(10, 1).b));
+  EXPECT_NE(nullptr, strstr(p.st.msg, "on field f.")) << p.st.msg;
 }
 
 }  // namespace
