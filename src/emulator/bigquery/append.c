@@ -350,6 +350,13 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
       entity = r.write_stream;
       goto fail;
     }
+    if (!r.has_proto_rows || !r.proto_rows.has_writer_schema) {
+      /* fact 12: a new destination needs the writer schema again */
+      snprintf(msg, sizeof msg, "proto_rows.writer_schema is required in the first "
+                                "AppendRowsRequest for each write_stream; %s names a new "
+                                "destination without it", r.write_stream);
+      goto fail;
+    }
     c->stream = s;
   } else if (!c->stream) {
     snprintf(msg, sizeof msg, "write_stream is required in the first AppendRowsRequest of a "
@@ -478,23 +485,29 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
   }
   op->start = s->next;
   op->epoch = s->epoch;
-  if (s->type != BQ_DEFAULT_TYPE) s->next += (int64_t)op->n_rows;
-  pthread_mutex_unlock(&bq->mu);
   op->stream = s;
-  release_req(&r);
   if (!encode_ok(s, op->start, &op->resp, &op->resp_len)) {
-    /* cannot answer: void this append and every later one */
-    pthread_mutex_lock(&bq->mu);
-    if (s->type != BQ_DEFAULT_TYPE) {
-      s->epoch++;
-      s->next = s->committed;
-    }
     pthread_mutex_unlock(&bq->mu);
+    release_req(&r);
     op_free(op);
     conn_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  submit(c, op);
+  /* Reserve the offsets and queue the db op under one hold of bq->mu, so
+   * the db applies appends, finalize, commit and flush in the order their
+   * checks were made: with two connections on one stream, or a finalize,
+   * BatchCommit or FlushRows arriving between the check and the queueing,
+   * a later op could otherwise run first (next_offset going backwards;
+   * rows staged after their commit or flush moved the staged rows, never
+   * becoming visible). trb_db_submit does not block and the committer
+   * holds no lock while it calls apply/done. */
+  if (s->type != BQ_DEFAULT_TYPE) s->next += (int64_t)op->n_rows;
+  conn_hold(c);
+  trb_status_t sst;
+  grpc_status_code sc = trb_db_submit(bq->db, append_apply, append_done, op, &sst);
+  pthread_mutex_unlock(&bq->mu);
+  release_req(&r);
+  if (sc != GRPC_STATUS_OK) append_done(op, sc, &sst);
   return;
 plan_fail:
   if (extra) {

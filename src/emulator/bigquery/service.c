@@ -740,11 +740,19 @@ static void unary_done(void *user, grpc_status_code code, const trb_status_t *st
   trb_free(op);
 }
 
-static void submit_unary(trb_bqemu_t *bq, unary_op_t *op) {
+/* Queue `op` with bq->mu held (the caller's state change and the op's
+ * place in the db queue are one step, ordered with appends: see append.c)
+ * and release bq->mu. */
+static void submit_unary_unlock(trb_bqemu_t *bq, unary_op_t *op) {
   trb_status_t st;
-  if (trb_db_submit(bq->db, unary_apply, unary_done, op, &st) != GRPC_STATUS_OK) {
-    unary_done(op, st.code, &st);
-  }
+  grpc_status_code c = trb_db_submit(bq->db, unary_apply, unary_done, op, &st);
+  pthread_mutex_unlock(&bq->mu);
+  if (c != GRPC_STATUS_OK) unary_done(op, c, &st);
+}
+
+static void submit_unary(trb_bqemu_t *bq, unary_op_t *op) {
+  pthread_mutex_lock(&bq->mu);
+  submit_unary_unlock(bq, op);
 }
 
 /* ---- CreateWriteStream -------------------------------------------------- */
@@ -896,8 +904,7 @@ static void h_finalize(void *user, trb_rpc_server_call_t *call, const uint8_t *r
   op->kind = 1;
   op->s = s;
   op->value = s->next;
-  pthread_mutex_unlock(&bq->mu);
-  submit_unary(bq, op);
+  submit_unary_unlock(bq, op);
 out:
   trb_pb_release(google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest_fields, &r);
 }
@@ -997,11 +1004,10 @@ static void h_commit(void *user, trb_rpc_server_call_t *call, const uint8_t *req
       op->list[k]->state = BQ_COMMITTED_STATE;
       op->list[k]->commit_us = op->value;
     }
-    pthread_mutex_unlock(&bq->mu);
     op->bq = bq;
     op->call = call;
     op->kind = 2;
-    submit_unary(bq, op);
+    submit_unary_unlock(bq, op);
   }
   trb_free(errs);
   trb_free(msgs);
@@ -1064,8 +1070,7 @@ static void h_flush(void *user, trb_rpc_server_call_t *call, const uint8_t *req,
   op->kind = 3;
   op->s = s;
   op->value = off;
-  pthread_mutex_unlock(&bq->mu);
-  submit_unary(bq, op);
+  submit_unary_unlock(bq, op);
 out:
   trb_pb_release(google_cloud_bigquery_storage_v1_FlushRowsRequest_fields, &r);
 }

@@ -427,11 +427,121 @@ TEST_F(ServiceTest, DurableAcrossRestart) {
   EXPECT_EQ(2, r.offset);  // the next offset continues
   Resp dup = st.Call(Append(nullptr, nullptr, {Row(3)}, 0));
   EXPECT_EQ(GRPC_STATUS_ALREADY_EXISTS, dup.code);
-  Resp pr = st.Call(Append(p.c_str(), nullptr, {Row(10)}));
+  Resp pr = st.Call(Append(p.c_str(), &desc_.root, {Row(10)}));
   ASSERT_TRUE(pr.ok) << pr.message;
   EXPECT_EQ(1, pr.offset);
   st.Close();
   EXPECT_EQ(3u, Query("SELECT * FROM ds.t").size());  // pending rows stay invisible
+}
+
+TEST_F(ServiceTest, NewDestinationNeedsWriterSchema) {
+  std::string a = CreateStream(1);
+  std::string b = CreateStream(1);
+  Stream st;
+  st.Start(loop_, ch_);
+  ASSERT_TRUE(st.Call(Append(a.c_str(), &desc_.root, {Row(1)})).ok);
+  Resp no = st.Call(Append(b.c_str(), nullptr, {Row(2)}));
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, no.code);
+  EXPECT_NE(std::string::npos, no.message.find("writer_schema")) << no.message;
+  Resp still_a = st.Call(Append(nullptr, nullptr, {Row(3)}));  // destination unchanged
+  ASSERT_TRUE(still_a.ok) << still_a.message;
+  EXPECT_EQ(a, still_a.write_stream);
+  EXPECT_EQ(1, still_a.offset);
+  Resp yes = st.Call(Append(b.c_str(), &desc_.root, {Row(4)}));
+  ASSERT_TRUE(yes.ok) << yes.message;
+  EXPECT_EQ(b, yes.write_stream);
+  EXPECT_EQ(0, yes.offset);
+  Resp later = st.Call(Append(nullptr, nullptr, {Row(5)}));
+  ASSERT_TRUE(later.ok) << later.message;
+  EXPECT_EQ(b, later.write_stream);
+  st.Close();
+}
+
+// Two connections pipelining appends into one PENDING stream while it is
+// finalized and committed: every acknowledged row is committed (none left
+// staged), finalize's row_count counts exactly the acknowledged rows
+// reserved before it, and after a restart the stream's next offset is the
+// end of the acknowledged rows.
+TEST_F(ServiceTest, ConcurrentAppendsFinalizeAndCommit) {
+  int64_t total = 0;
+  for (int round = 0; round < 5; round++) {
+    std::string s = CreateStream(2);
+    constexpr int kPer = 150;
+    Stream c1, c2;
+    c1.Start(loop_, ch_);
+    c2.Start(loop_, ch_);
+    for (int i = 0; i < kPer; i++) {
+      c1.Send(Append(i ? nullptr : s.c_str(), i ? nullptr : &desc_.root, {Row(i), Row(i)}));
+      c2.Send(Append(i ? nullptr : s.c_str(), i ? nullptr : &desc_.root, {Row(i)}));
+    }
+    google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest fr = {};
+    fr.name = (char*)s.c_str();
+    std::string resp;
+    ASSERT_EQ(GRPC_STATUS_OK, Unary("FinalizeWriteStream",
+                                    google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest_fields, &fr, &resp));
+    google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsRequest bc = {};
+    bc.parent = (char*)kTable;
+    char* names[1] = {(char*)s.c_str()};
+    bc.write_streams_count = 1;
+    bc.write_streams = names;
+    std::string cresp;
+    ASSERT_EQ(GRPC_STATUS_OK, Unary("BatchCommitWriteStreams",
+                                    google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsRequest_fields, &bc, &cresp));
+    int64_t acked = 0, max_end = 0;
+    for (Stream* c : {&c1, &c2}) {
+      for (int i = 0; i < kPer; i++) {
+        Resp r = c->Next();
+        if (!r.ok) {
+          EXPECT_EQ(6, r.se_code) << r.message;  // STREAM_FINALIZED
+          continue;
+        }
+        int64_t n = c == &c1 ? 2 : 1;
+        acked += n;
+        max_end = std::max(max_end, r.offset + n);
+      }
+      c->Close();
+    }
+    google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse fresp;
+    trb_status_t tst{};
+    ASSERT_EQ(GRPC_STATUS_OK, trb_pb_decode(google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse_fields,
+                                            (const uint8_t*)resp.data(), resp.size(), &fresp, &tst));
+    EXPECT_EQ(acked, fresp.row_count);
+    EXPECT_EQ(acked, max_end);
+    total += acked;
+    EXPECT_EQ("{\"n\":" + std::to_string(total) + "}", Query("SELECT count(*) AS n FROM ds.t")[0]);
+  }
+}
+
+// Two connections on one COMMITTED stream: after a restart the next offset
+// is the number of acknowledged rows (the durable next_offset never goes
+// backwards whatever order the two connections' appends were queued in).
+TEST_F(ServiceTest, TwoConnectionsOneStreamDurableNextOffset) {
+  std::string s = CreateStream(1);
+  constexpr int kPer = 300;
+  {
+    Stream c1, c2;
+    c1.Start(loop_, ch_);
+    c2.Start(loop_, ch_);
+    for (int i = 0; i < kPer; i++) {
+      c1.Send(Append(i ? nullptr : s.c_str(), i ? nullptr : &desc_.root, {Row(i)}));
+      c2.Send(Append(i ? nullptr : s.c_str(), i ? nullptr : &desc_.root, {Row(i), Row(i)}));
+    }
+    for (int i = 0; i < kPer; i++) {
+      ASSERT_TRUE(c1.Next().ok);
+      ASSERT_TRUE(c2.Next().ok);
+    }
+    c1.Close();
+    c2.Close();
+  }
+  Close();
+  Open();
+  Stream st;
+  st.Start(loop_, ch_);
+  Resp r = st.Call(Append(s.c_str(), &desc_.root, {Row(1)}));
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(3 * kPer, r.offset);
+  st.Close();
+  EXPECT_EQ("{\"n\":" + std::to_string(3 * kPer + 1) + "}", Query("SELECT count(*) AS n FROM ds.t")[0]);
 }
 
 }  // namespace
