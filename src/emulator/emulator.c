@@ -319,10 +319,13 @@ void trb_emulator_stop(trb_emulator_t *emu) {
   if (emu->bq) trb_bqemu_shutdown(emu->bq);
   trb_rpc_server_destroy(emu->ps_srv);
   trb_rpc_server_destroy(emu->bq_srv);
+  /* Pub/Sub waits for its own queued db ops, then its db closes; the
+   * BigQuery db is closed (running every queued append) before the
+   * service those ops point into is freed. */
   trb_psemu_destroy(emu->ps);
-  trb_bqemu_destroy(emu->bq);
   trb_db_close(emu->ps_db);
   trb_db_close(emu->bq_db);
+  trb_bqemu_destroy(emu->bq);
   trb_faults_destroy(emu->faults);
   if (emu->rpc_inited) trb_rpc_shutdown();
   if (emu->lock_fd >= 0) close(emu->lock_fd); /* releases the flock */
