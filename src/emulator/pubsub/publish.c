@@ -2,6 +2,7 @@
  * dead-lettering, which publishes to the dead-letter topic and removes the
  * source row in the same transaction. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -127,6 +128,111 @@ static bool matches(const ps_sub_t *s, const pub_op_t *op, size_t j) {
   return true;
 }
 
+/* Multi-row INSERT statements: one step stores PS_ROWS_PER_STMT rows
+ * (fewer VDBE programs per message on the committer thread). */
+#define PS_ROWS_PER_STMT 64
+static char g_ins_msg[PS_ROWS_PER_STMT * 24 + 96];
+static char g_ins_unacked[PS_ROWS_PER_STMT * 16 + 64];
+static pthread_once_t g_ins_once = PTHREAD_ONCE_INIT;
+
+static void build_inserts(void) {
+  size_t l = (size_t)snprintf(g_ins_msg, sizeof(g_ins_msg),
+                              "INSERT INTO ps_messages(seq, publish_us, okey,"
+                              " body) VALUES");
+  for (int i = 0; i < PS_ROWS_PER_STMT; i++) {
+    l += (size_t)snprintf(g_ins_msg + l, sizeof(g_ins_msg) - l, "%s(?,?,?,?)",
+                          i ? "," : "");
+  }
+  l = (size_t)snprintf(g_ins_unacked, sizeof(g_ins_unacked),
+                       "INSERT INTO ps_unacked(sub_id, seq) VALUES");
+  for (int i = 0; i < PS_ROWS_PER_STMT; i++) {
+    l += (size_t)snprintf(g_ins_unacked + l, sizeof(g_ins_unacked) - l,
+                          "%s(?,?)", i ? "," : "");
+  }
+}
+
+static void bind_msg(sqlite3_stmt *q, int base, const ps_msg_t *m) {
+  sqlite3_bind_int64(q, base + 1, m->seq);
+  sqlite3_bind_int64(q, base + 2, m->publish_us);
+  if (m->okey) {
+    sqlite3_bind_text(q, base + 3, m->okey, -1, SQLITE_STATIC);
+  } else {
+    sqlite3_bind_null(q, base + 3);
+  }
+  sqlite3_bind_blob(q, base + 4, m->body, (int)m->body_len, SQLITE_STATIC);
+}
+
+static grpc_status_code step_done(trb_db_t *db, sqlite3_stmt *q,
+                                  const char *what, trb_status_t *st) {
+  int rc = sqlite3_step(q);
+  sqlite3_reset(q);
+  if (rc != SQLITE_DONE) return trb_db_error(db, what, st);
+  return GRPC_STATUS_OK;
+}
+
+static bool taken(const pub_op_t *op, size_t j) {
+  for (size_t k = 0; k < op->n_subs; k++) {
+    if (op->match[k * op->n + j]) return true;
+  }
+  return false;
+}
+
+/* Insert the op's message rows (those some subscription takes) and its
+ * unacked rows, in sequence order, PS_ROWS_PER_STMT rows per step. */
+static grpc_status_code insert_rows(trb_db_t *db, const pub_op_t *op,
+                                    trb_status_t *st) {
+  pthread_once(&g_ins_once, build_inserts);
+  sqlite3_stmt *im1 = trb_db_stmt(
+      db,
+      "INSERT INTO ps_messages(seq, publish_us, okey, body) VALUES(?1,?2,?3,?4)",
+      st);
+  sqlite3_stmt *iu1 =
+      trb_db_stmt(db, "INSERT INTO ps_unacked(sub_id, seq) VALUES(?1, ?2)", st);
+  sqlite3_stmt *imn = trb_db_stmt(db, g_ins_msg, st);
+  sqlite3_stmt *iun = trb_db_stmt(db, g_ins_unacked, st);
+  if (im1 == NULL || iu1 == NULL || imn == NULL || iun == NULL) {
+    return st->code;
+  }
+  grpc_status_code c;
+  /* Unacked rows, subscription by subscription (appends per sub_id); the
+   * first `full` rows go in whole multi-row steps, the rest one by one. */
+  size_t total = 0;
+  for (size_t i = 0; i < op->n_subs * op->n; i++) total += op->match[i] != 0;
+  size_t full = total - total % PS_ROWS_PER_STMT, r = 0;
+  for (size_t k = 0; k < op->n_subs; k++) {
+    for (size_t j = 0; j < op->n; j++) {
+      if (!op->match[k * op->n + j]) continue;
+      sqlite3_stmt *q = r < full ? iun : iu1;
+      int base = r < full ? (int)(r % PS_ROWS_PER_STMT) * 2 : 0;
+      sqlite3_bind_int64(q, base + 1, op->subs[k]->id);
+      sqlite3_bind_int64(q, base + 2, op->msgs[j]->seq);
+      r++;
+      if (q == iu1 || r % PS_ROWS_PER_STMT == 0) {
+        if ((c = step_done(db, q, "insert unacked", st)) != GRPC_STATUS_OK) {
+          return c;
+        }
+      }
+    }
+  }
+  /* Message rows: bodies some subscription takes. */
+  total = 0;
+  for (size_t j = 0; j < op->n; j++) total += taken(op, j);
+  full = total - total % PS_ROWS_PER_STMT;
+  r = 0;
+  for (size_t j = 0; j < op->n; j++) {
+    if (!taken(op, j)) continue;
+    sqlite3_stmt *q = r < full ? imn : im1;
+    bind_msg(q, r < full ? (int)(r % PS_ROWS_PER_STMT) * 4 : 0, op->msgs[j]);
+    r++;
+    if (q == im1 || r % PS_ROWS_PER_STMT == 0) {
+      if ((c = step_done(db, q, "insert message", st)) != GRPC_STATUS_OK) {
+        return c;
+      }
+    }
+  }
+  return GRPC_STATUS_OK;
+}
+
 static grpc_status_code pub_apply(trb_db_t *db, sqlite3 *conn, void *user,
                                   trb_status_t *st) {
   (void)conn;
@@ -155,43 +261,14 @@ static grpc_status_code pub_apply(trb_db_t *db, sqlite3 *conn, void *user,
   }
   ps_unlock(ps);
 
-  sqlite3_stmt *im = trb_db_stmt(
-      db,
-      "INSERT INTO ps_messages(seq, publish_us, okey, body) VALUES(?1,?2,?3,?4)",
-      st);
-  sqlite3_stmt *iu =
-      trb_db_stmt(db, "INSERT INTO ps_unacked(sub_id, seq) VALUES(?1, ?2)", st);
   sqlite3_stmt *meta = trb_db_stmt(
       db,
       "INSERT INTO ps_meta(k, v) VALUES('next_seq', ?1) ON CONFLICT(k) DO "
       "UPDATE SET v = max(v, excluded.v)",
       st);
-  if (im == NULL || iu == NULL || meta == NULL) return st->code;
-  for (size_t j = 0; j < op->n; j++) {
-    ps_msg_t *m = op->msgs[j];
-    bool any = false;
-    for (size_t k = 0; k < op->n_subs; k++) {
-      if (!op->match[k * op->n + j]) continue;
-      any = true;
-      sqlite3_bind_int64(iu, 1, op->subs[k]->id);
-      sqlite3_bind_int64(iu, 2, m->seq);
-      int rc = sqlite3_step(iu);
-      sqlite3_reset(iu);
-      if (rc != SQLITE_DONE) return trb_db_error(db, "insert unacked", st);
-    }
-    if (!any) continue;
-    sqlite3_bind_int64(im, 1, m->seq);
-    sqlite3_bind_int64(im, 2, m->publish_us);
-    if (m->okey) {
-      sqlite3_bind_text(im, 3, m->okey, -1, SQLITE_STATIC);
-    } else {
-      sqlite3_bind_null(im, 3);
-    }
-    sqlite3_bind_blob(im, 4, m->body, (int)m->body_len, SQLITE_STATIC);
-    int rc = sqlite3_step(im);
-    sqlite3_reset(im);
-    if (rc != SQLITE_DONE) return trb_db_error(db, "insert message", st);
-  }
+  if (meta == NULL) return st->code;
+  grpc_status_code c = insert_rows(db, op, st);
+  if (c != GRPC_STATUS_OK) return c;
   sqlite3_bind_int64(meta, 1, op->last_seq + 1);
   int rc = sqlite3_step(meta);
   sqlite3_reset(meta);
@@ -202,6 +279,19 @@ static grpc_status_code pub_apply(trb_db_t *db, sqlite3 *conn, void *user,
                            gc > 0 ? 1 : 0, st);
   }
   return GRPC_STATUS_OK;
+}
+
+/* Decimal text of seq (> 0) into out[24], as "%" PRId64 would. */
+static size_t format_seq(int64_t seq, char *out) {
+  char tmp[24];
+  size_t n = 0;
+  uint64_t v = (uint64_t)seq;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  return n;
 }
 
 static void pub_done(void *user, grpc_status_code code,
@@ -225,8 +315,8 @@ static void pub_done(void *user, grpc_status_code code,
    * be acked and freed once mu is released); the rest die with the op. */
   for (size_t j = 0; j < op->n; j++) {
     if (op->call != NULL && code == GRPC_STATUS_OK) {
-      int l = snprintf(id, sizeof(id), "%" PRId64, op->msgs[j]->seq);
-      trb_ps_wire_bytes(&b, 1, id, (size_t)l);
+      size_t l = format_seq(op->msgs[j]->seq, id);
+      trb_ps_wire_bytes(&b, 1, id, l);
     }
     if (op->msgs[j]->refs > 0) op->msgs[j] = NULL;
   }
