@@ -2,7 +2,9 @@
  * main.c — the `tributary` binary: dispatch to a subcommand.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "src/cli/emulator_cmd.h"
 #include "src/cli/selfcheck.h"
@@ -22,6 +24,13 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   trb_alloc_process_init();
+  /* Under `bazel run` the process starts in its runfiles tree; relative
+   * paths on the command line mean the caller's directory. */
+  const char *wd = getenv("BUILD_WORKING_DIRECTORY");
+  if (wd && *wd && chdir(wd) != 0) {
+    fprintf(stderr, "tributary: cannot enter %s\n", wd);
+    return 2;
+  }
   if (argc < 2) {
     usage(stderr);
     return 2;
