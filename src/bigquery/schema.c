@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <pb_decode.h>
 
+#include "src/bigquery/default_expr.h"
 #include "src/common/alloc.h"
 
 #define MAX_DEPTH 15
@@ -93,6 +94,7 @@ int trb_bq_field_find(const trb_bq_field_t *fields, size_t n, const char *name,
 static void field_deinit(trb_bq_field_t *f) {
   trb_free(f->name);
   trb_free(f->description);
+  trb_free(f->default_value_expression);
   for (size_t i = 0; i < f->n_fields; i++) field_deinit(&f->fields[i]);
   trb_free(f->fields);
   memset(f, 0, sizeof *f);
@@ -168,6 +170,22 @@ static grpc_status_code parse_fields(json_t *arr, const char *path, int depth,
                                      trb_bq_field_t **out, size_t *n_out,
                                      trb_status_t *st);
 
+/* A default value expression must be on a top-level column and be a
+ * literal that suits the column (default_expr.h). */
+static grpc_status_code check_default(const trb_bq_field_t *f, int depth,
+                                      const char *path, trb_status_t *st) {
+  if (depth > 0)
+    return bad(st, path, "defaultValueExpression: the emulator supports "
+                         "defaults on top-level columns only");
+  trb_bq_default_t d;
+  trb_status_t dst;
+  grpc_status_code c = trb_bq_default_parse(f->default_value_expression, f, &d, &dst);
+  trb_bq_default_deinit(&d);
+  if (c == GRPC_STATUS_RESOURCE_EXHAUSTED) return OOM(st);
+  if (c) return bad(st, path, "defaultValueExpression: %s", dst.msg);
+  return GRPC_STATUS_OK;
+}
+
 static grpc_status_code parse_field(json_t *o, const char *path, int depth,
                                     trb_bq_field_t *f, trb_status_t *st) {
   char p[512];
@@ -204,6 +222,8 @@ static grpc_status_code parse_field(json_t *o, const char *path, int depth,
       if ((c = get_int(v, p, &f->precision, st))) return c;
     } else if (strcmp(key, "scale") == 0) {
       if ((c = get_int(v, p, &f->scale, st))) return c;
+    } else if (strcmp(key, "defaultValueExpression") == 0) {
+      if ((c = dup_str(v, p, &f->default_value_expression, st))) return c;
     } else if (strcmp(key, "fields") == 0) {
       fields = v;
     } else {
@@ -219,6 +239,9 @@ static grpc_status_code parse_field(json_t *o, const char *path, int depth,
       f->type != TRB_BQ_TYPE_NUMERIC && f->type != TRB_BQ_TYPE_BIGNUMERIC)
     return bad(st, path, "precision and scale are only for NUMERIC and "
                          "BIGNUMERIC");
+  if (f->default_value_expression &&
+      (c = check_default(f, depth, path, st)))
+    return c;
   if (f->type == TRB_BQ_TYPE_STRUCT) {
     if (!fields) return bad(st, path, "a RECORD needs \"fields\"");
     if (depth >= MAX_DEPTH) return bad(st, path, "nested deeper than 15 levels");
@@ -396,6 +419,10 @@ static json_t *fields_json(const trb_bq_field_t *fs, size_t n) {
       goto fail;
     if (f->scale && json_object_set_new(o, "scale", json_integer(f->scale)))
       goto fail;
+    if (f->default_value_expression &&
+        json_object_set_new(o, "defaultValueExpression",
+                            json_string(f->default_value_expression)))
+      goto fail;
     if (f->n_fields) {
       json_t *sub = fields_json(f->fields, f->n_fields);
       if (!sub || json_object_set_new(o, "fields", sub)) goto fail;
@@ -450,9 +477,14 @@ static bool field_copy(const trb_bq_field_t *s, trb_bq_field_t *d) {
   *d = *s;
   d->name = trb_strdup(s->name);
   d->description = s->description ? trb_strdup(s->description) : NULL;
+  d->default_value_expression = s->default_value_expression
+                                    ? trb_strdup(s->default_value_expression)
+                                    : NULL;
   d->fields = NULL;
   d->n_fields = 0;
-  if (!d->name || (s->description && !d->description)) return false;
+  if (!d->name || (s->description && !d->description) ||
+      (s->default_value_expression && !d->default_value_expression))
+    return false;
   if (s->n_fields) {
     d->fields = trb_calloc(s->n_fields, sizeof *d->fields);
     if (!d->fields) return false;
@@ -507,6 +539,9 @@ static bool fields_equal(const trb_bq_field_t *a, size_t na,
     if (strcasecmp(a[i].name, b[i].name) || a[i].type != b[i].type ||
         a[i].mode != b[i].mode || a[i].max_length != b[i].max_length ||
         a[i].precision != b[i].precision || a[i].scale != b[i].scale ||
+        !!a[i].default_value_expression != !!b[i].default_value_expression ||
+        (a[i].default_value_expression &&
+         strcmp(a[i].default_value_expression, b[i].default_value_expression)) ||
         !fields_equal(a[i].fields, a[i].n_fields, b[i].fields, b[i].n_fields))
       return false;
   }
@@ -544,6 +579,7 @@ static bool to_proto_fields(const trb_bq_field_t *fs, size_t n,
     p->max_length = fs[i].max_length;
     p->precision = fs[i].precision;
     p->scale = fs[i].scale;
+    p->default_value_expression = pb_strdup_opt(fs[i].default_value_expression, &ok);
     if (ok) ok = to_proto_fields(fs[i].fields, fs[i].n_fields, &p->fields_count,
                                  &p->fields);
   }
@@ -593,6 +629,12 @@ static grpc_status_code from_proto_fields(
     fs[i].max_length = f->max_length;
     fs[i].precision = f->precision;
     fs[i].scale = f->scale;
+    if (f->default_value_expression && *f->default_value_expression) {
+      if (!(fs[i].default_value_expression = trb_strdup(f->default_value_expression)))
+        return OOM(st);
+      grpc_status_code c = check_default(&fs[i], depth, p, st);
+      if (c) return c;
+    }
     if (fs[i].type == TRB_BQ_TYPE_STRUCT) {
       if (depth >= MAX_DEPTH) return bad(st, p, "nested too deeply");
       char p2[600];

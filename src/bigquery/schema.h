@@ -13,7 +13,9 @@
  *      "schema": [...] | {"fields": [...]}}
  * Field keys: name (required), type (required), mode, fields, description,
  * maxLength, precision, scale (numbers or decimal strings, as the REST API
- * writes int64). Types: STRING, BYTES, INTEGER/INT64, FLOAT/FLOAT64,
+ * writes int64), defaultValueExpression (top-level columns only; a literal
+ * as src/bigquery/default_expr.h accepts, checked against the column's
+ * type: INVALID_ARGUMENT otherwise). Types: STRING, BYTES, INTEGER/INT64, FLOAT/FLOAT64,
  * NUMERIC, BIGNUMERIC, BOOLEAN/BOOL, TIMESTAMP, DATE, TIME, DATETIME,
  * GEOGRAPHY, JSON, INTERVAL, RECORD/STRUCT (case-insensitive). Modes:
  * NULLABLE (default), REQUIRED, REPEATED. Unknown keys, bad types or modes,
@@ -82,6 +84,9 @@ typedef struct trb_bq_field_s {
   int64_t max_length; /* STRING characters / BYTES bytes; 0 = none */
   int64_t precision;  /* NUMERIC/BIGNUMERIC; 0 = none */
   int64_t scale;      /* NUMERIC/BIGNUMERIC; 0 = none */
+  char *default_value_expression; /* owned; NULL when absent; validated
+                                     by trb_bq_default_parse (top-level
+                                     columns only) */
   size_t n_fields;    /* RECORD only */
   struct trb_bq_field_s *fields; /* owned array of n_fields */
 } trb_bq_field_t;
@@ -139,7 +144,7 @@ grpc_status_code trb_bq_table_copy(const trb_bq_table_t *src,
 
 /** Whether the two schemas are equal: same fields in the same order with
  *  the same names (case-insensitive), types, modes, max_length, precision,
- *  scale and nested fields. Descriptions and table options are ignored. */
+ *  scale, default value expressions (exact text) and nested fields. Descriptions and table options are ignored. */
 bool trb_bq_schema_equal(const trb_bq_table_t *a, const trb_bq_table_t *b);
 
 /** Index of the field named `name` (case-insensitive, `len` bytes) among
@@ -173,7 +178,9 @@ grpc_status_code trb_bq_table_to_proto(
 /**
  * Build a table definition (no table options) from a TableSchema.
  * Returns: OK; INVALID_ARGUMENT (missing or duplicate names, unknown types,
- *          RANGE which the emulator does not store); RESOURCE_EXHAUSTED.
+ *          RANGE which the emulator does not store, a default value
+ *          expression the emulator does not accept or on a nested field);
+ *          RESOURCE_EXHAUSTED.
  */
 grpc_status_code trb_bq_table_from_proto(
     const google_cloud_bigquery_storage_v1_TableSchema *in,

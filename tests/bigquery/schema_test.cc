@@ -164,4 +164,85 @@ TEST(SchemaTest, FromProtoRejectsDuplicatesAndUnknownTypes) {
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_proto(&ts, &t, &st));
 }
 
+TEST(SchemaTest, DefaultValueExpressionsRoundTripThroughJsonCopyAndProto) {
+  trb_bq_table_t t;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK,
+            Parse(R"JS([{"name":"id","type":"STRING","mode":"REQUIRED",
+                       "defaultValueExpression":"GENERATE_UUID()"},
+                      {"name":"n","type":"INT64","defaultValueExpression":"7"},
+                      {"name":"ts","type":"TIMESTAMP"}])JS",
+                  &t, &st))
+      << st.msg;
+  EXPECT_STREQ("GENERATE_UUID()", t.fields[0].default_value_expression);
+  EXPECT_STREQ("7", t.fields[1].default_value_expression);
+  EXPECT_EQ(nullptr, t.fields[2].default_value_expression);
+  char* js = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_to_json(&t, &js, &st));
+  EXPECT_NE(nullptr, strstr(js, R"JS("defaultValueExpression":"7")JS")) << js;
+  trb_bq_table_t t2, t3;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(js, strlen(js), &t2, &st)) << st.msg;
+  EXPECT_TRUE(trb_bq_schema_equal(&t, &t2));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_copy(&t2, &t3, &st));
+  EXPECT_STREQ("7", t3.fields[1].default_value_expression);
+  // Equality sees the expression.
+  trb_free(t3.fields[1].default_value_expression);
+  t3.fields[1].default_value_expression = trb_strdup("8");
+  EXPECT_FALSE(trb_bq_schema_equal(&t, &t3));
+  trb_free(t3.fields[1].default_value_expression);
+  t3.fields[1].default_value_expression = nullptr;
+  EXPECT_FALSE(trb_bq_schema_equal(&t, &t3));
+  // TableSchema (what GetWriteStream FULL returns), over the wire and back.
+  google_cloud_bigquery_storage_v1_TableSchema ts, ts2;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_to_proto(&t, &ts, &st));
+  EXPECT_STREQ("GENERATE_UUID()", ts.fields[0].default_value_expression);
+  EXPECT_STREQ("7", ts.fields[1].default_value_expression);
+  EXPECT_EQ(nullptr, ts.fields[2].default_value_expression);
+  uint8_t* buf = nullptr;
+  size_t len = 0;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_pb_encode(google_cloud_bigquery_storage_v1_TableSchema_fields, &ts, &buf, &len, &st));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_pb_decode(google_cloud_bigquery_storage_v1_TableSchema_fields, buf, len, &ts2, &st));
+  trb_bq_table_t back;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_from_proto(&ts2, &back, &st)) << st.msg;
+  EXPECT_TRUE(trb_bq_schema_equal(&t, &back));
+  EXPECT_STREQ("GENERATE_UUID()", back.fields[0].default_value_expression);
+  // from_proto validates like the JSON parser.
+  trb_free(ts2.fields[1].default_value_expression);
+  ts2.fields[1].default_value_expression = strdup("'seven'");
+  trb_bq_table_t bad;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_proto(&ts2, &bad, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, "fields[1]")) << st.msg;
+  EXPECT_NE(nullptr, strstr(st.msg, "a string literal suits")) << st.msg;
+  trb_pb_release(google_cloud_bigquery_storage_v1_TableSchema_fields, &ts);
+  trb_pb_release(google_cloud_bigquery_storage_v1_TableSchema_fields, &ts2);
+  trb_free(buf);
+  trb_free(js);
+  trb_bq_table_deinit(&t);
+  trb_bq_table_deinit(&t2);
+  trb_bq_table_deinit(&t3);
+  trb_bq_table_deinit(&back);
+}
+
+TEST(SchemaTest, RejectsDefaultsTheEmulatorDoesNotAccept) {
+  const BadCase cases[] = {
+      {R"JS([{"name":"a","type":"INT64","defaultValueExpression":"1+1"}])JS",
+       "$[0]: defaultValueExpression: default value expression \"1+1\" for INT64 column a"},
+      {R"JS([{"name":"a","type":"DATE","defaultValueExpression":"CURRENT_TIMESTAMP()"}])JS",
+       "CURRENT_TIMESTAMP() returns TIMESTAMP"},
+      {R"JS([{"name":"a","type":"INT64","defaultValueExpression":5}])JS",
+       "$[0].defaultValueExpression: want a string"},
+      {R"JS([{"name":"r","type":"RECORD","fields":[{"name":"x","type":"INT64","defaultValueExpression":"1"}]}])JS",
+       "$[0].fields[0]: defaultValueExpression: the emulator supports defaults on top-level"},
+      {R"JS([{"name":"a","type":"STRING","mode":"REQUIRED","defaultValueExpression":"NULL"}])JS",
+       "cannot default to NULL"},
+  };
+  for (const BadCase& c : cases) {
+    trb_bq_table_t t;
+    trb_status_t st{};
+    EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, Parse(c.doc, &t, &st)) << c.doc;
+    EXPECT_NE(nullptr, strstr(st.msg, c.want)) << c.doc << " -> " << st.msg;
+    trb_bq_table_deinit(&t);
+  }
+}
+
 }  // namespace
