@@ -156,6 +156,7 @@ typedef struct {
   double rate;       /* messages or rows per second */
   double emu_cores;  /* emulator CPU-s per wall-s */
   double client_cores;
+  double emu_cpu_s_per_m; /* emulator CPU-s per million messages / rows */
 } result_t;
 
 /* ---- C Pub/Sub client ------------------------------------------------- */
@@ -313,7 +314,8 @@ static result_t bench_pubsub_c(const emu_t *e, long n_messages) {
   trb_rpc_loop_destroy(loop);
   trb_rpc_channel_destroy(ch);
   double wall = (double)(t1 - t0) / 1e9;
-  return (result_t){b.acked / wall, (ecpu1 - ecpu0) / wall, (cpu1 - cpu0) / wall};
+  return (result_t){b.acked / wall, (ecpu1 - ecpu0) / wall, (cpu1 - cpu0) / wall,
+                    (ecpu1 - ecpu0) * 1e6 / (double)b.acked};
 }
 
 /* ---- C BigQuery client ------------------------------------------------ */
@@ -523,7 +525,8 @@ static result_t bench_bigquery_c(const emu_t *e, long n_rows) {
   trb_rpc_loop_destroy(loop);
   trb_rpc_channel_destroy(ch);
   double wall = (double)(t1 - t0) / 1e9;
-  return (result_t){b.acked_rows / wall, (ecpu1 - ecpu0) / wall, (cpu1 - cpu0) / wall};
+  return (result_t){b.acked_rows / wall, (ecpu1 - ecpu0) / wall, (cpu1 - cpu0) / wall,
+                    (ecpu1 - ecpu0) * 1e6 / (double)b.acked_rows};
 }
 
 /* ---- Node.js clients (perf/node) -------------------------------------- */
@@ -551,7 +554,8 @@ static result_t bench_node(const emu_t *e, const char *script, long n) {
   double wall = (double)(t1 - t0) / 1e9;
   /* The Node process's own timing covers only the measured phase; CPU
    * shares are over the whole child lifetime (startup included). */
-  return (result_t){atof(last), (ecpu1 - ecpu0) / wall, (ccpu1 - ccpu0) / wall};
+  return (result_t){atof(last), (ecpu1 - ecpu0) / wall, (ccpu1 - ccpu0) / wall,
+                    (ecpu1 - ecpu0) * 1e6 / (double)n};
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -593,6 +597,7 @@ int main(int argc, char **argv) {
   trb_rpc_init();
 
   double rate[N_KINDS][MAX_RUNS], emu_cores[N_KINDS][MAX_RUNS], cli_cores[N_KINDS][MAX_RUNS];
+  double emu_cost[N_KINDS][MAX_RUNS];
   for (int r = 0; r < runs; r++) {
     emu_t e;
     emu_start(&e);
@@ -609,17 +614,19 @@ int main(int argc, char **argv) {
       rate[k][r] = res[k].rate;
       emu_cores[k][r] = res[k].emu_cores;
       cli_cores[k][r] = res[k].client_cores;
-      printf("run %d %-22s %10.0f /s   emulator %.2f cores   client %.2f cores\n",
-             r + 1, kind_name[k], res[k].rate, res[k].emu_cores, res[k].client_cores);
+      emu_cost[k][r] = res[k].emu_cpu_s_per_m;
+      printf("run %d %-22s %10.0f /s   emulator %.2f cores, %.2f CPU-s/M   client %.2f cores\n",
+             r + 1, kind_name[k], res[k].rate, res[k].emu_cores, res[k].emu_cpu_s_per_m,
+             res[k].client_cores);
       fflush(stdout);
     }
   }
   printf("\nmedians over %d runs (durable --data-dir, 600-byte messages/rows):\n", runs);
   for (int k = 0; k < N_KINDS; k++) {
     if (!g_node_dir && (k == PS_NODE || k == BQ_NODE)) continue;
-    printf("  %-22s %10.0f /s   emulator %.2f cores   client %.2f cores\n",
+    printf("  %-22s %10.0f /s   emulator %.2f cores, %.2f CPU-s/M   client %.2f cores\n",
            kind_name[k], median(rate[k], runs), median(emu_cores[k], runs),
-           median(cli_cores[k], runs));
+           median(emu_cost[k], runs), median(cli_cores[k], runs));
   }
   if (g_node_dir) {
     double ps_ratio[MAX_RUNS], bq_ratio[MAX_RUNS];
