@@ -6,10 +6,14 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "google/cloud/bigquery/storage/v1/storage.pb.h"
+#include "src/bigquery/default_expr.h"
 #include "src/common/alloc.h"
+#include "src/common/clock.h"
 #include "src/emulator/bigquery/bq_internal.h"
 #include "src/rpc/details.h"
 #include "src/rpc/pb.h"
@@ -17,6 +21,7 @@
 
 #define M_APPEND "/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows"
 #define SE(x) google_cloud_bigquery_storage_v1_StorageError_StorageErrorCode_##x
+#define MVI(x) google_cloud_bigquery_storage_v1_AppendRowsRequest_MissingValueInterpretation_##x
 #define HIGH_WATER 256 /* requests in flight before reading pauses */
 #define LOW_WATER 64
 
@@ -36,6 +41,7 @@ struct bq_conn_s {
   google_protobuf_DescriptorProto desc;
   trb_rowdec_plan_t *plan;
   bq_table_t *plan_table;
+  int missing_default; /* sticky default_missing_value_interpretation */
   bq_conn_t *prev, *next; /* in bq->conns, guarded by bq->mu */
 };
 
@@ -296,6 +302,132 @@ static bool build_plan(bq_conn_t *c, bq_table_t *t, char *err, size_t errlen, bo
   return true;
 }
 
+/* ---- missing values (fact 23) ------------------------------------------ */
+
+/* Column defaults of one request: which columns DEFAULT_VALUE fills and
+ * with what. Text values live in the op's buffer (offsets stay valid). */
+typedef struct fill_s {
+  size_t n;
+  bool *fillable;          /* n flags for trb_rowdec_decode_fill */
+  trb_bq_default_t *dflt;  /* n parsed defaults */
+  size_t *text_off;        /* TEXT / CURRENT_*: offset in op->text */
+  size_t *text_len;
+} fill_t;
+
+static void fill_deinit(fill_t *f) {
+  for (size_t i = 0; f->dflt && i < f->n; i++) trb_bq_default_deinit(&f->dflt[i]);
+  trb_free(f->fillable);
+  trb_free(f->dflt);
+  trb_free(f->text_off);
+  trb_free(f->text_len);
+  memset(f, 0, sizeof *f);
+}
+
+/* The interpretation of missing column `i` for this request. */
+static int column_mvi(const req_t *r, const trb_bq_field_t *col, int sticky) {
+  for (pb_size_t k = 0; k < r->missing_value_interpretations_count; k++) {
+    const char *key = r->missing_value_interpretations[k].key;
+    if (key && strcasecmp(key, col->name) == 0)
+      return (int)r->missing_value_interpretations[k].value;
+  }
+  return sticky;
+}
+
+/* Decide per column; parse the defaults of DEFAULT_VALUE columns and place
+ * literal and CURRENT_* texts (evaluated once per request) in `text`.
+ * Returns false on out of memory (or a stored default that no longer
+ * parses: message in `err`). */
+static bool fill_init(fill_t *f, const req_t *r, const trb_bq_table_t *def, int sticky,
+                      trb_buf_t *text, char *err, size_t errlen) {
+  memset(f, 0, sizeof *f);
+  bool any = false;
+  for (size_t i = 0; i < def->n_fields; i++) {
+    if (def->fields[i].default_value_expression &&
+        column_mvi(r, &def->fields[i], sticky) == MVI(DEFAULT_VALUE))
+      any = true;
+  }
+  if (!any) return true;
+  f->n = def->n_fields;
+  f->fillable = trb_calloc(f->n, sizeof *f->fillable);
+  f->dflt = trb_calloc(f->n, sizeof *f->dflt);
+  f->text_off = trb_calloc(f->n, sizeof *f->text_off);
+  f->text_len = trb_calloc(f->n, sizeof *f->text_len);
+  if (!f->fillable || !f->dflt || !f->text_off || !f->text_len) {
+    snprintf(err, errlen, "out of memory");
+    return false;
+  }
+  int64_t now = trb_clock_wall_us();
+  for (size_t i = 0; i < f->n; i++) {
+    const trb_bq_field_t *col = &def->fields[i];
+    if (!col->default_value_expression ||
+        column_mvi(r, col, sticky) != MVI(DEFAULT_VALUE))
+      continue;
+    trb_status_t st;
+    if (trb_bq_default_parse(col->default_value_expression, col, &f->dflt[i], &st)) {
+      snprintf(err, errlen, "%s", st.msg);
+      return false;
+    }
+    trb_bq_default_t *d = &f->dflt[i];
+    if (d->kind == TRB_BQ_DEFAULT_NULL) continue; /* reads as NULL: not filled */
+    f->fillable[i] = true;
+    const char *t = NULL;
+    size_t tl = 0;
+    char fn[TRB_BQ_DEFAULT_FN_BUF];
+    if (d->kind == TRB_BQ_DEFAULT_TEXT) {
+      t = d->text;
+      tl = d->text_len;
+    } else if (d->kind >= TRB_BQ_DEFAULT_CURRENT_TIMESTAMP &&
+               d->kind <= TRB_BQ_DEFAULT_CURRENT_TIME) {
+      tl = trb_bq_default_eval_fn(d->kind, now, NULL, fn);
+      t = fn;
+    } else {
+      continue;
+    }
+    f->text_off[i] = text->len;
+    f->text_len[i] = tl;
+    if (trb_buf_append(text, t, tl)) {
+      snprintf(err, errlen, "out of memory");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Fill the missing (NULL) fillable columns of one decoded row. */
+static bool fill_row(const fill_t *f, trb_bq_value_t *v, trb_buf_t *text) {
+  for (size_t i = 0; i < f->n; i++) {
+    if (!f->fillable[i] || v[i].kind != TRB_BQV_NULL) continue;
+    const trb_bq_default_t *d = &f->dflt[i];
+    switch (d->kind) {
+      case TRB_BQ_DEFAULT_INT:
+        v[i].kind = TRB_BQV_INT;
+        v[i].u.i = d->i;
+        break;
+      case TRB_BQ_DEFAULT_REAL:
+        v[i].kind = TRB_BQV_REAL;
+        v[i].u.d = d->d;
+        break;
+      case TRB_BQ_DEFAULT_GENERATE_UUID: {
+        uint8_t rnd[16];
+        char u[TRB_BQ_DEFAULT_FN_BUF];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return false;
+        size_t ul = trb_bq_default_eval_fn(d->kind, 0, rnd, u);
+        v[i].kind = TRB_BQV_BTEXT;
+        v[i].u.off = text->len;
+        v[i].len = (uint32_t)ul;
+        if (trb_buf_append(text, u, ul)) return false;
+        break;
+      }
+      default:
+        v[i].kind = TRB_BQV_BTEXT;
+        v[i].u.off = f->text_off[i];
+        v[i].len = (uint32_t)f->text_len[i];
+        break;
+    }
+  }
+  return true;
+}
+
 static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
   trb_bqemu_t *bq = c->bq;
   char msg[TRB_STATUS_MSG_MAX];
@@ -387,8 +519,8 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
   } else if (c->plan_table != s->table || !c->plan) {
     if (!build_plan(c, s->table, msg, sizeof msg, &extra)) goto plan_fail;
   }
-  /* missing_value_interpretations: top-level columns, NULL_VALUE or
-   * DEFAULT_VALUE (no column defaults are stored: both give NULL). */
+  /* missing_value_interpretations (this request only): top-level columns,
+   * NULL_VALUE or DEFAULT_VALUE. */
   for (pb_size_t i = 0; i < r.missing_value_interpretations_count; i++) {
     const char *k = r.missing_value_interpretations[i].key ? r.missing_value_interpretations[i].key : "";
     int v = (int)r.missing_value_interpretations[i].value;
@@ -396,12 +528,21 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
       snprintf(msg, sizeof msg, "missing_value_interpretations: %s is not a top-level column", k);
       goto fail;
     }
-    if (v != 1 && v != 2) {
+    if (v != MVI(NULL_VALUE) && v != MVI(DEFAULT_VALUE)) {
       snprintf(msg, sizeof msg, "missing_value_interpretations[%s]: want NULL_VALUE or "
                                 "DEFAULT_VALUE", k);
       goto fail;
     }
   }
+  /* default_missing_value_interpretation: sticky on the connection from
+   * this request on (proto3: UNSPECIFIED means "not set here"). */
+  int dmvi = (int)r.default_missing_value_interpretation;
+  if (dmvi != 0 && dmvi != MVI(NULL_VALUE) && dmvi != MVI(DEFAULT_VALUE)) {
+    snprintf(msg, sizeof msg, "default_missing_value_interpretation: unknown value %d; want "
+                              "NULL_VALUE or DEFAULT_VALUE", dmvi);
+    goto fail;
+  }
+  if (dmvi != 0) c->missing_default = dmvi;
   if (r.has_offset && s->type == BQ_DEFAULT_TYPE) {
     snprintf(msg, sizeof msg, "offset must not be set when appending to the _default stream %s",
              s->name);
@@ -419,13 +560,26 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
     conn_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
+  fill_t fill;
+  if (!fill_init(&fill, &r, &c->plan_table->def, c->missing_default, &op->text, msg,
+                 sizeof msg)) {
+    fill_deinit(&fill);
+    release_req(&r);
+    op_free(op);
+    conn_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+    return;
+  }
   row_err_t re = {NULL, 0};
   char (*re_msgs)[TRB_STATUS_MSG_MAX] = NULL;
   for (size_t i = 0; i < rows->count; i++) {
-    if (trb_rowdec_decode(c->plan, rows->items[i].data, rows->items[i].len,
-                          op->vals + i * n_cols, &op->text, &st) == GRPC_STATUS_OK)
-      continue;
+    trb_bq_value_t *rv = op->vals + i * n_cols;
+    if (trb_rowdec_decode_fill(c->plan, rows->items[i].data, rows->items[i].len,
+                               fill.fillable, rv, &op->text, &st) == GRPC_STATUS_OK) {
+      if (!fill.n || fill_row(&fill, rv, &op->text)) continue;
+      st.code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
     if (st.code == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+      fill_deinit(&fill);
       trb_free(re.items);
       trb_free(re_msgs);
       release_req(&r);
@@ -438,6 +592,7 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
         re.items = trb_calloc(1000, sizeof *re.items);
         re_msgs = trb_calloc(1000, sizeof *re_msgs);
         if (!re.items || !re_msgs) {
+          fill_deinit(&fill);
           trb_free(re.items);
           trb_free(re_msgs);
           release_req(&r);
@@ -453,6 +608,7 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
       re.n++;
     }
   }
+  fill_deinit(&fill);
   if (re.n) {
     snprintf(msg, sizeof msg, "Errors found while processing rows. Please refer to the "
                               "row_errors field for details. The list may not be complete "

@@ -856,8 +856,8 @@ static int json_value(trb_buf_t *o, const trb_bq_field_t *bf,
 
 static grpc_status_code decode_node(trb_rowdec_plan_t *p, node_t *n, int depth,
                                     const uint8_t *data, size_t len,
-                                    trb_bq_value_t *slots, trb_buf_t *b,
-                                    trb_status_t *st);
+                                    const bool *fillable, trb_bq_value_t *slots,
+                                    trb_buf_t *b, trb_status_t *st);
 
 /* Decode a nested message of field `f` at `depth` + 1 and append its JSON
  * object to `o`. */
@@ -868,7 +868,7 @@ static grpc_status_code nested_json(trb_rowdec_plan_t *p, const pfield_t *f,
   trb_buf_t *tb = &p->tmp[depth + 1];
   trb_buf_reset(tb);
   grpc_status_code c = decode_node(p, sub, depth + 1, r->data, r->len,
-                                   sub->scratch, tb, st);
+                                   NULL, sub->scratch, tb, st);
   if (c) return c;
   if (trb_buf_append(o, "{", 1)) return oom(st);
   for (size_t i = 0; i < sub->n_bq; i++) {
@@ -954,8 +954,8 @@ static grpc_status_code apply_default(const pfield_t *f, trb_bq_value_t *v, trb_
 
 static grpc_status_code decode_node(trb_rowdec_plan_t *p, node_t *n, int depth,
                                     const uint8_t *data, size_t len,
-                                    trb_bq_value_t *slots, trb_buf_t *b,
-                                    trb_status_t *st) {
+                                    const bool *fillable, trb_bq_value_t *slots,
+                                    trb_buf_t *b, trb_status_t *st) {
   memset(slots, 0, n->n_bq * sizeof *slots);
   memset(n->seen, 0, n->n_bq);
   bool any_rep = false;
@@ -1003,8 +1003,10 @@ static grpc_status_code decode_node(trb_rowdec_plan_t *p, node_t *n, int depth,
       slots[i].u.off = off;
       slots[i].len = (uint32_t)(b->len - off);
     } else if (slots[i].kind == TRB_BQV_NULL) {
-      /* REQUIRED is satisfied only by a present field, not a default */
-      if (bf->mode == TRB_BQ_MODE_REQUIRED)
+      /* REQUIRED is satisfied only by a present field, not a proto2
+       * default — unless the caller fills the column (DEFAULT_VALUE) */
+      bool fill = fillable && fillable[i];
+      if (bf->mode == TRB_BQ_MODE_REQUIRED && !fill)
         return ROWERR(st, "Missing required field: %s.", bf->name);
       const pfield_t *f = n->by_col[i];
       if (f && f->has_dflt) {
@@ -1019,8 +1021,15 @@ static grpc_status_code decode_node(trb_rowdec_plan_t *p, node_t *n, int depth,
 grpc_status_code trb_rowdec_decode(trb_rowdec_plan_t *p, const uint8_t *row,
                                    size_t len, trb_bq_value_t *vals,
                                    trb_buf_t *out, trb_status_t *st) {
+  return trb_rowdec_decode_fill(p, row, len, NULL, vals, out, st);
+}
+
+grpc_status_code trb_rowdec_decode_fill(trb_rowdec_plan_t *p, const uint8_t *row,
+                                        size_t len, const bool *fillable,
+                                        trb_bq_value_t *vals, trb_buf_t *out,
+                                        trb_status_t *st) {
   size_t mark = out->len;
-  grpc_status_code c = decode_node(p, p->root, 0, row, len, vals, out, st);
+  grpc_status_code c = decode_node(p, p->root, 0, row, len, fillable, vals, out, st);
   if (c) {
     out->len = mark;
     if (out->data) out->data[mark] = '\0';

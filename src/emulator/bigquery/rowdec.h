@@ -33,6 +33,14 @@
  * invalid default_value text is INVALID_ARGUMENT at plan time. Defaults of
  * repeated fields are ignored (proto2 has none).
  *
+ * Missing values (fact 23; trb_rowdec_decode_fill): a top-level column the
+ * caller marks fillable (AppendRows DEFAULT_VALUE with a column default)
+ * is not checked for REQUIRED; when the row lacks it, the proto2 default
+ * still wins if the writer schema declares one (proto2: an absent field
+ * with a default reads as the default), otherwise the value is left
+ * TRB_BQV_NULL for the caller to fill. A present field never decodes to
+ * TRB_BQV_NULL, so a NULL value in a fillable column means "missing".
+ *
  * Threading: a plan is thread-compatible (it holds scratch space used while
  * decoding): one thread at a time per plan.
  * Source: protobuf wire format (varint, ZigZag, fixed32/64, length-delimited,
@@ -117,6 +125,18 @@ size_t trb_rowdec_plan_columns(const trb_rowdec_plan_t *p);
 grpc_status_code trb_rowdec_decode(trb_rowdec_plan_t *p, const uint8_t *row,
                                    size_t len, trb_bq_value_t *vals,
                                    trb_buf_t *out, trb_status_t *st);
+
+/**
+ * As trb_rowdec_decode, with `fillable` (NULL, or one flag per top-level
+ * column): a fillable column missing from the row (no field, no proto2
+ * default) is left TRB_BQV_NULL and is exempt from the REQUIRED check; the
+ * caller fills it. Nested fields are never fillable.
+ * Returns: as trb_rowdec_decode.
+ */
+grpc_status_code trb_rowdec_decode_fill(trb_rowdec_plan_t *p, const uint8_t *row,
+                                        size_t len, const bool *fillable,
+                                        trb_bq_value_t *vals, trb_buf_t *out,
+                                        trb_status_t *st);
 
 #ifdef __cplusplus
 }
