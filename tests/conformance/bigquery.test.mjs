@@ -25,12 +25,23 @@ const SCHEMA = [
     { name: 'city', type: 'STRING' }, { name: 'zip', type: 'STRING' }] },
 ];
 const TABLE = `projects/${PROJECT}/datasets/conf/tables/rows`;
+// Column defaults (defaultValueExpression) for missing-value interpretation.
+const DEFAULTS_SCHEMA = [
+  { name: 'id', type: 'INTEGER', mode: 'REQUIRED' },
+  { name: 'uid', type: 'STRING', mode: 'REQUIRED', defaultValueExpression: 'GENERATE_UUID()' },
+  { name: 'status', type: 'STRING', defaultValueExpression: "'new'" },
+  { name: 'qty', type: 'INTEGER', defaultValueExpression: '1' },
+  { name: 'created', type: 'TIMESTAMP', defaultValueExpression: 'CURRENT_TIMESTAMP()' },
+  { name: 'note', type: 'STRING', defaultValueExpression: "'n/a'" },
+];
+const DEFAULTS_TABLE = `projects/${PROJECT}/datasets/conf/tables/defaults`;
 
 let emu, client, tablesDir;
 
 before(async () => {
   tablesDir = mkdtempSync(path.join(tmpdir(), 'trb-conf-tables-'));
   writeFileSync(path.join(tablesDir, 'conf.rows.json'), JSON.stringify(SCHEMA));
+  writeFileSync(path.join(tablesDir, 'conf.defaults.json'), JSON.stringify(DEFAULTS_SCHEMA));
   emu = await startEmulator({ tables: tablesDir });
   client = new WriterClient({
     projectId: PROJECT,
@@ -121,4 +132,38 @@ test('a row missing a REQUIRED field is a row error and nothing from the request
   assert.equal(res.rowErrors.length, 1);
   assert.equal(Number(res.rowErrors[0].index), 1);
   assert.deepEqual(emu.sql('SELECT id FROM conf.rows WHERE id = 50'), []);
+});
+
+test('JSONWriter with DEFAULT_VALUE: missing columns take their defaultValueExpression, per-column NULL_VALUE wins', async () => {
+  const streamId = `${DEFAULTS_TABLE}/streams/_default`;
+  const ws = await client.getWriteStream({ streamId, view: 'FULL' });
+  const byName = Object.fromEntries(ws.tableSchema.fields.map(f => [f.name, f]));
+  assert.equal(byName.uid.defaultValueExpression, 'GENERATE_UUID()');
+  assert.equal(byName.status.defaultValueExpression, "'new'");
+  const connection = await client.createStreamConnection({ streamId });
+  // The client makes a REQUIRED column with a default optional in the
+  // descriptor, so rows may omit `uid`.
+  const writer = new JSONWriter({
+    connection,
+    protoDescriptor: adapt.convertStorageSchemaToProto2Descriptor(ws.tableSchema, 'root'),
+  });
+  writer.setDefaultMissingValueInterpretation('DEFAULT_VALUE');
+  writer.setMissingValueInterpretations({ note: 'NULL_VALUE' });
+  const before = Date.now();
+  const res = await writer.appendRows([{ id: 1 }, { id: 2, status: 'done', qty: 5 }]).getResult();
+  assert.ok(!res.error, res.error?.message);
+  writer.close();
+  const rows = emu.sql('SELECT * FROM conf.defaults ORDER BY id');
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0].status, 'new');
+  assert.equal(Number(rows[0].qty), 1);
+  assert.equal(rows[0].note, null);
+  assert.equal(rows[1].status, 'done');
+  assert.equal(Number(rows[1].qty), 5);
+  for (const r of rows) {
+    assert.match(r.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const t = Date.parse(r.created);
+    assert.ok(t >= before - 1000 && t <= Date.now() + 1000, `created ${r.created} is the append time`);
+  }
+  assert.notEqual(rows[0].uid, rows[1].uid);
 });
