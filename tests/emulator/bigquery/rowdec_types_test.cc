@@ -282,6 +282,27 @@ TEST(RowdecDefaults, RequiredColumnNeedsAPresentField) {
   EXPECT_STREQ("Missing required field: r.", p.st.msg);
 }
 
+TEST(RowdecDefaults, FillableColumnsSkipRequiredAndTheProto2DefaultStillWins) {
+  DefaultDesc d;
+  Plan p;
+  ASSERT_EQ(GRPC_STATUS_OK, p.Create(kDefaultSchema, &d.root)) << p.st.msg;
+  bool fillable[12] = {};
+  fillable[9] = true;   // r: REQUIRED, proto2 default 7
+  fillable[11] = true;  // rec: no proto2 default
+  p.row = Pb().Int(1, 1).b;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_rowdec_decode_fill(p.plan, (const uint8_t*)p.row.data(), p.row.size(),
+                                                   fillable, p.v.data(), &p.buf, &p.st))
+      << p.st.msg;
+  EXPECT_EQ("7", p.Text(9));      // absent REQUIRED field with a proto2 default
+  EXPECT_EQ("NULL", p.Text(11));  // missing: left NULL for the caller to fill
+  // Not fillable: REQUIRED still needs a present field.
+  fillable[9] = false;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_rowdec_decode_fill(p.plan, (const uint8_t*)p.row.data(), p.row.size(), fillable,
+                                   p.v.data(), &p.buf, &p.st));
+  EXPECT_STREQ("Missing required field: r.", p.st.msg);
+}
+
 TEST(RowdecDefaults, InvalidDefaultTextIsAPlanError) {
   const char* bad[][2] = {{"0", "4x"}, {"3", "false?"}, {"3", "\\"}, {"6", "PURPLE"},
                           {"7", "3000000000"}, {"4", "x"}};
