@@ -303,6 +303,13 @@ void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms);
 void ps_sub_clear(trb_psemu_t *ps, ps_sub_t *s, int64_t **gc, size_t *n_gc);
 void ps_msg_unref(ps_msg_t *m);
 
+/** Message of the INVALID_ARGUMENT status carrying the exactly-once
+ *  ErrorInfo (EXACTLY_ONCE_ACKID_FAILURE), as the real service words it. */
+#define PS_EOD_ACK_FAILURE                                                   \
+  "Some acknowledgement ids in the request were invalid. This could be "    \
+  "because the acknowledgement ids have expired or the acknowledgement ids " \
+  "were malformed."
+
 /** Ack / modack results per ack ID. */
 enum { PS_ACK_OK = 0, PS_ACK_INVALID, PS_ACK_MALFORMED };
 

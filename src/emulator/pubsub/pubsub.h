@@ -25,7 +25,12 @@
  * or names another subscription is malformed. On a subscription without
  * exactly-once delivery an ack of a valid ID acknowledges the message even
  * after its lease expired (as long as it is not acknowledged yet); with
- * exactly-once delivery only the current lease's ID is accepted.
+ * exactly-once delivery only the current lease's ID is accepted, and a
+ * unary Acknowledge / ModifyAckDeadline naming a failed ID answers
+ * INVALID_ARGUMENT with a google.rpc.ErrorInfo (reason
+ * EXACTLY_ONCE_ACKID_FAILURE, metadata ack_id →
+ * PERMANENT_FAILURE_INVALID_ACK_ID) after the valid IDs took effect — the
+ * code the real service uses (sources in pull.c).
  *
  * A StreamingPull that the client cancels leaves its outstanding messages
  * leased until their ack deadline, then they are redelivered (as the real

@@ -117,8 +117,15 @@ static void on_pull(void *user, trb_rpc_server_call_t *call,
   trb_buf_deinit(&b);
 }
 
-/* google.rpc.Status{FAILED_PRECONDITION, details=[ErrorInfo]} naming each
- * failed ack ID as PERMANENT_FAILURE_INVALID_ACK_ID. */
+/* google.rpc.Status{INVALID_ARGUMENT, details=[ErrorInfo]} naming each
+ * failed ack ID as PERMANENT_FAILURE_INVALID_ACK_ID. The top-level code is
+ * INVALID_ARGUMENT (HTTP 400), as the real service answers: see
+ * googleapis/google-cloud-php PubSub/tests/Unit/SubscriptionTest.php
+ * (testAcknowledgeBatchSuppressExceptionsForEod: "code":400,
+ * "status":"INVALID_ARGUMENT", reason EXACTLY_ONCE_ACKID_FAILURE) and
+ * client logs of the real service quoted in public code ("InvalidArgument:
+ * 400 Some acknowledgement ids in the request were invalid. [reason:
+ * "EXACTLY_ONCE_ACKID_FAILURE" ..."). The clients key on the metadata. */
 static grpc_status_code eod_details(char *const *ids, const int *res, size_t n,
                                     uint8_t **out, size_t *out_len,
                                     size_t *n_failed) {
@@ -150,8 +157,8 @@ static grpc_status_code eod_details(char *const *ids, const int *res, size_t n,
   if (c != GRPC_STATUS_OK) return c;
   trb_rpc_any_t any = {TRB_RPC_TYPE_URL_PREFIX "google.rpc.ErrorInfo", enc,
                        enc_len};
-  c = trb_rpc_status_details_encode(GRPC_STATUS_FAILED_PRECONDITION,
-                                    "some ack IDs failed", &any, 1, out,
+  c = trb_rpc_status_details_encode(GRPC_STATUS_INVALID_ARGUMENT,
+                                    PS_EOD_ACK_FAILURE, &any, 1, out,
                                     out_len, &st);
   trb_free(enc);
   return c;
@@ -206,7 +213,7 @@ static void on_ack(void *user, trb_rpc_server_call_t *call,
     if (eod_details(r.ack_ids, res, n, &op->details, &op->details_len,
                     &failed) == GRPC_STATUS_OK &&
         failed > 0) {
-      op->err_msg = trb_strdup("some ack IDs are invalid or expired");
+      op->err_msg = trb_strdup(PS_EOD_ACK_FAILURE);
     }
   }
   trb_free(res);
@@ -265,8 +272,8 @@ static void on_modack(void *user, trb_rpc_server_call_t *call,
     if (eod && eod_details(r.ack_ids, res, n, &details, &details_len,
                            &failed) == GRPC_STATUS_OK &&
         failed > 0) {
-      trb_rpc_server_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
-                                 "some ack IDs are invalid or expired",
+      trb_rpc_server_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 PS_EOD_ACK_FAILURE,
                                  details, details_len, NULL, 0);
     } else {
       trb_rpc_server_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0, "", 0);

@@ -329,7 +329,7 @@ static void ack_done(void *user, grpc_status_code code,
     if (code != GRPC_STATUS_OK) {
       trb_rpc_server_call_finish(op->call, code, dst->msg, NULL, 0, NULL, 0);
     } else if (op->details) {
-      trb_rpc_server_call_finish(op->call, GRPC_STATUS_FAILED_PRECONDITION,
+      trb_rpc_server_call_finish(op->call, GRPC_STATUS_INVALID_ARGUMENT,
                                  op->err_msg, op->details, op->details_len,
                                  NULL, 0);
     } else {
