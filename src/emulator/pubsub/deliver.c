@@ -28,21 +28,43 @@ void ps_defer(trb_psemu_t *ps, ps_deferred_t *d) {
   ps->def_tail = d;
 }
 
+/* Deferred ops are counted as pending under mu and enqueued under
+ * submit_mu, taken before mu is released: ops reach the db (which commits
+ * in enqueue order) in the order of the state changes that queued them,
+ * whichever thread unlocks first. (trb_db_submit only appends to a queue;
+ * it never waits for the committer.) */
 void ps_unlock(trb_psemu_t *ps) {
   ps_deferred_t *d = ps->def_head;
+  if (d == NULL) {
+    pthread_mutex_unlock(&ps->mu);
+    return;
+  }
   ps->def_head = ps->def_tail = NULL;
+  for (ps_deferred_t *x = d; x != NULL; x = x->next) ps->pending_ops++;
+  pthread_mutex_lock(&ps->submit_mu);
   pthread_mutex_unlock(&ps->mu);
+  ps_deferred_t *failed = NULL, **ft = &failed;
+  trb_status_t st;
+  grpc_status_code fc = GRPC_STATUS_OK;
   while (d) {
-    ps_deferred_t *next = d->next;
-    trb_status_t st;
-    if (ps_submit(ps, d->apply, d->done, d->user, &st) != GRPC_STATUS_OK) {
-      /* done calls ps_op_finished: count the op it finishes. */
-      pthread_mutex_lock(&ps->mu);
-      ps->pending_ops++;
-      pthread_mutex_unlock(&ps->mu);
-      d->done(d->user, st.code, &st);
+    ps_deferred_t *next = d->next; /* d may be freed once submitted */
+    grpc_status_code c = trb_db_submit(ps->db, d->apply, d->done, d->user, &st);
+    if (c != GRPC_STATUS_OK) {
+      fc = c;
+      d->next = NULL;
+      *ft = d;
+      ft = &d->next;
     }
     d = next;
+  }
+  pthread_mutex_unlock(&ps->submit_mu);
+  while (failed) {
+    /* done calls ps_op_finished for the count taken above. */
+    ps_deferred_t *next = failed->next;
+    trb_status_t fst;
+    trb_status_set(&fst, fc, "%s", st.msg);
+    failed->done(failed->user, fc, &fst);
+    failed = next;
   }
 }
 

@@ -176,6 +176,8 @@ struct trb_psemu_s {
   uint32_t epoch;
 
   pthread_mutex_t mu;
+  pthread_mutex_t submit_mu; /* orders deferred submissions (ps_unlock);
+                                taken after mu, never the other way */
   pthread_cond_t timer_cv;   /* wakes the timer thread */
   pthread_cond_t ops_cv;     /* pending_ops reached 0 */
   pthread_t timer;
@@ -205,7 +207,10 @@ typedef struct ps_deferred_s {
 } ps_deferred_t;
 
 /** Queue an op for submission at the next ps_unlock (mu held). `d` is
- *  caller memory (embedded in the op) that must stay valid until `done`. */
+ *  caller memory (embedded in the op) that must stay valid until `done`.
+ *  Deferred ops reach the db in the order they were deferred, across
+ *  threads, so an answer given from a later op's `done` implies the
+ *  earlier ops committed. */
 void ps_defer(trb_psemu_t *ps, ps_deferred_t *d);
 void ps_lock(trb_psemu_t *ps);
 /** Unlock and submit the deferred ops. */
@@ -328,6 +333,7 @@ void ps_modack_ids(trb_psemu_t *ps, ps_sub_t *s, char *const *ids, size_t n,
 /** An ack op: delete rows, then optionally finish a unary call or send
  *  stream confirmations. */
 typedef struct ps_ack_op_s {
+  ps_deferred_t def;            /* for ps_defer */
   trb_psemu_t *ps;
   int64_t sub_id;
   int64_t *seqs, *gc;
@@ -340,8 +346,11 @@ typedef struct ps_ack_op_s {
   uint8_t *confirm;             /* encoded StreamingPullResponse */
   size_t confirm_len;
 } ps_ack_op_t;
-/** Submit (mu NOT held); takes ownership of `op`. */
-void ps_ack_op_submit(trb_psemu_t *ps, ps_ack_op_t *op);
+/** Queue for submission at ps_unlock (mu held); takes ownership of `op`.
+ *  Always written, even with no row to delete, so that an ack of an ID
+ *  another in-flight op took (an earlier ack, Seek, dead-letter move) is
+ *  answered only after that op committed. */
+void ps_ack_op_defer(trb_psemu_t *ps, ps_ack_op_t *op);
 void ps_ack_op_free(ps_ack_op_t *op);
 
 /* ---- stream.c / pull.c ------------------------------------------------- */

@@ -33,6 +33,7 @@ grpc_status_code trb_psemu_create(const trb_psemu_config_t *cfg,
               (uint32_t)(trb_clock_mono_ns() & 0xffffff);
   if (ps->epoch == 0) ps->epoch = 1;
   pthread_mutex_init(&ps->mu, NULL);
+  pthread_mutex_init(&ps->submit_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -107,5 +108,6 @@ void trb_psemu_destroy(trb_psemu_t *ps) {
   pthread_cond_destroy(&ps->timer_cv);
   pthread_cond_destroy(&ps->ops_cv);
   pthread_mutex_destroy(&ps->mu);
+  pthread_mutex_destroy(&ps->submit_mu);
   trb_free(ps);
 }

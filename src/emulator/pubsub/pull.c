@@ -198,27 +198,26 @@ static void on_ack(void *user, trb_rpc_server_call_t *call,
                    "ack_ids must not be empty");
     s = NULL;
   }
-  bool eod = false;
   if (s != NULL) {
-    eod = s->eod;
     op->sub_id = s->id;
     ps_ack_ids(ps, s, r.ack_ids, n, res, op->seqs, &op->n_seqs, op->gc,
                &op->n_gc);
-    ps_dispatch(ps, s);
-  }
-  ps_unlock(ps);
-  if (s == NULL) goto fail;
-  if (eod) {
     size_t failed = 0;
-    if (eod_details(r.ack_ids, res, n, &op->details, &op->details_len,
+    if (s->eod &&
+        eod_details(r.ack_ids, res, n, &op->details, &op->details_len,
                     &failed) == GRPC_STATUS_OK &&
         failed > 0) {
       op->err_msg = trb_strdup(PS_EOD_ACK_FAILURE);
     }
+    ps_ack_op_defer(ps, op); /* answered once committed, in order */
+    ps_dispatch(ps, s);
   }
+  ps_unlock(ps);
   trb_free(res);
   trb_pb_release(google_pubsub_v1_AcknowledgeRequest_fields, &r);
-  ps_ack_op_submit(ps, op);
+  if (s != NULL) return;
+  ps_ack_op_free(op);
+  finish_err(call, &st);
   return;
 fail:
   ps_ack_op_free(op);
@@ -338,6 +337,7 @@ static void on_seek(void *user, trb_rpc_server_call_t *call,
         op->seqs[op->n_seqs++] = seq;
         if (g > 0) op->gc[op->n_gc++] = g;
       }
+      ps_ack_op_defer(ps, op);
       ps_dispatch(ps, s);
     }
     ps_unlock(ps);
@@ -346,9 +346,7 @@ static void on_seek(void *user, trb_rpc_server_call_t *call,
   if (c != GRPC_STATUS_OK) {
     ps_ack_op_free(op);
     finish_err(call, &st);
-    return;
   }
-  ps_ack_op_submit(ps, op);
 }
 
 grpc_status_code ps_pull_register(trb_psemu_t *ps, trb_rpc_server_t *srv,

@@ -265,12 +265,12 @@ static void on_message(void *user, trb_rpc_server_call_t *call,
     trb_rpc_server_call_write(s->call, "", 0); /* keepalive answer */
   }
   trb_buf_deinit(&conf);
+  if (op != NULL) ps_ack_op_defer(ps, op);
   ps_dispatch(ps, sub);
 out:
   ps_unlock(ps);
   trb_free(res);
   trb_pb_release(google_pubsub_v1_StreamingPullRequest_fields, &r);
-  if (op != NULL) ps_ack_op_submit(ps, op);
 }
 
 static void on_half_close(void *user, trb_rpc_server_call_t *call) {
@@ -352,23 +352,11 @@ static void ack_done(void *user, grpc_status_code code,
   ps_op_finished(ps);
 }
 
-void ps_ack_op_submit(trb_psemu_t *ps, ps_ack_op_t *op) {
-  trb_status_t st;
-  if (op->n_seqs == 0 && op->n_gc == 0 && op->stream == NULL) {
-    /* Nothing to write: answer now. */
-    pthread_mutex_lock(&ps->mu);
-    ps->pending_ops++;
-    pthread_mutex_unlock(&ps->mu);
-    trb_status_clear(&st);
-    ack_done(op, GRPC_STATUS_OK, &st);
-    return;
-  }
-  if (ps_submit(ps, ack_apply, ack_done, op, &st) != GRPC_STATUS_OK) {
-    pthread_mutex_lock(&ps->mu);
-    ps->pending_ops++;
-    pthread_mutex_unlock(&ps->mu);
-    ack_done(op, st.code, &st);
-  }
+void ps_ack_op_defer(trb_psemu_t *ps, ps_ack_op_t *op) {
+  op->def.apply = ack_apply;
+  op->def.done = ack_done;
+  op->def.user = op;
+  ps_defer(ps, &op->def);
 }
 
 grpc_status_code ps_stream_register(trb_psemu_t *ps, trb_rpc_server_t *srv,

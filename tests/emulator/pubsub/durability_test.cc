@@ -1,0 +1,73 @@
+// durability_test.cc — what the Pub/Sub emulator answers only after its db
+// op committed, and the delivery state that survives a restart (destroy +
+// reopen of the same SQLite file).
+#include <thread>
+
+#include "tests/emulator/pubsub/ps_fixture.h"
+
+namespace {
+
+using trb_test::Cond;
+using trb_test::Got;
+using trb_test::PsTest;
+using trb_test::Result;
+
+// Holds the db's committer thread inside one op until Release(): every op
+// submitted meanwhile waits for a later transaction.
+struct DbGate {
+  Cond cond;
+  bool entered = false, released = false;
+
+  static grpc_status_code Apply(trb_db_t*, sqlite3*, void* user, trb_status_t*) {
+    auto* g = static_cast<DbGate*>(user);
+    g->cond.Update([&] { g->entered = true; });
+    g->cond.WaitFor([&] { return g->released; }, 60000);
+    return GRPC_STATUS_OK;
+  }
+  void Hold(trb_db_t* db) {
+    trb_status_t st;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_db_submit(db, Apply, nullptr, this, &st)) << st.msg;
+    ASSERT_TRUE(cond.WaitFor([&] { return entered; }));
+  }
+  void Release() {
+    cond.Update([&] { released = true; });
+  }
+};
+
+// Two Acknowledge calls for one message race: whichever comes second finds
+// the message already gone from memory. Neither may be answered before the
+// delete committed, or a crash after the reply brings the message back.
+TEST_F(PsTest, RepeatedAckIsAnsweredOnlyAfterTheFirstAckCommitted) {
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("sub", "events"));
+  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"a"}));
+  std::vector<Got> got;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("sub", 1, &got).code);
+  ASSERT_EQ(1u, got.size());
+
+  DbGate gate;
+  gate.Hold(db_);
+  Cond done;
+  int answered = 0;
+  Result r[2];
+  std::thread t[2];
+  for (int i = 0; i < 2; i++) {
+    t[i] = std::thread([&, i] {
+      r[i] = Ack("sub", {got[0].ack_id});
+      done.Update([&] { answered++; });
+    });
+  }
+  // While the committer is held no ack can have committed: no answer yet.
+  EXPECT_FALSE(done.WaitFor([&] { return answered > 0; }, 500))
+      << "an Acknowledge was answered before any ack committed";
+  gate.Release();
+  for (auto& x : t) x.join();
+  EXPECT_EQ(GRPC_STATUS_OK, r[0].code) << r[0].message;
+  EXPECT_EQ(GRPC_STATUS_OK, r[1].code) << r[1].message;
+  Reopen();
+  std::vector<Got> after;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("sub", 10, &after).code);
+  EXPECT_EQ(0u, after.size());
+}
+
+}  // namespace
