@@ -34,6 +34,10 @@ void ps_defer(trb_psemu_t *ps, ps_deferred_t *d) {
  * whichever thread unlocks first. (trb_db_submit only appends to a queue;
  * it never waits for the committer.) */
 void ps_unlock(trb_psemu_t *ps) {
+  if (ps->n_att > 0) {
+    ps_ack_op_t *op = ps_att_take(ps);
+    if (op != NULL) ps_ack_op_defer(ps, op);
+  }
   ps_deferred_t *d = ps->def_head;
   if (d == NULL) {
     pthread_mutex_unlock(&ps->mu);
@@ -176,10 +180,24 @@ int64_t ps_entry_finish(trb_psemu_t *ps, ps_entry_t *e) {
   return 0;
 }
 
+void ps_att_record(trb_psemu_t *ps, const ps_entry_t *e) {
+  if (ps->n_att == ps->cap_att) {
+    size_t cap = ps->cap_att ? ps->cap_att * 2 : 64;
+    ps_att_t *a = trb_realloc(ps->att, cap * sizeof(*a));
+    if (a == NULL) return; /* best effort: the count stays in memory */
+    ps->att = a;
+    ps->cap_att = cap;
+  }
+  ps->att[ps->n_att++] = (ps_att_t){e->sub->id, e->msg->seq, e->attempts};
+}
+
 /* Lease of `e` ended (mu held; e is out of the heap, owner released):
- * dead-letter it, delay it (retry backoff) or make it ready at the front. */
+ * dead-letter it, delay it (retry backoff) or make it ready at the front.
+ * Its delivery count is persisted (an UPDATE after a dead-letter move's
+ * DELETE touches nothing). */
 static void requeue_one(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms) {
   ps_sub_t *s = e->sub;
+  ps_att_record(ps, e);
   if (s->max_attempts > 0 && e->attempts >= s->max_attempts &&
       s->dlq_topic != NULL) {
     ps_dead_letter(ps, e);
@@ -220,6 +238,7 @@ void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms) {
     ps_heap_remove(ps, x);
     x->state = PS_KEYWAIT;
     k->n_out--;
+    if (x != e) ps_att_record(ps, x); /* e: in requeue_one */
   }
   if (k->n_out == 0) k->bound = NULL;
   k->first_wait = e;
@@ -485,7 +504,7 @@ static void *timer_main(void *arg) {
       int64_t w = ps_waiters_serve(ps, ps->subs[i], now, false);
       if (w < wake_pull) wake_pull = w;
     }
-    if (ps->def_head != NULL) {
+    if (ps->def_head != NULL || ps->n_att > 0) {
       ps_unlock(ps);
       ps_lock(ps);
       continue;

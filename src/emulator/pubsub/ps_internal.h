@@ -54,6 +54,12 @@ typedef struct ps_msg_s {
 
 enum { PS_READY = 1, PS_OUT, PS_DELAYED, PS_KEYWAIT };
 
+/** A delivery count to persist: ps_unacked(sub_id, seq).attempts. */
+typedef struct ps_att_s {
+  int64_t sub_id, seq;
+  int64_t attempts;
+} ps_att_t;
+
 /** One message of one subscription, not yet acknowledged. */
 typedef struct ps_entry_s {
   ps_msg_t *msg;
@@ -195,6 +201,8 @@ struct trb_psemu_s {
   int64_t recheck_ms;        /* 0 = none; stream backpressure re-poll */
   ps_stream_t *streams;      /* all open streams */
   int pending_ops;           /* db ops whose done has not run */
+  ps_att_t *att;             /* delivery counts to persist (ps_att_record) */
+  size_t n_att, cap_att;
   struct ps_deferred_s *def_head, *def_tail; /* ops to submit after unlock */
 };
 
@@ -258,6 +266,10 @@ void ps_reply(trb_rpc_server_call_t *call, const pb_msgdesc_t *fields,
 bool ps_fault(trb_psemu_t *ps, trb_rpc_server_call_t *call, bool finish);
 
 /* ---- store.c ----------------------------------------------------------- */
+/** Persist attempts of rows (sub_id, seq) (missing rows are skipped).
+ *  Committer thread. */
+grpc_status_code ps_store_attempts(trb_db_t *db, const ps_att_t *att, size_t n,
+                                   trb_status_t *st);
 /** A message with refs 0 (the first ps_sub_add takes it to 1). `okey` NULL
  *  or "" = none. NULL on allocation failure. */
 ps_msg_t *ps_msg_new(int64_t seq, int64_t publish_us, const char *okey,
@@ -304,6 +316,11 @@ int64_t ps_entry_finish(trb_psemu_t *ps, ps_entry_t *e);
  *  later leased entry of the key is taken back too and the key restarts
  *  at `e` (redelivered first, in order). mu held. */
 void ps_entry_requeue(trb_psemu_t *ps, ps_entry_t *e, int64_t now_ms);
+/** A lease of `e` ended without an ack (nack / expiry): remember its
+ *  delivery count for the db (mu held). Flushed by ps_unlock as one op
+ *  (ps_att_take), so the count survives a restart; first deliveries are
+ *  not written. */
+void ps_att_record(trb_psemu_t *ps, const ps_entry_t *e);
 /** Drop every entry of a deleted subscription. mu held. */
 void ps_sub_clear(trb_psemu_t *ps, ps_sub_t *s, int64_t **gc, size_t *n_gc);
 void ps_msg_unref(ps_msg_t *m);
@@ -345,7 +362,13 @@ typedef struct ps_ack_op_s {
   ps_stream_t *stream;          /* stream to confirm on, or NULL */
   uint8_t *confirm;             /* encoded StreamingPullResponse */
   size_t confirm_len;
+  ps_att_t *att;                /* delivery counts to persist */
+  size_t n_att;
 } ps_ack_op_t;
+/** The delivery counts recorded since the last ps_unlock as an ack op with
+ *  nothing to delete (NULL: none, or out of memory: then they are
+ *  dropped). mu held. */
+ps_ack_op_t *ps_att_take(trb_psemu_t *ps);
 /** Queue for submission at ps_unlock (mu held); takes ownership of `op`.
  *  Always written, even with no row to delete, so that an ack of an ID
  *  another in-flight op took (an earlier ack, Seek, dead-letter move) is

@@ -104,6 +104,7 @@ void trb_psemu_destroy(trb_psemu_t *ps) {
   trb_free(ps->subs);
   trb_free(ps->topics);
   trb_free(ps->heap);
+  trb_free(ps->att);
   trb_free(ps->project);
   pthread_cond_destroy(&ps->timer_cv);
   pthread_cond_destroy(&ps->ops_cv);

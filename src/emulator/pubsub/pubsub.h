@@ -15,9 +15,12 @@
  * Delivery state (ready queues, leases with ack deadlines, ordering-key
  * queues, StreamingPull streams) lives in memory under one mutex. A timer
  * thread sleeps on a condition variable until the earliest ack deadline or
- * retry backoff and redelivers expired leases. Delivery attempts are kept
- * in memory only: after a restart every loaded message starts again at
- * attempt 1.
+ * retry backoff and redelivers expired leases. Delivery attempts are
+ * persisted when a lease ends without an ack (nack, ack-deadline expiry),
+ * batched per unlock of the service and written with the unary nack's
+ * answer; a first delivery is not written, so a lease still running at a
+ * restart is not counted. After a restart delivery_attempt continues from
+ * the stored count and dead-lettering counts attempts from before it.
  *
  * Ack IDs are opaque strings "<sub>-<seq>-<gen>-<epoch>" (lower-case hex):
  * the subscription's row id, the message's sequence number (= message_id),

@@ -243,7 +243,7 @@ static void on_modack(void *user, trb_rpc_server_call_t *call,
   size_t n = r.ack_ids_count;
   int *res = trb_calloc(n + 1, sizeof(*res));
   ps_sub_t *s = NULL;
-  bool eod = false;
+  bool eod = false, queued = false;
   if (res == NULL) {
     trb_status_set(&st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   } else if (r.ack_deadline_seconds < 0 || r.ack_deadline_seconds > 600) {
@@ -259,11 +259,28 @@ static void on_modack(void *user, trb_rpc_server_call_t *call,
     if (s != NULL) {
       eod = s->eod;
       ps_modack_ids(ps, s, r.ack_ids, n, NULL, r.ack_deadline_seconds, res);
+      /* A nack's delivery counts (recorded by ps_modack_ids: the buffer is
+       * flushed at every unlock) are written before the answer. */
+      ps_ack_op_t *op = ps_att_take(ps);
+      if (op != NULL) {
+        size_t failed = 0;
+        op->call = call;
+        if (eod &&
+            eod_details(r.ack_ids, res, n, &op->details, &op->details_len,
+                        &failed) == GRPC_STATUS_OK &&
+            failed > 0) {
+          op->err_msg = trb_strdup(PS_EOD_ACK_FAILURE);
+        }
+        ps_ack_op_defer(ps, op);
+        queued = true;
+      }
       ps_dispatch(ps, s);
     }
     ps_unlock(ps);
   }
-  if (s == NULL) {
+  if (queued) {
+    /* answered by the op */
+  } else if (s == NULL) {
     finish_err(call, &st);
   } else {
     uint8_t *details = NULL;

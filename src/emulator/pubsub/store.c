@@ -7,8 +7,11 @@
  *                                       once the topic was deleted
  *   ps_messages(seq, publish_us, okey, body)  body = serialized PubsubMessage
  *                                       with message_id and publish_time
- *   ps_unacked(sub_id, seq)             one row per message a subscription
- *                                       still has to see acknowledged
+ *   ps_unacked(sub_id, seq, attempts)   one row per message a subscription
+ *                                       still has to see acknowledged;
+ *                                       attempts = deliveries whose lease
+ *                                       ended without an ack (written on
+ *                                       nack / expiry, not on delivery)
  *   ps_meta(k, v)                       'next_seq': next message sequence
  * A message row is deleted when its last unacked row is (GC).
  */
@@ -29,7 +32,8 @@ static const char kSchema[] =
     "CREATE TABLE IF NOT EXISTS ps_messages(seq INTEGER PRIMARY KEY,"
     " publish_us INTEGER NOT NULL, okey TEXT, body BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ps_unacked(sub_id INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL, PRIMARY KEY(sub_id, seq)) WITHOUT ROWID;"
+    " seq INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(sub_id, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS ps_meta(k TEXT PRIMARY KEY,"
     " v INTEGER NOT NULL);"
     "DELETE FROM ps_unacked WHERE sub_id NOT IN (SELECT id FROM ps_subs);"
@@ -115,6 +119,22 @@ grpc_status_code ps_store_delete(trb_db_t *db, int64_t sub_id, int64_t *seqs,
       sqlite3_reset(d);
       i = j;
     }
+  }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code ps_store_attempts(trb_db_t *db, const ps_att_t *att, size_t n,
+                                   trb_status_t *st) {
+  sqlite3_stmt *u = trb_db_stmt(
+      db, "UPDATE ps_unacked SET attempts=?3 WHERE sub_id=?1 AND seq=?2", st);
+  if (u == NULL) return st->code;
+  for (size_t i = 0; i < n; i++) {
+    sqlite3_bind_int64(u, 1, att[i].sub_id);
+    sqlite3_bind_int64(u, 2, att[i].seq);
+    sqlite3_bind_int64(u, 3, att[i].attempts);
+    int rc = sqlite3_step(u);
+    sqlite3_reset(u);
+    if (rc != SQLITE_DONE) return trb_db_error(db, "update attempts", st);
   }
   return GRPC_STATUS_OK;
 }
@@ -245,7 +265,8 @@ static grpc_status_code load_messages(trb_psemu_t *ps, trb_db_t *db,
   }
   sqlite3_stmt *q = trb_db_stmt(
       db,
-      "SELECT u.sub_id, m.seq, m.publish_us, m.okey, m.body FROM ps_unacked u"
+      "SELECT u.sub_id, m.seq, m.publish_us, m.okey, m.body, u.attempts"
+      " FROM ps_unacked u"
       " JOIN ps_messages m ON m.seq = u.seq ORDER BY u.seq, u.sub_id",
       st);
   if (q == NULL) {
@@ -270,7 +291,8 @@ static grpc_status_code load_messages(trb_psemu_t *ps, trb_db_t *db,
         break;
       }
     }
-    if (ps_sub_add(ps, s, m, 0) != 0) {
+    int64_t att = sqlite3_column_int64(q, 5);
+    if (ps_sub_add(ps, s, m, att > 0 && att < INT32_MAX ? (int)att : 0) != 0) {
       c = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
       break;
     }
@@ -286,9 +308,19 @@ static grpc_status_code load_messages(trb_psemu_t *ps, trb_db_t *db,
 
 static grpc_status_code load_apply(trb_db_t *db, sqlite3 *conn, void *user,
                                    trb_status_t *st) {
-  (void)conn;
   trb_psemu_t *ps = user;
   grpc_status_code c = trb_db_exec(db, kSchema, st);
+  if (c != GRPC_STATUS_OK) return c;
+  /* Databases written before ps_unacked.attempts existed. */
+  sqlite3_stmt *probe = NULL;
+  if (sqlite3_prepare_v2(conn, "SELECT attempts FROM ps_unacked LIMIT 0", -1,
+                         &probe, NULL) != SQLITE_OK) {
+    c = trb_db_exec(db,
+                    "ALTER TABLE ps_unacked ADD COLUMN attempts INTEGER NOT"
+                    " NULL DEFAULT 0",
+                    st);
+  }
+  sqlite3_finalize(probe);
   if (c != GRPC_STATUS_OK) return c;
   if ((c = load_topics(ps, db, st)) != GRPC_STATUS_OK) return c;
   if ((c = load_subs(ps, db, st)) != GRPC_STATUS_OK) return c;

@@ -310,15 +310,35 @@ void ps_ack_op_free(ps_ack_op_t *op) {
   trb_free(op->details);
   trb_free(op->err_msg);
   trb_free(op->confirm);
+  trb_free(op->att);
   trb_free(op);
+}
+
+ps_ack_op_t *ps_att_take(trb_psemu_t *ps) {
+  if (ps->n_att == 0) return NULL;
+  ps_ack_op_t *op = trb_calloc(1, sizeof(*op));
+  if (op == NULL) {
+    ps->n_att = 0;
+    return NULL;
+  }
+  op->ps = ps;
+  op->att = ps->att;
+  op->n_att = ps->n_att;
+  ps->att = NULL;
+  ps->n_att = ps->cap_att = 0;
+  return op;
 }
 
 static grpc_status_code ack_apply(trb_db_t *db, sqlite3 *conn, void *user,
                                   trb_status_t *st) {
   (void)conn;
   ps_ack_op_t *op = user;
-  return ps_store_delete(db, op->sub_id, op->seqs, op->n_seqs, op->gc,
-                         op->n_gc, st);
+  grpc_status_code c = ps_store_delete(db, op->sub_id, op->seqs, op->n_seqs,
+                                       op->gc, op->n_gc, st);
+  if (c == GRPC_STATUS_OK && op->n_att > 0) {
+    c = ps_store_attempts(db, op->att, op->n_att, st);
+  }
+  return c;
 }
 
 static void ack_done(void *user, grpc_status_code code,

@@ -70,4 +70,41 @@ TEST_F(PsTest, RepeatedAckIsAnsweredOnlyAfterTheFirstAckCommitted) {
   EXPECT_EQ(0u, after.size());
 }
 
+// Delivery attempts counted before a restart still count after it: a
+// poison message cannot escape dead-lettering by an emulator restart.
+TEST_F(PsTest, DeliveryAttemptsSurviveARestartAndStillDeadLetter) {
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("dead"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("deadsub", "dead"));
+  SubOpts o;
+  o.ack_deadline = 600;  // no expiry during the test: only nacks count
+  o.dlq = "dead";
+  o.max_attempts = 5;
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("src", "events", o).code);
+  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"poison"}));
+  auto pull_nack = [&](int attempt) {
+    std::vector<Got> got;
+    ASSERT_EQ(GRPC_STATUS_OK, Pull("src", 10, &got).code);
+    ASSERT_EQ(1u, got.size()) << "attempt " << attempt;
+    EXPECT_EQ(attempt, got[0].delivery_attempt);
+    Result r = ModAck("src", {got[0].ack_id}, 0);
+    ASSERT_EQ(GRPC_STATUS_OK, r.code) << r.message;
+  };
+  pull_nack(1);
+  pull_nack(2);
+  Reopen();
+  pull_nack(3);
+  pull_nack(4);
+  Reopen();
+  pull_nack(5);  // the fifth nack moves it to the dead-letter topic
+  std::vector<Got> dl;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("deadsub", 10, &dl, true).code);
+  ASSERT_EQ(1u, dl.size());
+  EXPECT_EQ("poison", dl[0].data);
+  EXPECT_EQ("5", dl[0].attrs["CloudPubSubDeadLetterSourceDeliveryCount"]);
+  std::vector<Got> left;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("src", 10, &left).code);
+  EXPECT_EQ(0u, left.size());
+}
+
 }  // namespace
