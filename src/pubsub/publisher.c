@@ -1,0 +1,824 @@
+/* publisher.c — see publisher.h.
+ *
+ * Locking: one mutex `mu` guards everything mutable. RPCs are started with
+ * it held (trb_rpc_unary_start never calls back synchronously); user
+ * callbacks always run with it released. Three condition variables: `timer_cv`
+ * wakes the timer thread, `room_cv` wakes publishers blocked on flow control
+ * and flush/shutdown waiters.
+ */
+#include "src/pubsub/publisher.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/common/alloc.h"
+#include "src/common/clock.h"
+#include "src/rpc/retry.h"
+
+static const char kMethod[] = "/google.pubsub.v1.Publisher/Publish";
+
+typedef struct msg_s {
+  struct msg_s *next;
+  uint8_t *enc; /* encoded PubsubMessage */
+  size_t len;
+  trb_ps_publish_cb cb;
+  void *user;
+} msg_t;
+
+typedef struct keyq_s {
+  struct keyq_s *next;
+  char *key; /* "" for the unordered queue */
+  msg_t *head, *tail;
+  size_t n;
+  size_t bytes; /* Σ request cost of queued messages */
+  int64_t oldest_ms;
+  int in_flight;
+  bool paused;
+  grpc_status_code pause_code;
+} keyq_t;
+
+typedef struct batch_s {
+  struct batch_s *next; /* retry list */
+  trb_ps_publisher_t *p;
+  keyq_t *kq;
+  msg_t *msgs;
+  size_t n;
+  size_t flow_bytes;
+  uint8_t *req;
+  size_t req_len;
+  int64_t first_ms;
+  int64_t retry_at_ms;
+  trb_backoff_t bo;
+  /* Message ids of a successful response (into the response buffer). */
+  const char **ids;
+  size_t *id_lens;
+} batch_t;
+
+struct trb_ps_publisher_s {
+  trb_rpc_loop_t *loop;
+  trb_rpc_channel_t *ch;
+  char *topic;
+  char *params; /* x-goog-request-params value */
+  size_t topic_cost;
+  trb_ps_publisher_config_t cfg;
+
+  pthread_mutex_t mu;
+  pthread_cond_t timer_cv;
+  pthread_cond_t room_cv;
+  pthread_t timer;
+  bool timer_started;
+
+  keyq_t unordered;
+  keyq_t *keys; /* ordered keys with state */
+  int unordered_in_flight;
+  batch_t *retries;
+  int rpcs_in_flight;
+
+  int64_t out_msgs, out_bytes; /* accepted, not completed */
+  int flushers;                /* > 0: send regardless of thresholds */
+  bool closing, aborting, stop, shut;
+  uint64_t seq;
+  trb_ps_publisher_stats_t stats;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static void timespec_at(int64_t mono_ms, struct timespec *ts) {
+  ts->tv_sec = (time_t)(mono_ms / 1000);
+  ts->tv_nsec = (long)((mono_ms % 1000) * 1000000);
+}
+
+/* Wait on `cv` until `deadline_ms` (monotonic; < 0 = forever). Returns
+ * false when the deadline passed. */
+static bool wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                       int64_t deadline_ms) {
+  if (deadline_ms < 0) {
+    pthread_cond_wait(cv, mu);
+    return true;
+  }
+  if (trb_clock_mono_ms() >= deadline_ms) return false;
+  struct timespec ts;
+  timespec_at(deadline_ms, &ts);
+  pthread_cond_timedwait(cv, mu, &ts);
+  return true;
+}
+
+static void free_msgs(msg_t *m) {
+  while (m) {
+    msg_t *next = m->next;
+    trb_free(m->enc);
+    trb_free(m);
+    m = next;
+  }
+}
+
+static void batch_free(batch_t *b) {
+  if (!b) return;
+  free_msgs(b->msgs);
+  trb_free(b->req);
+  trb_free(b->ids);
+  trb_free(b->id_lens);
+  trb_free(b);
+}
+
+static keyq_t *find_key(trb_ps_publisher_t *p, const char *key, bool create) {
+  if (!key || !key[0]) return &p->unordered;
+  for (keyq_t *k = p->keys; k; k = k->next) {
+    if (strcmp(k->key, key) == 0) return k;
+  }
+  if (!create) return NULL;
+  keyq_t *k = trb_calloc(1, sizeof(*k));
+  if (!k) return NULL;
+  k->key = trb_strdup(key);
+  if (!k->key) {
+    trb_free(k);
+    return NULL;
+  }
+  k->next = p->keys;
+  p->keys = k;
+  return k;
+}
+
+/* Drop ordered keys that hold no state (bounded memory for many keys). */
+static void gc_key(trb_ps_publisher_t *p, keyq_t *k) {
+  if (k == &p->unordered || k->n > 0 || k->in_flight > 0 || k->paused) return;
+  for (keyq_t **pp = &p->keys; *pp; pp = &(*pp)->next) {
+    if (*pp == k) {
+      *pp = k->next;
+      trb_free(k->key);
+      trb_free(k);
+      return;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void on_publish_done(void *user, const trb_rpc_result_t *r);
+
+static bool can_send(const trb_ps_publisher_t *p, const keyq_t *k) {
+  if (k->n == 0) return false;
+  if (k == &p->unordered) return p->unordered_in_flight < p->cfg.max_in_flight;
+  return k->in_flight == 0 && !k->paused;
+}
+
+static bool due(const trb_ps_publisher_t *p, const keyq_t *k, int64_t now) {
+  return p->flushers > 0 || p->closing ||
+         k->n >= (size_t)p->cfg.max_messages ||
+         (int64_t)(p->topic_cost + k->bytes) >= p->cfg.max_bytes ||
+         now - k->oldest_ms >= p->cfg.max_delay_ms;
+}
+
+/* Start (or restart) the RPC of `b`. With mu held. */
+static void start_attempt(trb_ps_publisher_t *p, batch_t *b, int64_t now) {
+  int64_t left = b->first_ms + p->cfg.retry_deadline_ms - now;
+  int64_t timeout = p->cfg.rpc_timeout_ms;
+  if (left < timeout) timeout = left;
+  if (timeout < 1) timeout = 1;
+  trb_rpc_md_t md = {"x-goog-request-params", p->params, 0};
+  trb_rpc_call_opts_t opts = {timeout, &md, 1};
+  trb_status_t st;
+  p->stats.requests++;
+  p->rpcs_in_flight++;
+  if (trb_rpc_unary_start(p->loop, p->ch, kMethod, b->req, b->req_len, &opts,
+                          on_publish_done, b, &st) != GRPC_STATUS_OK) {
+    /* Could not even start (memory): try again after a backoff. */
+    p->rpcs_in_flight--;
+    b->retry_at_ms = now + trb_backoff_next_ms(&b->bo);
+    b->next = p->retries;
+    p->retries = b;
+    pthread_cond_signal(&p->timer_cv);
+  }
+}
+
+/* Take one batch off `k` and send it. With mu held; can_send(k) true. */
+static void send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
+  batch_t *b = trb_calloc(1, sizeof(*b));
+  if (!b) return; /* retried at the next pump */
+  size_t total = p->topic_cost;
+  msg_t *m = k->head, *last = NULL;
+  size_t n = 0, flow = 0;
+  while (m && n < (size_t)p->cfg.max_messages) {
+    size_t c = trb_ps_request_msg_cost(m->len);
+    if (n > 0 && (int64_t)(total + c) > p->cfg.max_bytes) break;
+    total += c;
+    flow += m->len;
+    n++;
+    last = m;
+    m = m->next;
+  }
+  b->req = trb_malloc(total);
+  const uint8_t **bufs = trb_malloc(n * sizeof(*bufs));
+  size_t *lens = trb_malloc(n * sizeof(*lens));
+  if (!b->req || !bufs || !lens) {
+    trb_free(bufs);
+    trb_free(lens);
+    batch_free(b);
+    return;
+  }
+  size_t i = 0;
+  for (msg_t *x = k->head; i < n; x = x->next, i++) {
+    bufs[i] = x->enc;
+    lens[i] = x->len;
+  }
+  b->req_len = trb_ps_request_encode(b->req, p->topic, bufs, lens, n);
+  trb_free(bufs);
+  trb_free(lens);
+
+  b->msgs = k->head;
+  k->head = last->next;
+  last->next = NULL;
+  if (!k->head) k->tail = NULL;
+  k->n -= n;
+  k->bytes -= total - p->topic_cost;
+  k->oldest_ms = now; /* the rest waits at most one more delay */
+  b->n = n;
+  b->flow_bytes = flow;
+  b->p = p;
+  b->kq = k;
+  b->first_ms = now;
+  trb_backoff_init(&b->bo, p->cfg.backoff_initial_ms, p->cfg.backoff_max_ms,
+                   p->cfg.backoff_multiplier, p->cfg.seed + (++p->seq));
+  k->in_flight++;
+  if (k == &p->unordered) p->unordered_in_flight++;
+  start_attempt(p, b, now);
+}
+
+static void pump_key(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
+  while (can_send(p, k) && due(p, k, now)) send_batch(p, k, now);
+}
+
+/* Send every queue that is due. With mu held. */
+static void pump(trb_ps_publisher_t *p) {
+  int64_t now = trb_clock_mono_ms();
+  pump_key(p, &p->unordered, now);
+  for (keyq_t *k = p->keys; k; k = k->next) pump_key(p, k, now);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Completion                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Run callbacks for `msgs` with one status (no lock held). Returns count. */
+static size_t fail_msgs(msg_t *msgs, grpc_status_code code, const char *msg) {
+  size_t n = 0;
+  for (msg_t *m = msgs; m; m = m->next, n++) {
+    if (m->cb) m->cb(m->user, code, msg, NULL);
+  }
+  return n;
+}
+
+static size_t msgs_bytes(const msg_t *m) {
+  size_t b = 0;
+  for (; m; m = m->next) b += m->len;
+  return b;
+}
+
+/* Account for `n` completed messages of `bytes`. With mu held. */
+static void account(trb_ps_publisher_t *p, size_t n, size_t bytes, bool ok,
+                    grpc_status_code code, const char *msg) {
+  p->out_msgs -= (int64_t)n;
+  p->out_bytes -= (int64_t)bytes;
+  if (ok) {
+    p->stats.succeeded += n;
+  } else if (n > 0) {
+    if (p->stats.failed == 0) {
+      trb_status_set(&p->stats.first_error, code, "%s", msg);
+    }
+    p->stats.failed += n;
+  }
+  pthread_cond_broadcast(&p->room_cv);
+}
+
+static void collect_id(void *user, size_t i, const char *id, size_t len) {
+  batch_t *b = user;
+  if (i < b->n) {
+    b->ids[i] = id;
+    b->id_lens[i] = len;
+  }
+}
+
+static void on_publish_done(void *user, const trb_rpc_result_t *r) {
+  batch_t *b = user;
+  trb_ps_publisher_t *p = b->p;
+  grpc_status_code code = r->code;
+  char message[256];
+  snprintf(message, sizeof(message), "%s", r->message ? r->message : "");
+
+  if (code == GRPC_STATUS_OK) {
+    size_t n_ids = 0;
+    trb_status_t st;
+    b->ids = trb_calloc(b->n ? b->n : 1, sizeof(*b->ids));
+    b->id_lens = trb_calloc(b->n ? b->n : 1, sizeof(*b->id_lens));
+    if (!b->ids || !b->id_lens) {
+      code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+      snprintf(message, sizeof(message), "out of memory");
+    } else if (trb_ps_response_ids(r->response, r->response_len, collect_id,
+                                   b, &n_ids, &st) != GRPC_STATUS_OK) {
+      code = GRPC_STATUS_INTERNAL;
+      snprintf(message, sizeof(message), "%s", st.msg);
+    } else if (n_ids != b->n) {
+      code = GRPC_STATUS_INTERNAL;
+      snprintf(message, sizeof(message),
+               "PublishResponse has %zu message ids for %zu messages", n_ids,
+               b->n);
+    }
+  }
+
+  pthread_mutex_lock(&p->mu);
+  int64_t now = trb_clock_mono_ms();
+  if (code != GRPC_STATUS_OK && !p->aborting &&
+      trb_rpc_is_retryable(TRB_RPC_OP_PUBLISH, code, message)) {
+    int64_t delay = trb_backoff_next_ms(&b->bo);
+    if (now + delay < b->first_ms + p->cfg.retry_deadline_ms) {
+      p->rpcs_in_flight--;
+      b->retry_at_ms = now + delay;
+      b->next = p->retries;
+      p->retries = b;
+      pthread_cond_signal(&p->timer_cv);
+      pthread_mutex_unlock(&p->mu);
+      return;
+    }
+  }
+  keyq_t *k = b->kq;
+  k->in_flight--;
+  if (k == &p->unordered) p->unordered_in_flight--;
+  msg_t *dropped = NULL;
+  size_t dropped_n = 0;
+  if (code != GRPC_STATUS_OK && k != &p->unordered) {
+    /* Pause the key; what is queued behind the failure fails too. */
+    k->paused = true;
+    k->pause_code = code;
+    dropped = k->head;
+    dropped_n = k->n;
+    k->head = k->tail = NULL;
+    k->n = 0;
+    k->bytes = 0;
+  }
+  pthread_mutex_unlock(&p->mu);
+
+  if (code == GRPC_STATUS_OK) {
+    char stackbuf[128];
+    size_t i = 0;
+    for (msg_t *m = b->msgs; m; m = m->next, i++) {
+      if (!m->cb) continue;
+      size_t len = b->id_lens[i];
+      char *id = len < sizeof(stackbuf) ? stackbuf : trb_malloc(len + 1);
+      if (!id) {
+        m->cb(m->user, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        continue;
+      }
+      memcpy(id, b->ids[i], len);
+      id[len] = '\0';
+      m->cb(m->user, GRPC_STATUS_OK, "", id);
+      if (id != stackbuf) trb_free(id);
+    }
+  } else {
+    fail_msgs(b->msgs, code, message);
+  }
+  char pmsg[320];
+  if (dropped) {
+    snprintf(pmsg, sizeof(pmsg),
+             "ordering key \"%.64s\" paused after a failed publish (%s: %.160s)"
+             "; call trb_ps_publisher_resume",
+             k->key, trb_status_code_name(code), message);
+    fail_msgs(dropped, GRPC_STATUS_FAILED_PRECONDITION, pmsg);
+  }
+
+  pthread_mutex_lock(&p->mu);
+  account(p, b->n, b->flow_bytes, code == GRPC_STATUS_OK, code, message);
+  if (dropped) {
+    account(p, dropped_n, msgs_bytes(dropped), false,
+            GRPC_STATUS_FAILED_PRECONDITION, pmsg);
+  }
+  gc_key(p, k);
+  pump(p);
+  /* Last touch of `p`: shutdown waits for rpcs_in_flight == 0. */
+  p->rpcs_in_flight--;
+  pthread_cond_broadcast(&p->room_cv);
+  pthread_mutex_unlock(&p->mu);
+  free_msgs(dropped);
+  batch_free(b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timer thread                                                              */
+/* ------------------------------------------------------------------------ */
+
+static int64_t next_wake(trb_ps_publisher_t *p) {
+  int64_t w = -1;
+  for (batch_t *b = p->retries; b; b = b->next) {
+    if (w < 0 || b->retry_at_ms < w) w = b->retry_at_ms;
+  }
+  keyq_t *k = &p->unordered;
+  while (k) {
+    if (can_send(p, k)) {
+      int64_t t = k->oldest_ms + p->cfg.max_delay_ms;
+      if (w < 0 || t < w) w = t;
+    }
+    k = (k == &p->unordered) ? p->keys : k->next;
+  }
+  return w;
+}
+
+static void *timer_main(void *arg) {
+  trb_ps_publisher_t *p = arg;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop) {
+    int64_t now = trb_clock_mono_ms();
+    /* Resend due retries. */
+    batch_t **pp = &p->retries;
+    while (*pp) {
+      batch_t *b = *pp;
+      if (b->retry_at_ms <= now) {
+        *pp = b->next;
+        b->next = NULL;
+        p->stats.retries++;
+        start_attempt(p, b, now);
+      } else {
+        pp = &b->next;
+      }
+    }
+    pump(p);
+    wait_until(&p->timer_cv, &p->mu, next_wake(p));
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* API                                                                       */
+/* ------------------------------------------------------------------------ */
+
+static int64_t or_default(int64_t v, int64_t d) { return v == 0 ? d : v; }
+
+grpc_status_code trb_ps_publisher_create(trb_rpc_loop_t *loop,
+                                         trb_rpc_channel_t *ch,
+                                         const char *topic,
+                                         const trb_ps_publisher_config_t *cfg,
+                                         trb_ps_publisher_t **out,
+                                         trb_status_t *st) {
+  *out = NULL;
+  if (!loop || !ch || !topic || !topic[0]) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "publisher needs a loop, a channel and a topic");
+  }
+  trb_ps_publisher_config_t c = {0};
+  if (cfg) c = *cfg;
+  c.max_messages = (int)or_default(c.max_messages, 100);
+  c.max_bytes = or_default(c.max_bytes, 1000000);
+  c.max_delay_ms = or_default(c.max_delay_ms, 10);
+  if (c.max_delay_ms < 0) c.max_delay_ms = 0;
+  c.max_in_flight = (int)or_default(c.max_in_flight, 8);
+  c.flow_max_messages = or_default(c.flow_max_messages, 1000);
+  c.flow_max_bytes = or_default(c.flow_max_bytes, 100 * 1024 * 1024);
+  c.block_timeout_ms = or_default(c.block_timeout_ms, 60000);
+  c.retry_deadline_ms = or_default(c.retry_deadline_ms, 60000);
+  c.backoff_initial_ms = or_default(c.backoff_initial_ms, 100);
+  c.backoff_max_ms = or_default(c.backoff_max_ms, 60000);
+  if (c.backoff_multiplier == 0) c.backoff_multiplier = 4.0;
+  c.rpc_timeout_ms = or_default(c.rpc_timeout_ms, 60000);
+  if (c.seed == 0) c.seed = (uint64_t)trb_clock_mono_ns() | 1;
+  if (c.max_messages < 1 || c.max_messages > TRB_PS_MAX_REQUEST_MESSAGES ||
+      c.max_bytes < 1 || c.max_bytes > TRB_PS_MAX_REQUEST_BYTES ||
+      c.max_in_flight < 1 || c.flow_max_messages < 1 ||
+      c.flow_max_bytes < 1 || c.retry_deadline_ms < 1 ||
+      c.backoff_initial_ms < 1 || c.backoff_max_ms < c.backoff_initial_ms ||
+      c.backoff_multiplier < 1.0 || c.rpc_timeout_ms < 1 ||
+      (c.flow != TRB_PS_FLOW_BLOCK && c.flow != TRB_PS_FLOW_REJECT)) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "publisher config out of range (max_messages "
+                          "1..1000, max_bytes 1..10000000, positive limits)");
+  }
+  trb_ps_publisher_t *p = trb_calloc(1, sizeof(*p));
+  if (!p) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  p->loop = loop;
+  p->ch = ch;
+  p->cfg = c;
+  p->topic = trb_strdup(topic);
+  size_t plen = strlen(topic) + 8;
+  p->params = trb_malloc(plen);
+  p->unordered.key = trb_strdup("");
+  if (!p->topic || !p->params || !p->unordered.key) {
+    trb_free(p->topic);
+    trb_free(p->params);
+    trb_free(p->unordered.key);
+    trb_free(p);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  }
+  snprintf(p->params, plen, "topic=%s", topic);
+  p->topic_cost = trb_ps_request_topic_cost(topic);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->timer_cv, &ca);
+  pthread_cond_init(&p->room_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&p->timer, NULL, timer_main, p) != 0) {
+    pthread_cond_destroy(&p->timer_cv);
+    pthread_cond_destroy(&p->room_cv);
+    pthread_mutex_destroy(&p->mu);
+    trb_free(p->topic);
+    trb_free(p->params);
+    trb_free(p->unordered.key);
+    trb_free(p);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "cannot start the publisher timer thread");
+  }
+  p->timer_started = true;
+  *out = p;
+  return GRPC_STATUS_OK;
+}
+
+static grpc_status_code validate(const trb_ps_message_t *m, trb_status_t *st) {
+  if (m->data_len > 0 && !m->data) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "data is NULL with data_len > 0");
+  }
+  if (m->data_len == 0 && m->n_attrs == 0) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "a message needs non-empty data or an attribute");
+  }
+  if (m->data_len > TRB_PS_MAX_DATA_BYTES) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "data is %zu bytes; the limit is %d", m->data_len,
+                          TRB_PS_MAX_DATA_BYTES);
+  }
+  if (m->n_attrs > TRB_PS_MAX_ATTRIBUTES) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "%zu attributes; the limit is %d", m->n_attrs,
+                          TRB_PS_MAX_ATTRIBUTES);
+  }
+  if (m->n_attrs > 0 && !m->attrs) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "attrs is NULL with n_attrs > 0");
+  }
+  for (size_t i = 0; i < m->n_attrs; i++) {
+    const char *k = m->attrs[i].key, *v = m->attrs[i].value;
+    size_t kl = k ? strlen(k) : 0, vl = v ? strlen(v) : 0;
+    if (kl == 0) {
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "attribute %zu has an empty key", i);
+    }
+    if (kl > TRB_PS_MAX_ATTR_KEY_BYTES) {
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "attribute key of %zu bytes; the limit is %d", kl,
+                            TRB_PS_MAX_ATTR_KEY_BYTES);
+    }
+    if (vl > TRB_PS_MAX_ATTR_VALUE_BYTES) {
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "attribute value of %zu bytes; the limit is %d",
+                            vl, TRB_PS_MAX_ATTR_VALUE_BYTES);
+    }
+  }
+  if (m->ordering_key &&
+      strlen(m->ordering_key) > TRB_PS_MAX_ORDERING_KEY_BYTES) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "ordering key longer than %d bytes",
+                          TRB_PS_MAX_ORDERING_KEY_BYTES);
+  }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
+                                const trb_ps_message_t *msg,
+                                trb_ps_publish_cb cb, void *user,
+                                trb_status_t *st) {
+  if (!p || !msg) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "NULL argument");
+  }
+  grpc_status_code rc = validate(msg, st);
+  if (rc != GRPC_STATUS_OK) return rc;
+  size_t len = trb_ps_msg_encoded_len(msg->data, msg->data_len, msg->attrs,
+                                      msg->n_attrs, msg->ordering_key);
+  size_t cost = trb_ps_request_msg_cost(len);
+  if (p->topic_cost + cost > TRB_PS_MAX_REQUEST_BYTES) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "message of %zu bytes does not fit a request of "
+                          "%d bytes",
+                          len, TRB_PS_MAX_REQUEST_BYTES);
+  }
+  if ((int64_t)len > p->cfg.flow_max_bytes) {
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "message of %zu bytes exceeds the flow-control "
+                          "limit of %lld bytes",
+                          len, (long long)p->cfg.flow_max_bytes);
+  }
+  msg_t *m = trb_calloc(1, sizeof(*m));
+  uint8_t *enc = trb_malloc(len ? len : 1);
+  if (!m || !enc) {
+    trb_free(m);
+    trb_free(enc);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  }
+  m->len = trb_ps_msg_encode(enc, msg->data, msg->data_len, msg->attrs,
+                             msg->n_attrs, msg->ordering_key);
+  m->enc = enc;
+  m->cb = cb;
+  m->user = user;
+
+  pthread_mutex_lock(&p->mu);
+  int64_t deadline = p->cfg.block_timeout_ms < 0
+                         ? -1
+                         : trb_clock_mono_ms() + p->cfg.block_timeout_ms;
+  for (;;) {
+    if (p->closing) {
+      rc = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "publisher is shutting down");
+      break;
+    }
+    keyq_t *k = find_key(p, msg->ordering_key, false);
+    if (k && k->paused) {
+      rc = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "ordering key \"%.64s\" is paused after a failed "
+                          "publish (%s); call trb_ps_publisher_resume",
+                          k->key, trb_status_code_name(k->pause_code));
+      break;
+    }
+    if (p->out_msgs + 1 <= p->cfg.flow_max_messages &&
+        p->out_bytes + (int64_t)len <= p->cfg.flow_max_bytes) {
+      break;
+    }
+    if (p->cfg.flow == TRB_PS_FLOW_REJECT) {
+      rc = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "flow control: %lld messages / %lld bytes "
+                          "outstanding (limits %lld / %lld)",
+                          (long long)p->out_msgs, (long long)p->out_bytes,
+                          (long long)p->cfg.flow_max_messages,
+                          (long long)p->cfg.flow_max_bytes);
+      break;
+    }
+    if (!wait_until(&p->room_cv, &p->mu, deadline)) {
+      rc = trb_status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED,
+                          "flow control: no room within %lld ms",
+                          (long long)p->cfg.block_timeout_ms);
+      break;
+    }
+  }
+  keyq_t *k = NULL;
+  if (rc == GRPC_STATUS_OK) {
+    k = find_key(p, msg->ordering_key, true);
+    if (!k) rc = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  }
+  if (rc != GRPC_STATUS_OK) {
+    pthread_mutex_unlock(&p->mu);
+    free_msgs(m);
+    return rc;
+  }
+  int64_t now = trb_clock_mono_ms();
+  if (k->tail) {
+    k->tail->next = m;
+  } else {
+    k->head = m;
+    k->oldest_ms = now;
+  }
+  k->tail = m;
+  k->n++;
+  k->bytes += cost;
+  p->out_msgs++;
+  p->out_bytes += (int64_t)len;
+  p->stats.accepted++;
+  if (can_send(p, k)) {
+    if (due(p, k, now)) {
+      pump_key(p, k, now);
+    } else if (k->n == 1) {
+      pthread_cond_signal(&p->timer_cv); /* arm the delay */
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return GRPC_STATUS_OK;
+}
+
+void trb_ps_publisher_resume(trb_ps_publisher_t *p, const char *ordering_key) {
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  keyq_t *k = find_key(p, ordering_key, false);
+  if (k && k->paused) {
+    k->paused = false;
+    gc_key(p, k);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+grpc_status_code trb_ps_publisher_flush(trb_ps_publisher_t *p,
+                                        int64_t timeout_ms, trb_status_t *st) {
+  int64_t deadline = timeout_ms < 0 ? -1 : trb_clock_mono_ms() + timeout_ms;
+  pthread_mutex_lock(&p->mu);
+  p->flushers++;
+  pump(p);
+  pthread_cond_signal(&p->timer_cv);
+  grpc_status_code rc = GRPC_STATUS_OK;
+  while (p->out_msgs > 0) {
+    if (!wait_until(&p->room_cv, &p->mu, deadline)) {
+      rc = trb_status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED,
+                          "flush: %lld messages still outstanding",
+                          (long long)p->out_msgs);
+      break;
+    }
+  }
+  p->flushers--;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+void trb_ps_publisher_stats(trb_ps_publisher_t *p,
+                            trb_ps_publisher_stats_t *out) {
+  pthread_mutex_lock(&p->mu);
+  *out = p->stats;
+  pthread_mutex_unlock(&p->mu);
+}
+
+grpc_status_code trb_ps_publisher_shutdown(trb_ps_publisher_t *p,
+                                           int64_t timeout_ms,
+                                           trb_ps_publisher_stats_t *stats,
+                                           trb_status_t *st) {
+  pthread_mutex_lock(&p->mu);
+  p->closing = true;
+  pthread_mutex_unlock(&p->mu);
+  trb_status_t fst;
+  bool drained =
+      trb_ps_publisher_flush(p, timeout_ms, &fst) == GRPC_STATUS_OK;
+
+  pthread_mutex_lock(&p->mu);
+  if (!drained) {
+    /* Give up on what has not been sent (or waits for a retry); requests
+     * in flight finish without further retries. */
+    p->aborting = true;
+    msg_t *dropped = NULL, **tail = &dropped;
+    batch_t *rb = p->retries;
+    p->retries = NULL;
+    keyq_t *k = &p->unordered;
+    while (k) {
+      if (k->head) {
+        *tail = k->head;
+        tail = &k->tail->next;
+        k->head = k->tail = NULL;
+        k->n = 0;
+        k->bytes = 0;
+      }
+      k = (k == &p->unordered) ? p->keys : k->next;
+    }
+    pthread_mutex_unlock(&p->mu);
+    const char *why = "publisher shut down before the message was sent";
+    size_t n = fail_msgs(dropped, GRPC_STATUS_DEADLINE_EXCEEDED, why);
+    size_t bytes = msgs_bytes(dropped);
+    free_msgs(dropped);
+    pthread_mutex_lock(&p->mu);
+    account(p, n, bytes, false, GRPC_STATUS_DEADLINE_EXCEEDED, why);
+    while (rb) {
+      batch_t *b = rb;
+      rb = b->next;
+      b->kq->in_flight--;
+      if (b->kq == &p->unordered) p->unordered_in_flight--;
+      pthread_mutex_unlock(&p->mu);
+      fail_msgs(b->msgs, GRPC_STATUS_DEADLINE_EXCEEDED, why);
+      pthread_mutex_lock(&p->mu);
+      account(p, b->n, b->flow_bytes, false, GRPC_STATUS_DEADLINE_EXCEEDED,
+              why);
+      batch_free(b);
+    }
+  }
+  while (p->out_msgs > 0 || p->rpcs_in_flight > 0) {
+    wait_until(&p->room_cv, &p->mu, -1);
+  }
+  bool join = p->timer_started && !p->stop;
+  p->stop = true;
+  pthread_cond_signal(&p->timer_cv);
+  trb_ps_publisher_stats_t s = p->stats;
+  pthread_mutex_unlock(&p->mu);
+  if (join) pthread_join(p->timer, NULL);
+  if (stats) *stats = s;
+  if (s.failed > 0) {
+    return trb_status_set(st, s.first_error.code,
+                          "%llu of %llu messages failed; first: %s",
+                          (unsigned long long)s.failed,
+                          (unsigned long long)s.accepted, s.first_error.msg);
+  }
+  return GRPC_STATUS_OK;
+}
+
+void trb_ps_publisher_destroy(trb_ps_publisher_t *p) {
+  if (!p) return;
+  trb_status_t st;
+  trb_ps_publisher_shutdown(p, -1, NULL, &st);
+  while (p->keys) {
+    keyq_t *k = p->keys;
+    p->keys = k->next;
+    free_msgs(k->head);
+    trb_free(k->key);
+    trb_free(k);
+  }
+  free_msgs(p->unordered.head);
+  trb_free(p->unordered.key);
+  pthread_cond_destroy(&p->timer_cv);
+  pthread_cond_destroy(&p->room_cv);
+  pthread_mutex_destroy(&p->mu);
+  trb_free(p->topic);
+  trb_free(p->params);
+  trb_free(p);
+}
