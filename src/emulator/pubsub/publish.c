@@ -30,6 +30,8 @@ typedef struct pub_op_s {
   int64_t last_seq;
   /* dead letter: the source row to delete */
   int64_t src_sub_id, src_seq, src_gc;
+  ps_msg_t *src_msg;          /* ref held until done (restored on failure) */
+  int src_attempts;
   char *strs;                 /* owned strings behind keys/values (DLQ) */
   google_pubsub_v1_PublishRequest req; /* decoded request (Publish) */
   bool has_req;
@@ -332,6 +334,24 @@ static void pub_done(void *user, grpc_status_code code,
     TRB_LOG(TRB_LOG_WARNING, PS_LOG, "dead-letter publish to %s failed: %s",
             op->topic, dst->msg);
   }
+  if (op->src_msg != NULL) {
+    ps_lock(ps);
+    if (code != GRPC_STATUS_OK) {
+      /* The source row is still in the db: deliver it again (it is
+       * dead-lettered at its next nack or expiry if the topic is back). */
+      for (size_t i = 0; i < ps->n_subs; i++) {
+        ps_sub_t *s = ps->subs[i];
+        if (s->id != op->src_sub_id || s->deleted) continue;
+        if (ps_map_get(&s->entries, op->src_seq) == NULL &&
+            ps_sub_add(ps, s, op->src_msg, op->src_attempts) == 0) {
+          ps_dispatch(ps, s);
+        }
+        break;
+      }
+    }
+    ps_msg_unref(op->src_msg);
+    ps_unlock(ps);
+  }
   trb_buf_deinit(&b);
   pub_op_free(op);
   ps_op_finished(ps);
@@ -559,7 +579,16 @@ void ps_dead_letter(trb_psemu_t *ps, ps_entry_t *e) {
   op->last_seq = seq;
   op->src_sub_id = s->id;
   op->src_seq = e->msg->seq;
-  op->src_gc = ps_entry_finish(ps, e);
+  op->src_attempts = e->attempts;
+  /* The op keeps the body until it committed: if the move fails the entry
+   * is restored (pub_done). The body row goes with the move only when no
+   * other subscription holds it now (one held later is left to the
+   * start-up cleanup). */
+  op->src_msg = e->msg;
+  bool last = e->msg->refs == 1;
+  e->msg->refs++;
+  ps_entry_finish(ps, e);
+  op->src_gc = last ? op->src_seq : 0;
   op->def.apply = pub_apply;
   op->def.done = pub_done;
   op->def.user = op;

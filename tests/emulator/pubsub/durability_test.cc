@@ -107,4 +107,66 @@ TEST_F(PsTest, DeliveryAttemptsSurviveARestartAndStillDeadLetter) {
   EXPECT_EQ(0u, left.size());
 }
 
+grpc_status_code ExecSql(trb_db_t* db, const char* sql, trb_status_t* st) {
+  return trb_db_run(
+      db,
+      [](trb_db_t* d, sqlite3*, void* user, trb_status_t* s) {
+        return trb_db_exec(d, static_cast<const char*>(user), s);
+      },
+      const_cast<char*>(sql), st);
+}
+
+// A dead-letter move whose transaction fails (here: the insert into the
+// dead-letter topic's subscription is refused) leaves the message with its
+// source subscription, in memory as in the db, and it moves later.
+TEST_F(PsTest, FailedDeadLetterMoveKeepsTheMessage) {
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("events"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateTopic("dead"));
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("deadsub", "dead"));
+  SubOpts o;
+  o.ack_deadline = 600;
+  o.dlq = "dead";
+  o.max_attempts = 5;
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("src", "events", o).code);
+  ASSERT_EQ(GRPC_STATUS_OK, CreateSub("other", "events"));
+  ASSERT_EQ(GRPC_STATUS_OK, Publish("events", {"poison"}));
+  ASSERT_EQ(GRPC_STATUS_OK,
+            ExecSql(db_,
+                    "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.ps_unacked"
+                    " WHEN NEW.sub_id = (SELECT id FROM main.ps_subs WHERE name ="
+                    " 'projects/demo/subscriptions/deadsub')"
+                    " BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+                    &st_))
+      << st_.msg;
+  std::vector<Got> got;
+  for (int attempt = 1; attempt <= 5; attempt++) {
+    got.clear();
+    ASSERT_EQ(GRPC_STATUS_OK, Pull("src", 10, &got).code);
+    ASSERT_EQ(1u, got.size()) << "attempt " << attempt;
+    ASSERT_EQ(attempt, got[0].delivery_attempt);
+    ASSERT_EQ(GRPC_STATUS_OK, ModAck("src", {got[0].ack_id}, 0).code);
+  }
+  // The move failed (the nack is answered after it): still deliverable.
+  got.clear();
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("src", 10, &got).code);
+  ASSERT_EQ(1u, got.size());
+  EXPECT_EQ(6, got[0].delivery_attempt);
+  // The other subscription acks its copy: the body must stay for "src".
+  std::vector<Got> og;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("other", 10, &og).code);
+  ASSERT_EQ(1u, og.size());
+  ASSERT_EQ(GRPC_STATUS_OK, Ack("other", {og[0].ack_id}).code);
+  ASSERT_EQ(GRPC_STATUS_OK, ExecSql(db_, "DROP TRIGGER temp.refuse;", &st_)) << st_.msg;
+  Reopen();
+  got.clear();
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("src", 10, &got).code);
+  ASSERT_EQ(1u, got.size());
+  EXPECT_EQ("poison", got[0].data);
+  ASSERT_EQ(GRPC_STATUS_OK, ModAck("src", {got[0].ack_id}, 0).code);
+  std::vector<Got> dl;
+  ASSERT_EQ(GRPC_STATUS_OK, Pull("deadsub", 10, &dl, true).code);
+  ASSERT_EQ(1u, dl.size());
+  EXPECT_EQ("poison", dl[0].data);
+}
+
 }  // namespace
