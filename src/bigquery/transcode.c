@@ -1,0 +1,999 @@
+/* transcode.c — see transcode.h. */
+#include "src/bigquery/transcode.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/bigquery/values.h"
+#include "src/common/alloc.h"
+
+#define PATH_MAX_LEN 240
+
+typedef struct ctx_s {
+  const char *base, *p, *end;
+  trb_buf_t *out;
+  trb_buf_t scratch;
+  bool ignore_unknown;
+  bool oom;
+  int depth;
+  trb_status_t *st;
+  size_t plen;
+  char path[PATH_MAX_LEN + 16];
+} ctx_t;
+
+/* ---- errors and path ---------------------------------------------------- */
+
+static grpc_status_code fail(ctx_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static grpc_status_code fail(ctx_t *c, const char *fmt, ...) {
+  if (c->oom)
+    return trb_status_set(c->st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "out of memory transcoding a row");
+  char msg[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return trb_status_set(c->st, GRPC_STATUS_INVALID_ARGUMENT, "$%.*s: %s",
+                        (int)c->plen, c->path, msg);
+}
+
+static grpc_status_code syntax(ctx_t *c, const char *what) {
+  if (c->p >= c->end)
+    return fail(c, "%s: unexpected end of input at byte %zu", what,
+                (size_t)(c->p - c->base));
+  unsigned char ch = (unsigned char)*c->p;
+  if (ch >= 0x20 && ch < 0x7f)
+    return fail(c, "%s: unexpected character '%c' at byte %zu", what, ch,
+                (size_t)(c->p - c->base));
+  return fail(c, "%s: unexpected byte 0x%02x at byte %zu", what, ch,
+              (size_t)(c->p - c->base));
+}
+
+static size_t path_push_name(ctx_t *c, const char *name, size_t n) {
+  size_t old = c->plen;
+  if (c->plen + 1 + n <= PATH_MAX_LEN) {
+    c->path[c->plen++] = '.';
+    memcpy(c->path + c->plen, name, n);
+    c->plen += n;
+  } else if (c->plen + 4 <= PATH_MAX_LEN + 16) {
+    memcpy(c->path + c->plen, "...", 3);
+    c->plen += 3;
+  }
+  return old;
+}
+
+static size_t path_push_index(ctx_t *c, size_t i) {
+  size_t old = c->plen;
+  if (c->plen + 24 <= PATH_MAX_LEN + 16)
+    c->plen += (size_t)snprintf(c->path + c->plen, 24, "[%zu]", i);
+  return old;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static bool put(ctx_t *c, const void *p, size_t n) {
+  if (trb_buf_append(c->out, p, n) != 0) {
+    c->oom = true;
+    return false;
+  }
+  return true;
+}
+
+static size_t varint_enc(uint64_t v, uint8_t *b) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    b[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  b[n++] = (uint8_t)v;
+  return n;
+}
+
+static bool put_varint(ctx_t *c, uint64_t v) {
+  uint8_t b[10];
+  return put(c, b, varint_enc(v, b));
+}
+
+static bool put_tag(ctx_t *c, uint32_t num, unsigned wt) {
+  return put_varint(c, ((uint64_t)num << 3) | wt);
+}
+
+static bool put_varint_field(ctx_t *c, uint32_t num, uint64_t v) {
+  uint8_t b[16];
+  size_t n = varint_enc(((uint64_t)num << 3) | 0, b);
+  n += varint_enc(v, b + n);
+  return put(c, b, n);
+}
+
+static bool put_bytes_field(ctx_t *c, uint32_t num, const void *p, size_t n) {
+  return put_tag(c, num, 2) && put_varint(c, n) && put(c, p, n);
+}
+
+static bool put_double_field(ctx_t *c, uint32_t num, double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(u >> (8 * i));
+  return put_tag(c, num, 1) && put(c, b, 8);
+}
+
+/* Length-delimited field whose size is known only at the end: a one-byte
+ * length placeholder, widened (memmove) when the content is >= 128 bytes. */
+static bool ld_begin(ctx_t *c, uint32_t num, size_t *start) {
+  uint8_t z = 0;
+  if (!put_tag(c, num, 2) || !put(c, &z, 1)) return false;
+  *start = c->out->len;
+  return true;
+}
+
+static bool ld_end(ctx_t *c, size_t start) {
+  size_t n = c->out->len - start;
+  uint8_t b[10];
+  size_t k = varint_enc(n, b);
+  if (k > 1) {
+    if (trb_buf_reserve(c->out, k - 1) != 0) {
+      c->oom = true;
+      return false;
+    }
+    memmove(c->out->data + start + k - 1, c->out->data + start, n);
+    c->out->len += k - 1;
+    c->out->data[c->out->len] = '\0';
+  }
+  memcpy(c->out->data + start - 1, b, k);
+  return true;
+}
+
+/* ---- JSON reader -------------------------------------------------------- */
+
+static inline void ws(ctx_t *c) {
+  while (c->p < c->end &&
+         (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
+    c->p++;
+}
+
+static bool lit(ctx_t *c, const char *w, size_t n) {
+  if ((size_t)(c->end - c->p) < n || memcmp(c->p, w, n) != 0) return false;
+  c->p += n;
+  return true;
+}
+
+static int hexv(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+static bool hex4(const char *p, uint32_t *out) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) {
+    int h = hexv(p[i]);
+    if (h < 0) return false;
+    v = v << 4 | (uint32_t)h;
+  }
+  *out = v;
+  return true;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
+  unsigned char b = p[0];
+  size_t n;
+  uint32_t cp;
+  if (b < 0x80) return 1;
+  if (b >= 0xc2 && b <= 0xdf) {
+    n = 2;
+    cp = b & 0x1f;
+  } else if (b >= 0xe0 && b <= 0xef) {
+    n = 3;
+    cp = b & 0x0f;
+  } else if (b >= 0xf0 && b <= 0xf4) {
+    n = 4;
+    cp = b & 0x07;
+  } else {
+    return 0;
+  }
+  if ((size_t)(end - p) < n) return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return n;
+}
+
+/* Read a string at c->p (on the quote). s, n: the decoded UTF-8 text, pointing
+ * into the input when it has no escapes, else into c->scratch (valid until
+ * the next string read). */
+static grpc_status_code read_string(ctx_t *c, const char **s, size_t *n) {
+  const unsigned char *p = (const unsigned char *)c->p + 1;
+  const unsigned char *end = (const unsigned char *)c->end;
+  const unsigned char *start = p;
+  /* Fast path: no escapes. */
+  while (p < end && *p != '"' && *p != '\\') {
+    if (*p < 0x20) {
+      c->p = (const char *)p;
+      return syntax(c, "control character in string");
+    }
+    if (*p < 0x80) {
+      p++;
+    } else {
+      size_t k = utf8_len(p, end);
+      if (!k) {
+        c->p = (const char *)p;
+        return fail(c, "invalid UTF-8 in string at byte %zu",
+                    (size_t)((const char *)p - c->base));
+      }
+      p += k;
+    }
+  }
+  if (p >= end) {
+    c->p = (const char *)p;
+    return syntax(c, "unterminated string");
+  }
+  if (*p == '"') {
+    *s = (const char *)start;
+    *n = (size_t)(p - start);
+    c->p = (const char *)p + 1;
+    return GRPC_STATUS_OK;
+  }
+  /* Slow path: decode escapes into scratch. */
+  trb_buf_reset(&c->scratch);
+  if (trb_buf_append(&c->scratch, start, (size_t)(p - start)) != 0) {
+    c->oom = true;
+    return fail(c, "oom");
+  }
+  while (p < end && *p != '"') {
+    if (*p == '\\') {
+      if (end - p < 2) {
+        c->p = (const char *)end;
+        return syntax(c, "unterminated string");
+      }
+      char e = (char)p[1];
+      char one;
+      switch (e) {
+        case '"': one = '"'; break;
+        case '\\': one = '\\'; break;
+        case '/': one = '/'; break;
+        case 'b': one = '\b'; break;
+        case 'f': one = '\f'; break;
+        case 'n': one = '\n'; break;
+        case 'r': one = '\r'; break;
+        case 't': one = '\t'; break;
+        case 'u': one = 0; break;
+        default:
+          c->p = (const char *)p;
+          return syntax(c, "invalid escape");
+      }
+      if (e != 'u') {
+        if (trb_buf_append(&c->scratch, &one, 1) != 0) goto oom;
+        p += 2;
+        continue;
+      }
+      uint32_t cp;
+      if (end - p < 6 || !hex4((const char *)p + 2, &cp)) {
+        c->p = (const char *)p;
+        return syntax(c, "invalid \\u escape");
+      }
+      p += 6;
+      if (cp >= 0xdc00 && cp <= 0xdfff) {
+        c->p = (const char *)p - 6;
+        return fail(c, "lone low surrogate at byte %zu",
+                    (size_t)(c->p - c->base));
+      }
+      if (cp >= 0xd800 && cp <= 0xdbff) {
+        uint32_t lo;
+        if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+            !hex4((const char *)p + 2, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+          c->p = (const char *)p - 6;
+          return fail(c, "lone high surrogate at byte %zu",
+                      (size_t)(c->p - c->base));
+        }
+        p += 6;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+      }
+      char u[4];
+      size_t un;
+      if (cp < 0x80) {
+        u[0] = (char)cp;
+        un = 1;
+      } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        un = 2;
+      } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        un = 3;
+      } else {
+        u[0] = (char)(0xf0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        un = 4;
+      }
+      if (trb_buf_append(&c->scratch, u, un) != 0) goto oom;
+      continue;
+    }
+    if (*p < 0x20) {
+      c->p = (const char *)p;
+      return syntax(c, "control character in string");
+    }
+    size_t k = *p < 0x80 ? 1 : utf8_len(p, end);
+    if (!k) {
+      c->p = (const char *)p;
+      return fail(c, "invalid UTF-8 in string at byte %zu",
+                  (size_t)((const char *)p - c->base));
+    }
+    if (trb_buf_append(&c->scratch, p, k) != 0) goto oom;
+    p += k;
+  }
+  if (p >= end) {
+    c->p = (const char *)p;
+    return syntax(c, "unterminated string");
+  }
+  c->p = (const char *)p + 1;
+  *s = c->scratch.data;
+  *n = c->scratch.len;
+  return GRPC_STATUS_OK;
+oom:
+  c->oom = true;
+  return fail(c, "oom");
+}
+
+static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+
+/* Scan a JSON number at c->p; *integer: no fraction or exponent. */
+static grpc_status_code read_number(ctx_t *c, const char **s, size_t *n,
+                                    bool *integer) {
+  const char *p = c->p, *end = c->end, *start = p;
+  *integer = true;
+  if (p < end && *p == '-') p++;
+  if (p < end && *p == '0') {
+    p++;
+  } else if (p < end && *p >= '1' && *p <= '9') {
+    while (p < end && is_digit(*p)) p++;
+  } else {
+    c->p = p;
+    return syntax(c, "invalid number");
+  }
+  if (p < end && *p == '.') {
+    *integer = false;
+    p++;
+    if (p >= end || !is_digit(*p)) {
+      c->p = p;
+      return syntax(c, "invalid number");
+    }
+    while (p < end && is_digit(*p)) p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    *integer = false;
+    p++;
+    if (p < end && (*p == '+' || *p == '-')) p++;
+    if (p >= end || !is_digit(*p)) {
+      c->p = p;
+      return syntax(c, "invalid number");
+    }
+    while (p < end && is_digit(*p)) p++;
+  }
+  *s = start;
+  *n = (size_t)(p - start);
+  c->p = p;
+  return GRPC_STATUS_OK;
+}
+
+/* Validate and skip any value. */
+static grpc_status_code skip_value(ctx_t *c) {
+  ws(c);
+  if (c->p >= c->end) return syntax(c, "expected a value");
+  const char *s;
+  size_t n;
+  bool integer;
+  grpc_status_code rc;
+  switch (*c->p) {
+    case '"':
+      return read_string(c, &s, &n);
+    case '{':
+    case '[': {
+      char close = *c->p == '{' ? '}' : ']';
+      bool obj = close == '}';
+      if (++c->depth > TRB_BQ_JSON_MAX_DEPTH)
+        return fail(c, "nesting deeper than %d at byte %zu",
+                    TRB_BQ_JSON_MAX_DEPTH, (size_t)(c->p - c->base));
+      c->p++;
+      ws(c);
+      if (c->p < c->end && *c->p == close) {
+        c->p++;
+        c->depth--;
+        return GRPC_STATUS_OK;
+      }
+      for (;;) {
+        if (obj) {
+          ws(c);
+          if (c->p >= c->end || *c->p != '"') return syntax(c, "expected a key");
+          if ((rc = read_string(c, &s, &n)) != GRPC_STATUS_OK) return rc;
+          ws(c);
+          if (c->p >= c->end || *c->p != ':') return syntax(c, "expected ':'");
+          c->p++;
+        }
+        if ((rc = skip_value(c)) != GRPC_STATUS_OK) return rc;
+        ws(c);
+        if (c->p < c->end && *c->p == ',') {
+          c->p++;
+          continue;
+        }
+        if (c->p < c->end && *c->p == close) {
+          c->p++;
+          c->depth--;
+          return GRPC_STATUS_OK;
+        }
+        return syntax(c, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+      }
+    }
+    case 't':
+      if (lit(c, "true", 4)) return GRPC_STATUS_OK;
+      return syntax(c, "invalid literal");
+    case 'f':
+      if (lit(c, "false", 5)) return GRPC_STATUS_OK;
+      return syntax(c, "invalid literal");
+    case 'n':
+      if (lit(c, "null", 4)) return GRPC_STATUS_OK;
+      return syntax(c, "invalid literal");
+    default:
+      return read_number(c, &s, &n, &integer);
+  }
+}
+
+/* ---- scalar conversions ------------------------------------------------- */
+
+/* Parse an optionally signed decimal integer (whole text) into int64. */
+static bool parse_i64(const char *s, size_t n, int64_t *out) {
+  size_t i = 0;
+  bool neg = false;
+  if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+  if (i == n) return false;
+  uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  uint64_t v = 0;
+  for (; i < n; i++) {
+    if (!is_digit(s[i])) return false;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (lim - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  return true;
+}
+
+static bool is_int_text(const char *s, size_t n) {
+  size_t i = 0;
+  if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+  if (i == n) return false;
+  for (; i < n; i++)
+    if (!is_digit(s[i])) return false;
+  return true;
+}
+
+static bool parse_double(ctx_t *c, const char *s, size_t n, double *out) {
+  char small[64];
+  char *b = small;
+  if (n >= sizeof small) {
+    b = trb_malloc(n + 1);
+    if (!b) {
+      c->oom = true;
+      return false;
+    }
+  }
+  memcpy(b, s, n);
+  b[n] = '\0';
+  char *e;
+  errno = 0;
+  double d = strtod(b, &e);
+  bool ok = n > 0 && e == b + n && !(isspace((unsigned char)b[0]));
+  if (b != small) trb_free(b);
+  if (ok && isinf(d)) ok = false; /* overflow of a finite literal */
+  *out = d;
+  return ok;
+}
+
+static bool ieq(const char *s, size_t n, const char *w) {
+  size_t wn = strlen(w);
+  if (n != wn) return false;
+  for (size_t i = 0; i < n; i++) {
+    char a = s[i], b = w[i];
+    if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return true;
+}
+
+static int b64v(unsigned char ch) {
+  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+  if (ch == '+') return 62;
+  if (ch == '/') return 63;
+  return -1;
+}
+
+/* Decode base64 (padding optional) into out (at least n*3/4+3 bytes). */
+static bool b64_decode(const char *s, size_t n, uint8_t *out, size_t *out_n) {
+  while (n > 0 && s[n - 1] == '=') n--;
+  if (n % 4 == 1) return false;
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64v((unsigned char)s[i]);
+    if (v < 0) return false;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (uint8_t)(acc >> bits);
+    }
+  }
+  *out_n = o;
+  return true;
+}
+
+/* RFC 3339 / ISO 8601 timestamp text with optional zone; bare date ok. */
+static grpc_status_code parse_ts_text(ctx_t *c, const char *s, size_t n,
+                                      int64_t *us) {
+  char b[80];
+  trb_status_t tmp;
+  if (n >= 64) return fail(c, "invalid TIMESTAMP (too long)");
+  memcpy(b, s, n);
+  if (n == 10) {
+    memcpy(b + n, "T00:00:00Z", 10);
+    n += 10;
+  } else {
+    bool zone = n > 19 && (b[n - 1] == 'Z' || b[n - 1] == 'z');
+    for (size_t i = 19; !zone && i < n; i++)
+      if (b[i] == '+' || b[i] == '-') zone = true;
+    if (!zone) b[n++] = 'Z';
+  }
+  if (trb_bq_timestamp_parse(b, n, us, &tmp) != GRPC_STATUS_OK)
+    return fail(c, "%s", tmp.msg);
+  return GRPC_STATUS_OK;
+}
+
+/* ---- conversion driven by the schema ----------------------------------- */
+
+static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
+                                    size_t nf);
+
+/* Copy the JSON value at c->p compactly (whitespace outside strings
+ * dropped) as a string field. */
+static grpc_status_code emit_json_value(ctx_t *c, uint32_t num) {
+  const char *s0 = c->p;
+  grpc_status_code rc = skip_value(c);
+  if (rc != GRPC_STATUS_OK) return rc;
+  size_t start;
+  if (!ld_begin(c, num, &start)) return fail(c, "oom");
+  const char *p = s0, *e = c->p;
+  while (p < e) {
+    const char *q = p;
+    if (*p == '"') {
+      q++;
+      while (*q != '"') q += *q == '\\' ? 2 : 1;
+      q++;
+    } else if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
+      p++;
+      continue;
+    } else {
+      while (q < e && *q != '"' && *q != ' ' && *q != '\n' && *q != '\r' &&
+             *q != '\t')
+        q++;
+    }
+    if (!put(c, p, (size_t)(q - p))) return fail(c, "oom");
+    p = q;
+  }
+  if (!ld_end(c, start)) return fail(c, "oom");
+  return GRPC_STATUS_OK;
+}
+
+/* One non-null value of field `f` (number `num`). */
+static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
+                                   uint32_t num) {
+  const char *s = NULL;
+  size_t n = 0;
+  bool integer = false;
+  grpc_status_code rc;
+  trb_status_t tmp;
+  char kind = *c->p; /* '"', '{', '[', 't', 'f', or a number */
+  bool is_str = kind == '"';
+  bool is_num = kind == '-' || is_digit(kind);
+  bool is_bool = kind == 't' || kind == 'f';
+
+  if (f->type == TRB_BQ_TYPE_STRUCT) {
+    if (kind != '{') return fail(c, "RECORD wants a JSON object");
+    size_t start;
+    if (!ld_begin(c, num, &start)) return fail(c, "oom");
+    if ((rc = conv_object(c, f->fields, f->n_fields)) != GRPC_STATUS_OK)
+      return rc;
+    if (!ld_end(c, start)) return fail(c, "oom");
+    return GRPC_STATUS_OK;
+  }
+  if (f->type == TRB_BQ_TYPE_JSON && !is_str) return emit_json_value(c, num);
+  if (f->type == TRB_BQ_TYPE_BYTES && kind == '[') {
+    /* Array of byte values. */
+    c->p++;
+    size_t start;
+    if (!ld_begin(c, num, &start)) return fail(c, "oom");
+    ws(c);
+    if (c->p < c->end && *c->p == ']') {
+      c->p++;
+      return ld_end(c, start) ? GRPC_STATUS_OK : fail(c, "oom");
+    }
+    for (;;) {
+      ws(c);
+      if ((rc = read_number(c, &s, &n, &integer)) != GRPC_STATUS_OK) return rc;
+      int64_t v;
+      if (!integer || !parse_i64(s, n, &v) || v < 0 || v > 255)
+        return fail(c, "BYTES array element %.*s is not 0..255", (int)(n > 40 ? 40 : n), s);
+      uint8_t byte = (uint8_t)v;
+      if (!put(c, &byte, 1)) return fail(c, "oom");
+      ws(c);
+      if (c->p < c->end && *c->p == ',') {
+        c->p++;
+        continue;
+      }
+      if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        break;
+      }
+      return syntax(c, "expected ',' or ']'");
+    }
+    return ld_end(c, start) ? GRPC_STATUS_OK : fail(c, "oom");
+  }
+  if (kind == '{' || kind == '[')
+    return fail(c, "%s wants a scalar, not a JSON %s", trb_bq_type_name(f->type),
+                kind == '{' ? "object" : "array");
+
+  /* Read the scalar token. */
+  bool bval = false;
+  if (is_str) {
+    if ((rc = read_string(c, &s, &n)) != GRPC_STATUS_OK) return rc;
+  } else if (is_num) {
+    if ((rc = read_number(c, &s, &n, &integer)) != GRPC_STATUS_OK) return rc;
+  } else if (is_bool) {
+    if (lit(c, "true", 4)) {
+      bval = true;
+      s = "true";
+      n = 4;
+    } else if (lit(c, "false", 5)) {
+      s = "false";
+      n = 5;
+    } else {
+      return syntax(c, "invalid literal");
+    }
+  } else {
+    return syntax(c, "expected a value");
+  }
+
+  switch (f->type) {
+    case TRB_BQ_TYPE_STRING:
+      if (!put_bytes_field(c, num, s, n)) return fail(c, "oom");
+      return GRPC_STATUS_OK;
+    case TRB_BQ_TYPE_GEOGRAPHY:
+    case TRB_BQ_TYPE_INTERVAL:
+    case TRB_BQ_TYPE_JSON:
+      if (!is_str)
+        return fail(c, "%s wants a string", trb_bq_type_name(f->type));
+      if (!put_bytes_field(c, num, s, n)) return fail(c, "oom");
+      return GRPC_STATUS_OK;
+    case TRB_BQ_TYPE_BYTES: {
+      if (!is_str) return fail(c, "BYTES wants a base64 string");
+      uint8_t small[192];
+      uint8_t *b = small;
+      size_t cap = n / 4 * 3 + 3, bn = 0;
+      if (cap > sizeof small && !(b = trb_malloc(cap))) {
+        c->oom = true;
+        return fail(c, "oom");
+      }
+      bool ok = b64_decode(s, n, b, &bn);
+      bool wrote = ok && put_bytes_field(c, num, b, bn);
+      if (b != small) trb_free(b);
+      if (!ok) return fail(c, "BYTES is not valid base64");
+      return wrote ? GRPC_STATUS_OK : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_INT64: {
+      int64_t v;
+      if (is_bool || (is_num && !integer) || !parse_i64(s, n, &v)) {
+        if ((is_num && integer) || (is_str && is_int_text(s, n)))
+          return fail(c, "INT64 out of range: %.*s", (int)(n > 40 ? 40 : n), s);
+        return fail(c, "INT64 wants an integer, got %.*s",
+                    (int)(n > 40 ? 40 : n), s);
+      }
+      return put_varint_field(c, num, (uint64_t)v) ? GRPC_STATUS_OK
+                                                   : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_DOUBLE: {
+      double d;
+      if (is_bool) return fail(c, "FLOAT64 wants a number");
+      if (is_str && ieq(s, n, "nan")) {
+        d = NAN;
+      } else if (is_str && (ieq(s, n, "infinity") || ieq(s, n, "+infinity"))) {
+        d = INFINITY;
+      } else if (is_str && ieq(s, n, "-infinity")) {
+        d = -INFINITY;
+      } else if (!parse_double(c, s, n, &d)) {
+        return fail(c, "FLOAT64 wants a finite number, got %.*s",
+                    (int)(n > 40 ? 40 : n), s);
+      }
+      return put_double_field(c, num, d) ? GRPC_STATUS_OK : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_BOOL: {
+      if (is_str) {
+        if (ieq(s, n, "true")) {
+          bval = true;
+        } else if (!ieq(s, n, "false")) {
+          return fail(c, "BOOL wants true or false");
+        }
+      } else if (!is_bool) {
+        return fail(c, "BOOL wants true or false");
+      }
+      return put_varint_field(c, num, bval) ? GRPC_STATUS_OK : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_NUMERIC:
+    case TRB_BQ_TYPE_BIGNUMERIC: {
+      bool big = f->type == TRB_BQ_TYPE_BIGNUMERIC;
+      if (is_bool) return fail(c, "%s wants a number", trb_bq_type_name(f->type));
+      uint8_t b[TRB_BQ_NUMERIC_BYTES_MAX];
+      size_t bn;
+      if (trb_bq_numeric_parse(s, n, big, b, &bn, &tmp) != GRPC_STATUS_OK)
+        return fail(c, "%s", tmp.msg);
+      return put_bytes_field(c, num, b, bn) ? GRPC_STATUS_OK : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_TIMESTAMP: {
+      int64_t us;
+      if (is_bool || (is_num && !integer))
+        return fail(c, "TIMESTAMP wants a timestamp string or integer "
+                       "microseconds");
+      if (is_num || is_int_text(s, n)) {
+        if (!parse_i64(s, n, &us) || us < TRB_BQ_TIMESTAMP_MIN_US ||
+            us > TRB_BQ_TIMESTAMP_MAX_US)
+          return fail(c, "TIMESTAMP out of range: %.*s", (int)(n > 40 ? 40 : n), s);
+      } else if ((rc = parse_ts_text(c, s, n, &us)) != GRPC_STATUS_OK) {
+        return rc;
+      }
+      return put_varint_field(c, num, (uint64_t)us) ? GRPC_STATUS_OK
+                                                    : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_DATE: {
+      int64_t d;
+      if (is_str && !is_int_text(s, n)) {
+        int32_t d32;
+        if (trb_bq_date_parse(s, n, &d32, &tmp) != GRPC_STATUS_OK)
+          return fail(c, "%s", tmp.msg);
+        d = d32;
+      } else if (is_bool || (is_num && !integer) || !parse_i64(s, n, &d) ||
+                 d < TRB_BQ_DATE_MIN || d > TRB_BQ_DATE_MAX) {
+        return fail(c, "DATE wants \"YYYY-MM-DD\" or days in range, got %.*s",
+                    (int)(n > 40 ? 40 : n), s);
+      }
+      return put_varint_field(c, num, (uint64_t)d) ? GRPC_STATUS_OK
+                                                   : fail(c, "oom");
+    }
+    case TRB_BQ_TYPE_TIME:
+    case TRB_BQ_TYPE_DATETIME: {
+      bool dt = f->type == TRB_BQ_TYPE_DATETIME;
+      int64_t v;
+      if (is_bool || (is_num && !integer))
+        return fail(c, "%s wants a literal string or packed integer",
+                    trb_bq_type_name(f->type));
+      if (is_str && !is_int_text(s, n)) {
+        rc = dt ? trb_bq_datetime_parse(s, n, &v, &tmp)
+                : trb_bq_time_parse(s, n, &v, &tmp);
+        if (rc != GRPC_STATUS_OK) return fail(c, "%s", tmp.msg);
+      } else {
+        char txt[TRB_BQ_DATETIME_BUF];
+        if (!parse_i64(s, n, &v))
+          return fail(c, "%s packed value out of range", trb_bq_type_name(f->type));
+        rc = dt ? trb_bq_datetime_format(v, txt, &tmp)
+                : trb_bq_time_format(v, txt, &tmp);
+        if (rc != GRPC_STATUS_OK) return fail(c, "%s", tmp.msg);
+      }
+      return put_varint_field(c, num, (uint64_t)v) ? GRPC_STATUS_OK
+                                                   : fail(c, "oom");
+    }
+    default:
+      return fail(c, "unsupported column type %s", trb_bq_type_name(f->type));
+  }
+}
+
+/* Value (possibly null or an array) for column `f`, number `num`. */
+static grpc_status_code conv_field(ctx_t *c, const trb_bq_field_t *f,
+                                   uint32_t num) {
+  ws(c);
+  if (c->p >= c->end) return syntax(c, "expected a value");
+  if (*c->p == 'n') {
+    if (!lit(c, "null", 4)) return syntax(c, "invalid literal");
+    if (f->mode == TRB_BQ_MODE_REQUIRED)
+      return fail(c, "null for a REQUIRED field");
+    return GRPC_STATUS_OK;
+  }
+  if (f->mode != TRB_BQ_MODE_REPEATED) return conv_value(c, f, num);
+  if (*c->p != '[') return fail(c, "REPEATED field wants a JSON array");
+  if (++c->depth > TRB_BQ_JSON_MAX_DEPTH)
+    return fail(c, "nesting deeper than %d", TRB_BQ_JSON_MAX_DEPTH);
+  c->p++;
+  ws(c);
+  if (c->p < c->end && *c->p == ']') {
+    c->p++;
+    c->depth--;
+    return GRPC_STATUS_OK;
+  }
+  for (size_t i = 0;; i++) {
+    size_t saved = path_push_index(c, i);
+    ws(c);
+    if (c->p >= c->end) return syntax(c, "expected a value");
+    if (*c->p == 'n') {
+      if (!lit(c, "null", 4)) return syntax(c, "invalid literal");
+      return fail(c, "null element in an array");
+    }
+    grpc_status_code rc = conv_value(c, f, num);
+    if (rc != GRPC_STATUS_OK) return rc;
+    c->plen = saved;
+    ws(c);
+    if (c->p < c->end && *c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (c->p < c->end && *c->p == ']') {
+      c->p++;
+      c->depth--;
+      return GRPC_STATUS_OK;
+    }
+    return syntax(c, "expected ',' or ']'");
+  }
+}
+
+#define SEEN_WORDS 16 /* fields tracked on the stack: 1024 */
+
+static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
+                                    size_t nf) {
+  if (++c->depth > TRB_BQ_JSON_MAX_DEPTH)
+    return fail(c, "nesting deeper than %d", TRB_BQ_JSON_MAX_DEPTH);
+  uint64_t seen_small[SEEN_WORDS] = {0};
+  uint64_t *seen = seen_small;
+  grpc_status_code rc = GRPC_STATUS_OK;
+  if (nf > SEEN_WORDS * 64) {
+    seen = trb_calloc((nf + 63) / 64, sizeof *seen);
+    if (!seen) {
+      c->oom = true;
+      return fail(c, "oom");
+    }
+  }
+  c->p++; /* '{' */
+  ws(c);
+  if (c->p < c->end && *c->p == '}') {
+    c->p++;
+  } else {
+    for (;;) {
+      ws(c);
+      if (c->p >= c->end || *c->p != '"') {
+        rc = syntax(c, "expected a key");
+        goto done;
+      }
+      const char *k;
+      size_t kn;
+      if ((rc = read_string(c, &k, &kn)) != GRPC_STATUS_OK) goto done;
+      int idx = trb_bq_field_find(fs, nf, k, kn);
+      size_t saved = path_push_name(c, idx >= 0 ? fs[idx].name : k,
+                                    idx >= 0 ? strlen(fs[idx].name) : kn);
+      ws(c);
+      if (c->p >= c->end || *c->p != ':') {
+        rc = syntax(c, "expected ':'");
+        goto done;
+      }
+      c->p++;
+      if (idx < 0) {
+        if (!c->ignore_unknown) {
+          rc = fail(c, "no such field in the table schema");
+          goto done;
+        }
+        if ((rc = skip_value(c)) != GRPC_STATUS_OK) goto done;
+      } else {
+        uint64_t bit = (uint64_t)1 << (idx % 64);
+        if (seen[idx / 64] & bit) {
+          rc = fail(c, "field given twice");
+          goto done;
+        }
+        seen[idx / 64] |= bit;
+        if ((rc = conv_field(c, &fs[idx], (uint32_t)idx + 1)) != GRPC_STATUS_OK)
+          goto done;
+      }
+      c->plen = saved;
+      ws(c);
+      if (c->p < c->end && *c->p == ',') {
+        c->p++;
+        continue;
+      }
+      if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        break;
+      }
+      rc = syntax(c, "expected ',' or '}'");
+      goto done;
+    }
+  }
+  for (size_t i = 0; i < nf; i++) {
+    if (fs[i].mode == TRB_BQ_MODE_REQUIRED &&
+        !(seen[i / 64] & ((uint64_t)1 << (i % 64)))) {
+      path_push_name(c, fs[i].name, strlen(fs[i].name));
+      rc = fail(c, "missing REQUIRED field");
+      goto done;
+    }
+  }
+  c->depth--;
+done:
+  if (seen != seen_small) trb_free(seen);
+  return rc;
+}
+
+static void ctx_init(ctx_t *c, const char *json, size_t len, trb_buf_t *out,
+                     trb_status_t *st) {
+  c->base = c->p = json;
+  c->end = json + len;
+  c->out = out;
+  trb_buf_init(&c->scratch);
+  c->ignore_unknown = false;
+  c->oom = false;
+  c->depth = 0;
+  c->st = st;
+  c->plen = 0;
+}
+
+grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
+                                      const char *json, size_t len,
+                                      const trb_bq_transcode_opts_t *opts,
+                                      trb_buf_t *out, trb_status_t *st) {
+  ctx_t c;
+  ctx_init(&c, json, len, out, st);
+  c.ignore_unknown = opts && opts->ignore_unknown_fields;
+  size_t mark = out->len;
+  grpc_status_code rc;
+  ws(&c);
+  if (c.p >= c.end || *c.p != '{') {
+    rc = c.p >= c.end ? syntax(&c, "a row is a JSON object")
+                      : fail(&c, "a row is a JSON object");
+  } else {
+    rc = conv_object(&c, t->fields, t->n_fields);
+    if (rc == GRPC_STATUS_OK) {
+      ws(&c);
+      if (c.p != c.end) rc = syntax(&c, "trailing data after the row");
+    }
+  }
+  trb_buf_deinit(&c.scratch);
+  if (rc != GRPC_STATUS_OK) {
+    out->len = mark;
+    if (out->data) out->data[mark] = '\0';
+  }
+  return rc;
+}
+
+grpc_status_code trb_bq_json_check(const char *json, size_t len,
+                                   trb_status_t *st) {
+  ctx_t c;
+  trb_buf_t none = TRB_BUF_INIT;
+  ctx_init(&c, json, len, &none, st);
+  grpc_status_code rc = skip_value(&c);
+  if (rc == GRPC_STATUS_OK) {
+    ws(&c);
+    if (c.p != c.end) rc = syntax(&c, "trailing data");
+  }
+  trb_buf_deinit(&c.scratch);
+  return rc;
+}

@@ -1,0 +1,113 @@
+/*
+ * transcode.h — JSON rows to serialized protobuf rows for the writer
+ * schema of src/bigquery/descriptor.h (pure codec, no I/O): what a Storage
+ * Write client does for JsonStreamWriter-style appends before it fills
+ * ProtoRows.serialized_rows.
+ *
+ * JSON reader: a schema-driven, single-pass recursive-descent reader over
+ * the input bytes written for this file — no DOM, no per-value allocation
+ * (strings without escapes are copied straight from the input; a scratch
+ * buffer is used only for escaped strings), numbers kept as their source
+ * text so NUMERIC/BIGNUMERIC are exact and INT64 never passes through a
+ * double. Chosen over jansson (a DOM: ~150k events/s parse-only on the
+ * project machine, TOOLCHAIN.md, below the 250k/s target, and it turns
+ * decimals into doubles) and jsmn (not packaged in the toolchain; tokens
+ * still need a second pass for escapes and numbers). It accepts exactly
+ * RFC 8259 JSON (UTF-8 checked; no comments, trailing commas, NaN literals;
+ * nesting deeper than TRB_BQ_JSON_MAX_DEPTH rejected).
+ *
+ * Conversion rules (PROTOCOL.md A.6 fact 38, Java JsonToProtoMessage):
+ *   - the row is a JSON object; keys match column names case-insensitively;
+ *     an unknown key is a row error unless opts->ignore_unknown_fields; the
+ *     same column twice (in any case) is a row error;
+ *   - null or an absent key: NULLABLE omitted, REPEATED empty, REQUIRED a
+ *     row error; null inside an array is a row error;
+ *   - STRING: string (numbers and booleans as their JSON text);
+ *     BYTES: base64 string (RFC 4648, padding optional) or an array of
+ *     integers 0..255;
+ *   - INT64: integer number or a string holding one ("+"/"-" allowed),
+ *     range-checked to int64; fractions and exponents rejected;
+ *   - FLOAT64: number, or a string holding a number, "NaN", "Infinity",
+ *     "-Infinity";
+ *   - BOOL: true/false or the strings "true"/"false" (any case);
+ *   - NUMERIC/BIGNUMERIC: number or string, exact decimal (values.h
+ *     rounding: half away from zero beyond scale 9/38; range-checked),
+ *     encoded as little-endian two's complement bytes (fact 36);
+ *   - TIMESTAMP: RFC 3339 / ISO 8601 string "YYYY-MM-DD[T| ]HH:MM:SS[.f]"
+ *     with or without a zone (none = UTC), or a bare date "YYYY-MM-DD"
+ *     (midnight UTC); or an integer number or integer string =
+ *     microseconds since the epoch; range-checked;
+ *   - DATE: "YYYY-MM-DD" or an integer (days since the epoch), range-checked;
+ *   - TIME, DATETIME: literal text (values.h parse rules; DATETIME accepts
+ *     'T' or ' ') or an integer already CivilTimeEncoder-packed (checked);
+ *   - GEOGRAPHY, INTERVAL: string, passed through;
+ *   - JSON: a string is passed through; an object, array, number or boolean
+ *     is serialized compactly (insignificant whitespace removed, text
+ *     otherwise as written);
+ *   - RECORD: object (recursively); REPEATED: array.
+ * RANGE columns are not supported (trb_bq_table_t has no RANGE type).
+ *
+ * Errors: a row error is INVALID_ARGUMENT with "<JSON path>: <reason>", the
+ * path in the row's terms ("$.items[2].price: NUMERIC out of range",
+ * "$: unexpected character 'x' at byte 17").
+ *
+ * Threading: thread-safe (no shared state); `t` is only read.
+ * Source: PROTOCOL.md A.6 facts 33–38; protobuf wire format (varint,
+ * fixed64, length-delimited; repeated scalars written unpacked, which
+ * proto2 parsers accept either way); RFC 8259; RFC 4648.
+ */
+#ifndef TRB_SRC_BIGQUERY_TRANSCODE_H
+#define TRB_SRC_BIGQUERY_TRANSCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <grpc/status.h>
+
+#include "src/bigquery/schema.h"
+#include "src/common/arena.h"
+#include "src/common/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Deepest JSON nesting accepted (objects and arrays). */
+#define TRB_BQ_JSON_MAX_DEPTH 64
+
+/** Per-call options. */
+typedef struct trb_bq_transcode_opts_s {
+  /** Skip keys that name no column (Java ignoreUnknownFields) instead of
+   *  failing the row. */
+  bool ignore_unknown_fields;
+} trb_bq_transcode_opts_t;
+
+/**
+ * Convert one JSON row (`len` bytes at `json`, no NUL needed) into the
+ * serialized protobuf message of trb_bq_descriptor_build(t) and append it
+ * to `out`.
+ * Params:  t — table definition (borrowed).
+ *          opts — NULL for defaults (unknown keys are errors).
+ *          out — receives the row bytes (appended); on any error its
+ *          length is restored, so no partial row is ever left.
+ * Returns: OK; INVALID_ARGUMENT (row error, message as above);
+ *          RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
+                                      const char *json, size_t len,
+                                      const trb_bq_transcode_opts_t *opts,
+                                      trb_buf_t *out, trb_status_t *st);
+
+/**
+ * Parse-only: check that `len` bytes at `json` are one well-formed JSON
+ * value (same reader and rules as trb_bq_transcode_row, no conversion).
+ * Returns: OK; INVALID_ARGUMENT with the byte offset of the problem.
+ */
+grpc_status_code trb_bq_json_check(const char *json, size_t len,
+                                   trb_status_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRB_SRC_BIGQUERY_TRANSCODE_H */
