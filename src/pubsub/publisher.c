@@ -75,6 +75,7 @@ struct trb_ps_publisher_s {
   int unordered_in_flight;
   batch_t *retries;
   int rpcs_in_flight;
+  int batches; /* sent and not completed (incl. waiting for a retry) */
 
   int64_t out_msgs, out_bytes; /* accepted, not completed */
   int flushers;                /* > 0: send regardless of thresholds */
@@ -195,10 +196,12 @@ static void start_attempt(trb_ps_publisher_t *p, batch_t *b, int64_t now) {
   }
 }
 
-/* Take one batch off `k` and send it. With mu held; can_send(k) true. */
-static void send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
+/* Take one batch off `k` and send it. With mu held; can_send(k) true.
+ * Returns false when memory ran out (the messages stay queued and are
+ * tried again at the next pump). */
+static bool send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
   batch_t *b = trb_calloc(1, sizeof(*b));
-  if (!b) return; /* retried at the next pump */
+  if (!b) return false;
   size_t total = p->topic_cost;
   msg_t *m = k->head, *last = NULL;
   size_t n = 0, flow = 0;
@@ -218,7 +221,7 @@ static void send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
     trb_free(bufs);
     trb_free(lens);
     batch_free(b);
-    return;
+    return false;
   }
   size_t i = 0;
   for (msg_t *x = k->head; i < n; x = x->next, i++) {
@@ -245,11 +248,17 @@ static void send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
                    p->cfg.backoff_multiplier, p->cfg.seed + (++p->seq));
   k->in_flight++;
   if (k == &p->unordered) p->unordered_in_flight++;
+  if ((uint64_t)++p->batches > p->stats.peak_in_flight) {
+    p->stats.peak_in_flight = (uint64_t)p->batches;
+  }
   start_attempt(p, b, now);
+  return true;
 }
 
 static void pump_key(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
-  while (can_send(p, k) && due(p, k, now)) send_batch(p, k, now);
+  while (can_send(p, k) && due(p, k, now)) {
+    if (!send_batch(p, k, now)) break;
+  }
 }
 
 /* Send every queue that is due. With mu held. */
@@ -346,6 +355,7 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
   }
   keyq_t *k = b->kq;
   k->in_flight--;
+  p->batches--;
   if (k == &p->unordered) p->unordered_in_flight--;
   msg_t *dropped = NULL;
   size_t dropped_n = 0;
@@ -397,6 +407,8 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
   }
   gc_key(p, k);
   pump(p);
+  /* What is left behind this request may now wait for its delay. */
+  pthread_cond_signal(&p->timer_cv);
   /* Last touch of `p`: shutdown waits for rpcs_in_flight == 0. */
   p->rpcs_in_flight--;
   pthread_cond_broadcast(&p->room_cv);
@@ -701,6 +713,7 @@ void trb_ps_publisher_resume(trb_ps_publisher_t *p, const char *ordering_key) {
   if (k && k->paused) {
     k->paused = false;
     gc_key(p, k);
+    pthread_cond_signal(&p->timer_cv);
   }
   pthread_mutex_unlock(&p->mu);
 }
@@ -774,6 +787,7 @@ grpc_status_code trb_ps_publisher_shutdown(trb_ps_publisher_t *p,
       batch_t *b = rb;
       rb = b->next;
       b->kq->in_flight--;
+      p->batches--;
       if (b->kq == &p->unordered) p->unordered_in_flight--;
       pthread_mutex_unlock(&p->mu);
       fail_msgs(b->msgs, GRPC_STATUS_DEADLINE_EXCEEDED, why);

@@ -137,6 +137,9 @@ typedef struct trb_ps_publisher_stats_s {
   uint64_t failed;    /* completed with an error */
   uint64_t requests;  /* Publish attempts sent (retries included) */
   uint64_t retries;   /* attempts that were retries */
+  /** Most requests in flight at once, all keys (a request waiting for
+   *  its retry counts as in flight). */
+  uint64_t peak_in_flight;
   /** Status of the first failed message (OK when none failed). */
   trb_status_t first_error;
 } trb_ps_publisher_stats_t;

@@ -654,6 +654,59 @@ TEST_F(PublisherTest, FailedKeyPausesUntilResume) {
   EXPECT_EQ(5u, d.n);
 }
 
+TEST_F(PublisherTest, DelaySendsAPartialBatchWithoutFlush) {
+  auto c = Fast();
+  c.max_delay_ms = 5;
+  Make(c);
+  Done d;
+  ASSERT_EQ(GRPC_STATUS_OK, Pub("lonely", &d, 0));
+  ASSERT_EQ(GRPC_STATUS_OK, Pub("keyed", &d, 1, "key"));
+  ASSERT_TRUE(d.WaitN(2, 10000));
+  EXPECT_EQ(2u, Stats().requests);
+}
+
+// Messages queued behind a key's request in flight, below every threshold,
+// leave after the delay once that request completes (no flush).
+TEST_F(PublisherTest, QueuedBehindKeyLeaveAfterDelay) {
+  auto c = Fast();
+  c.max_delay_ms = 300;  // far longer than k:0 takes to complete
+  Make(c);
+  Gate g;
+  trb_ps_message_t m = {};
+  m.data = reinterpret_cast<const uint8_t*>("g");
+  m.data_len = 1;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publish(pub_, &m, Gate::Cb, &g, &st_));
+  ASSERT_TRUE(g.cond.WaitFor([&] { return g.entered; }));
+  Done d;
+  ASSERT_EQ(GRPC_STATUS_OK, Pub("k:0", &d, 0, "k"));
+  // Wait (bounded) until k:0 is on the wire; its completion is held.
+  int64_t end = trb_clock_mono_ms_for_test() + 10000;
+  while (Stats().requests < 2 && trb_clock_mono_ms_for_test() < end) std::this_thread::yield();
+  ASSERT_EQ(2u, Stats().requests);
+  ASSERT_EQ(GRPC_STATUS_OK, Pub("k:1", &d, 1, "k"));
+  ASSERT_EQ(GRPC_STATUS_OK, Pub("k:2", &d, 2, "k"));
+  g.Open();
+  ASSERT_TRUE(d.WaitN(3, 10000));
+  EXPECT_EQ(3u, Stats().requests);
+  auto l = d.cond.Lock();
+  EXPECT_EQ((std::vector<int>{0, 1, 2}), d.order);
+}
+
+TEST_F(PublisherTest, InFlightRequestsAreCapped) {
+  auto c = Fast();
+  c.max_messages = 1;
+  c.max_in_flight = 2;
+  Make(c);
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_set_latency(faults_, kPublish, 2, &st_));
+  Done d;
+  for (int i = 0; i < 40; i++) ASSERT_EQ(GRPC_STATUS_OK, Pub("x", &d, i));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 20000, &st_));
+  EXPECT_EQ(40u, Stats().requests);
+  EXPECT_LE(Stats().peak_in_flight, 2u);
+  EXPECT_GE(Stats().peak_in_flight, 1u);
+  trb_faults_clear(faults_);
+}
+
 TEST_F(PublisherTest, ShutdownDrainsEverything) {
   auto c = Fast();
   c.max_delay_ms = 600000;  // nothing leaves until shutdown flushes
