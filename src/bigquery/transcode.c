@@ -547,25 +547,66 @@ static bool b64_decode(const char *s, size_t n, uint8_t *out, size_t *out_n) {
   return true;
 }
 
-/* RFC 3339 / ISO 8601 timestamp text with optional zone; bare date ok. */
+/* Timestamp text, leniently as Java JsonToProtoMessage (fact 38):
+ * yyyy[-/]MM[-/]dd[T| ]HH:mm[:ss][.fraction][ ][Z|UTC|±HH[:]MM], no zone =
+ * UTC; also a bare yyyy-MM-dd (midnight UTC). Normalized to RFC 3339 for
+ * trb_bq_timestamp_parse. */
 static grpc_status_code parse_ts_text(ctx_t *c, const char *s, size_t n,
                                       int64_t *us) {
-  char b[80];
+  char b[96];
+  size_t o = 0, i = 0;
   trb_status_t tmp;
-  if (n >= 64) return fail(c, "invalid TIMESTAMP (too long)");
-  memcpy(b, s, n);
-  if (n == 10) {
-    memcpy(b + n, "T00:00:00Z", 10);
-    n += 10;
+  if (n >= 64 || n < 10) goto bad;
+  memcpy(b, s, 10);
+  if ((b[4] == '/' && b[7] == '/') || (b[4] == '-' && b[7] == '-')) {
+    b[4] = b[7] = '-';
   } else {
-    bool zone = n > 19 && (b[n - 1] == 'Z' || b[n - 1] == 'z');
-    for (size_t i = 19; !zone && i < n; i++)
-      if (b[i] == '+' || b[i] == '-') zone = true;
-    if (!zone) b[n++] = 'Z';
+    goto bad;
   }
-  if (trb_bq_timestamp_parse(b, n, us, &tmp) != GRPC_STATUS_OK)
+  o = i = 10;
+  if (n == 10) {
+    memcpy(b + o, "T00:00:00Z", 10);
+    o += 10;
+  } else {
+    if (n < 16) goto bad;
+    memcpy(b + o, s + i, 6); /* [T| ]HH:mm */
+    o += 6;
+    i += 6;
+    if (i < n && s[i] == ':') {
+      memcpy(b + o, s + i, 3 <= n - i ? 3 : n - i);
+      size_t k = 3 <= n - i ? 3 : n - i;
+      o += k;
+      i += k;
+    } else {
+      memcpy(b + o, ":00", 3);
+      o += 3;
+    }
+    if (i < n && s[i] == '.') {
+      while (i < n && (s[i] == '.' || is_digit(s[i]))) b[o++] = s[i++];
+    }
+    if (i < n && s[i] == ' ') i++;
+    if (i == n) {
+      b[o++] = 'Z';
+    } else if (n - i == 3 && ieq(s + i, 3, "utc")) {
+      b[o++] = 'Z';
+      i = n;
+    } else if ((s[i] == '+' || s[i] == '-') && n - i == 5) { /* ±HHMM */
+      memcpy(b + o, s + i, 3);
+      b[o + 3] = ':';
+      memcpy(b + o + 4, s + i + 3, 2);
+      o += 6;
+      i = n;
+    } else {
+      memcpy(b + o, s + i, n - i);
+      o += n - i;
+      i = n;
+    }
+  }
+  if (trb_bq_timestamp_parse(b, o, us, &tmp) != GRPC_STATUS_OK)
     return fail(c, "%s", tmp.msg);
   return GRPC_STATUS_OK;
+bad:
+  return fail(c, "invalid TIMESTAMP \"%.*s\"", (int)(n > 40 ? 40 : n), s);
 }
 
 /* ---- conversion driven by the schema ----------------------------------- */
@@ -684,6 +725,8 @@ static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
 
   switch (f->type) {
     case TRB_BQ_TYPE_STRING:
+      if (is_num && !integer)
+        return fail(c, "STRING wants a string, integer or boolean");
       if (!put_bytes_field(c, num, s, n)) return fail(c, "oom");
       return GRPC_STATUS_OK;
     case TRB_BQ_TYPE_GEOGRAPHY:

@@ -22,7 +22,7 @@
  *     same column twice (in any case) is a row error;
  *   - null or an absent key: NULLABLE omitted, REPEATED empty, REQUIRED a
  *     row error; null inside an array is a row error;
- *   - STRING: string (numbers and booleans as their JSON text);
+ *   - STRING: string, or an integer or boolean as its JSON text;
  *     BYTES: base64 string (RFC 4648, padding optional) or an array of
  *     integers 0..255;
  *   - INT64: integer number or a string holding one ("+"/"-" allowed),
@@ -33,10 +33,12 @@
  *   - NUMERIC/BIGNUMERIC: number or string, exact decimal (values.h
  *     rounding: half away from zero beyond scale 9/38; range-checked),
  *     encoded as little-endian two's complement bytes (fact 36);
- *   - TIMESTAMP: RFC 3339 / ISO 8601 string "YYYY-MM-DD[T| ]HH:MM:SS[.f]"
- *     with or without a zone (none = UTC), or a bare date "YYYY-MM-DD"
- *     (midnight UTC); or an integer number or integer string =
- *     microseconds since the epoch; range-checked;
+ *   - TIMESTAMP: a string parsed leniently like Java,
+ *     "yyyy[-/]MM[-/]dd[T| ]HH:mm[:ss][.f{1,9}][ ][Z|UTC|±HH:MM|±HHMM]"
+ *     (no zone = UTC; fraction digits beyond microseconds must be zero),
+ *     or — an extension BigQuery's own literals allow, Java does not — a
+ *     bare date "yyyy-MM-dd" (midnight UTC); or an integer number or
+ *     integer string = microseconds since the epoch; range-checked;
  *   - DATE: "YYYY-MM-DD" or an integer (days since the epoch), range-checked;
  *   - TIME, DATETIME: literal text (values.h parse rules; DATETIME accepts
  *     'T' or ' ') or an integer already CivilTimeEncoder-packed (checked);

@@ -136,6 +136,8 @@ TEST_F(TranscodeTest, ScalarTypesRoundTripThroughRowDecoder) {
   Schema(R"([{"name":"v","type":"STRING"}])");
   EXPECT_EQ("h\xc3\xa9\xf0\x9f\x98\x80\n\"", One(R"({"v":"h\u00e9\ud83d\ude00\n\""})"));
   EXPECT_EQ("12", One(R"({"v":12})"));
+  EXPECT_EQ("true", One(R"({"v":true})"));
+  ExpectError(R"({"v":1.5})", "$.v: STRING wants a string, integer or boolean");
   EXPECT_EQ("", One(R"({"v":""})"));
   EXPECT_EQ("NULL", One(R"({"v":null})"));
   EXPECT_EQ("NULL", One(R"({})"));
@@ -201,6 +203,14 @@ TEST_F(TranscodeTest, TimestampForms) {
   EXPECT_EQ("1970-01-01T00:00:01.000000Z", One(R"({"v":"1000000"})"));
   EXPECT_EQ("0001-01-01T00:00:00.000000Z", One(R"({"v":"0001-01-01T00:00:00Z"})"));
   EXPECT_EQ("9999-12-31T23:59:59.999999Z", One(R"({"v":253402300799999999})"));
+  EXPECT_EQ("2025-01-15T10:30:00.000000Z", One(R"({"v":"2025/01/15 10:30"})"));
+  EXPECT_EQ("2025-01-15T10:30:00.000000Z", One(R"({"v":"2025-01-15T12:30 +0200"})"));
+  EXPECT_EQ("2025-01-15T10:30:05.000000Z", One(R"({"v":"2025-01-15 10:30:05 UTC"})"));
+  EXPECT_EQ("2024-02-29T23:59:59.000000Z", One(R"({"v":"2024-03-01T00:59:59+01:00"})"));
+  EXPECT_EQ("1900-01-01T00:00:00.000000Z", One(R"({"v":-2208988800000000})"));
+  ExpectError(R"({"v":"2025-01-15T10"})", "$.v: invalid TIMESTAMP");
+  ExpectError(R"({"v":"2025.01.15"})", "$.v: invalid TIMESTAMP");
+  ExpectError(R"({"v":"2025-01-15T10:30:00.0000001Z"})", "$.v: ");
   ExpectError(R"({"v":253402300800000000})", "$.v: TIMESTAMP out of range");
   ExpectError(R"({"v":"2025-02-30T00:00:00Z"})", "$.v: ");
   ExpectError(R"({"v":1.5})", "TIMESTAMP wants");
