@@ -353,10 +353,11 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
       return;
     }
   }
+  /* The key stays "in flight" until the callbacks below have run: later
+   * messages of the key (even ones published from those callbacks) wait,
+   * and the key cannot be collected under us (e.g. by a concurrent
+   * trb_ps_publisher_resume). */
   keyq_t *k = b->kq;
-  k->in_flight--;
-  p->batches--;
-  if (k == &p->unordered) p->unordered_in_flight--;
   msg_t *dropped = NULL;
   size_t dropped_n = 0;
   if (code != GRPC_STATUS_OK && k != &p->unordered) {
@@ -405,6 +406,9 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
     account(p, dropped_n, msgs_bytes(dropped), false,
             GRPC_STATUS_FAILED_PRECONDITION, pmsg);
   }
+  k->in_flight--;
+  p->batches--;
+  if (k == &p->unordered) p->unordered_in_flight--;
   gc_key(p, k);
   pump(p);
   /* What is left behind this request may now wait for its delay. */

@@ -707,6 +707,49 @@ TEST_F(PublisherTest, InFlightRequestsAreCapped) {
   trb_faults_clear(faults_);
 }
 
+// The completion callback may publish (REJECT flow control) and resume.
+struct Chain {
+  trb_ps_publisher_t* pub;
+  trb_test::Cond cond;
+  int done = 0;
+  std::vector<grpc_status_code> codes;
+  static void Cb(void* user, grpc_status_code code, const char*, const char*) {
+    auto* c = static_cast<Chain*>(user);
+    int n = 0;
+    c->cond.Update([&] {
+      c->codes.push_back(code);
+      n = ++c->done;
+    });
+    if (n < 5) {
+      trb_ps_message_t m = {};
+      m.data = reinterpret_cast<const uint8_t*>("next");
+      m.data_len = 4;
+      m.ordering_key = "chain";
+      trb_ps_publisher_resume(c->pub, "chain");
+      trb_status_t st;
+      EXPECT_EQ(GRPC_STATUS_OK, trb_ps_publish(c->pub, &m, Chain::Cb, c, &st)) << st.msg;
+    }
+  }
+};
+
+TEST_F(PublisherTest, CallbackMayPublishAndResume) {
+  auto c = Fast();
+  c.flow = TRB_PS_FLOW_REJECT;
+  c.max_delay_ms = 1;
+  Make(c);
+  Chain ch;
+  ch.pub = pub_;
+  trb_ps_message_t m = {};
+  m.data = reinterpret_cast<const uint8_t*>("first");
+  m.data_len = 5;
+  m.ordering_key = "chain";
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publish(pub_, &m, Chain::Cb, &ch, &st_));
+  ASSERT_TRUE(ch.cond.WaitFor([&] { return ch.done == 5; }, 10000));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 10000, &st_));
+  auto l = ch.cond.Lock();
+  EXPECT_EQ(std::vector<grpc_status_code>(5, GRPC_STATUS_OK), ch.codes);
+}
+
 TEST_F(PublisherTest, ShutdownDrainsEverything) {
   auto c = Fast();
   c.max_delay_ms = 600000;  // nothing leaves until shutdown flushes
