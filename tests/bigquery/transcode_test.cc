@@ -234,6 +234,8 @@ TEST_F(TranscodeTest, DateTimeDatetime) {
   EXPECT_EQ("0001-01-01", v[0]);
   EXPECT_EQ("12:34:56", v[1]);
   ExpectError(R"({"d":"2023-02-29"})", "$.d: ");
+  ExpectError(R"({"dt":"2023-02-29T00:00:00"})", "$.dt: ");
+  ExpectError(R"({"d":"1900-02-29"})", "$.d: ");
   ExpectError(R"({"d":2932897})", "$.d: DATE wants");
   ExpectError(R"({"t":"24:00:00"})", "$.t: ");
   ExpectError(R"({"t":62914560})", "$.t: ");  // packed second 60
@@ -242,7 +244,7 @@ TEST_F(TranscodeTest, DateTimeDatetime) {
 
 TEST_F(TranscodeTest, BytesGeographyJson) {
   Schema(R"([{"name":"b","type":"BYTES"},{"name":"g","type":"GEOGRAPHY"},
-             {"name":"j","type":"JSON"}])");
+             {"name":"j","type":"JSON"},{"name":"iv","type":"INTERVAL"}])");
   ASSERT_EQ(GRPC_STATUS_OK,
             Row(R"J({"b":"aGVsbG8=","g":"POINT(1 2)","j":{ "a" : [1, 2, {"b": "x y"}] }})J"))
       << st_.msg;
@@ -254,6 +256,11 @@ TEST_F(TranscodeTest, BytesGeographyJson) {
   v = Decode();
   EXPECT_EQ("hi", v[0]);
   EXPECT_EQ(R"({"k":1})", v[2]);
+  ASSERT_EQ(GRPC_STATUS_OK, Row(R"({"iv":"1-2 3 4:5:6","j":[]})")) << st_.msg;
+  v = Decode();
+  EXPECT_EQ("NULL", v[0]);
+  EXPECT_EQ("[]", v[2]);
+  EXPECT_EQ("1-2 3 4:5:6", v[3]);
   ASSERT_EQ(GRPC_STATUS_OK, Row(R"({"b":"aGk"})"));  // unpadded
   EXPECT_EQ("hi", Decode()[0]);
   ExpectError(R"({"b":"a$=="})", "$.b: BYTES is not valid base64");
@@ -299,6 +306,9 @@ TEST_F(TranscodeTest, RecordsRepeatedAndPaths) {
   ExpectError(R"({"order_id":"o",})", "expected a key");
   ExpectError("{\"order_id\":\"\xff\"}", "invalid UTF-8");
   ExpectError(R"({"order_id":"\ud800"})", "lone high surrogate");
+  // Keys are unescaped before matching.
+  ASSERT_EQ(GRPC_STATUS_OK, Row(R"({"\u006Frder_ID":"\u00e9"})")) << st_.msg;
+  EXPECT_EQ("\xc3\xa9", Decode()[0]);
   // Unknown fields may be ignored per call (the value is still checked).
   ASSERT_EQ(GRPC_STATUS_OK,
             Row(R"({"order_id":"o","extra":{"deep":[1,{"x":null}]}})", true))
