@@ -547,6 +547,43 @@ static bool b64_decode(const char *s, size_t n, uint8_t *out, size_t *out_n) {
   return true;
 }
 
+/* NUMERIC fast path for plain decimals "[+-]d{0,9}[.d{1,9}]": the unscaled
+ * value fits an int64, so skip values.c's big-integer arithmetic. Writes
+ * the same minimal little-endian two's complement bytes as
+ * trb_bq_numeric_parse. Returns false to fall back to it. */
+static bool numeric_fast(const char *s, size_t n, uint8_t *out,
+                         size_t *out_len) {
+  size_t i = 0;
+  bool neg = false;
+  if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+  int64_t v = 0;
+  int ip = 0, fp = 0;
+  while (i < n && is_digit(s[i])) {
+    if (++ip > 9) return false;
+    v = v * 10 + (s[i++] - '0');
+  }
+  if (i < n && s[i] == '.') {
+    i++;
+    while (i < n && is_digit(s[i])) {
+      if (++fp > 9) return false;
+      v = v * 10 + (s[i++] - '0');
+    }
+    if (fp == 0) return false;
+  }
+  if (i != n || ip + fp == 0) return false;
+  for (; fp < 9; fp++) v *= 10;
+  if (neg) v = -v;
+  size_t k = 0;
+  for (;;) {
+    uint8_t byte = (uint8_t)((uint64_t)v & 0xff);
+    out[k++] = byte;
+    v = (v - (int64_t)byte) / 256; /* exact division: floor(v / 256) */
+    if ((v == 0 && !(byte & 0x80)) || (v == -1 && (byte & 0x80))) break;
+  }
+  *out_len = k;
+  return true;
+}
+
 /* Timestamp text, leniently as Java JsonToProtoMessage (fact 38):
  * yyyy[-/]MM[-/]dd[T| ]HH:mm[:ss][.fraction][ ][Z|UTC|±HH[:]MM], no zone =
  * UTC; also a bare yyyy-MM-dd (midnight UTC). Normalized to RFC 3339 for
@@ -795,7 +832,8 @@ static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
       if (is_bool) return fail(c, "%s wants a number", trb_bq_type_name(f->type));
       uint8_t b[TRB_BQ_NUMERIC_BYTES_MAX];
       size_t bn;
-      if (trb_bq_numeric_parse(s, n, big, b, &bn, &tmp) != GRPC_STATUS_OK)
+      if (!(!big && numeric_fast(s, n, b, &bn)) &&
+          trb_bq_numeric_parse(s, n, big, b, &bn, &tmp) != GRPC_STATUS_OK)
         return fail(c, "%s", tmp.msg);
       return put_bytes_field(c, num, b, bn) ? GRPC_STATUS_OK : fail(c, "oom");
     }
