@@ -192,7 +192,7 @@ static double median(double *v, int n) {
 int main(int argc, char **argv) {
   const char *bin = NULL, *node_dir = NULL;
   int runs = 3;
-  long messages = 500000, node_messages = 100000;
+  long messages = 500000, node_messages = 500000;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--tributary") == 0) bin = argv[i + 1];
     else if (strcmp(argv[i], "--node-dir") == 0) node_dir = argv[i + 1];

@@ -81,6 +81,17 @@ size_t trb_ps_request_encode(uint8_t *out, const char *topic,
   return (size_t)(p - out);
 }
 
+size_t trb_ps_request_put_topic(uint8_t *out, const char *topic) {
+  return (size_t)(put_ld(out, 1, topic, strlen(topic)) - out);
+}
+
+size_t trb_ps_request_put_msg_header(uint8_t *out, size_t msg_len) {
+  uint8_t *p = out;
+  *p++ = (uint8_t)((2 << 3) | 2);
+  p = put_varint(p, msg_len);
+  return (size_t)(p - out);
+}
+
 static bool get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
   uint64_t r = 0;
   for (unsigned shift = 0; shift < 64; shift += 7) {

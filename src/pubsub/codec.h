@@ -70,6 +70,15 @@ size_t trb_ps_request_encode(uint8_t *out, const char *topic,
                              size_t n);
 
 /**
+ * Incremental form of trb_ps_request_encode: write the topic field
+ * (trb_ps_request_topic_cost(topic) bytes) or the header of one messages
+ * field (trb_ps_request_msg_cost(msg_len) - msg_len bytes; the encoded
+ * message follows it). Return the bytes written. Pure.
+ */
+size_t trb_ps_request_put_topic(uint8_t *out, const char *topic);
+size_t trb_ps_request_put_msg_header(uint8_t *out, size_t msg_len);
+
+/**
  * Visit the message_ids of a serialized PublishResponse in order.
  * Params:  buf, len — borrowed. `fn(user, i, id, id_len)` is called per id;
  *          `id` points into `buf` (not NUL-terminated).

@@ -1,10 +1,17 @@
 /* publisher.c — see publisher.h.
  *
+ * Messages are encoded at publish time straight into the request buffer of
+ * the open batch of their ordering key (PublishRequest wire format, the
+ * topic field first), so a message costs no allocation of its own and one
+ * copy of its data; a batch closes when the next message would break
+ * max_messages / max_bytes, and is sent when closed, when its first message
+ * has waited max_delay_ms, or on flush.
+ *
  * Locking: one mutex `mu` guards everything mutable. RPCs are started with
  * it held (trb_rpc_unary_start never calls back synchronously); user
- * callbacks always run with it released. Three condition variables: `timer_cv`
- * wakes the timer thread, `room_cv` wakes publishers blocked on flow control
- * and flush/shutdown waiters.
+ * callbacks always run with it released. Two condition variables:
+ * `timer_cv` wakes the timer thread, `room_cv` wakes publishers blocked on
+ * flow control and flush/shutdown waiters.
  */
 #include "src/pubsub/publisher.h"
 
@@ -19,42 +26,42 @@
 
 static const char kMethod[] = "/google.pubsub.v1.Publisher/Publish";
 
-typedef struct msg_s {
-  struct msg_s *next;
-  uint8_t *enc; /* encoded PubsubMessage */
-  size_t len;
+/* One message of a batch: its completion and encoded size. */
+typedef struct ent_s {
   trb_ps_publish_cb cb;
   void *user;
-} msg_t;
+  size_t len; /* encoded PubsubMessage bytes (flow-control unit) */
+} ent_t;
 
-typedef struct keyq_s {
-  struct keyq_s *next;
-  char *key; /* "" for the unordered queue */
-  msg_t *head, *tail;
-  size_t n;
-  size_t bytes; /* Σ request cost of queued messages */
-  int64_t oldest_ms;
-  int in_flight;
-  bool paused;
-  grpc_status_code pause_code;
-} keyq_t;
+typedef struct keyq_s keyq_t;
 
 typedef struct batch_s {
-  struct batch_s *next; /* retry list */
+  struct batch_s *next; /* key queue, then retry list */
   trb_ps_publisher_t *p;
   keyq_t *kq;
-  msg_t *msgs;
-  size_t n;
+  uint8_t *req; /* PublishRequest being built / sent */
+  size_t req_len, req_cap;
+  ent_t *ents;
+  size_t n, ents_cap;
   size_t flow_bytes;
-  uint8_t *req;
-  size_t req_len;
-  int64_t first_ms;
+  bool full; /* no further message fits */
+  int64_t created_ms; /* first message queued */
+  int64_t first_ms;   /* first attempt */
   int64_t retry_at_ms;
   trb_backoff_t bo;
   /* Message ids of a successful response (into the response buffer). */
   const char **ids;
   size_t *id_lens;
 } batch_t;
+
+struct keyq_s {
+  struct keyq_s *next;
+  char *key;             /* "" for the unordered queue */
+  batch_t *head, *tail;  /* batches not yet sent; only the tail is open */
+  int in_flight;
+  bool paused;
+  grpc_status_code pause_code;
+};
 
 struct trb_ps_publisher_s {
   trb_rpc_loop_t *loop;
@@ -63,6 +70,7 @@ struct trb_ps_publisher_s {
   char *params; /* x-goog-request-params value */
   size_t topic_cost;
   trb_ps_publisher_config_t cfg;
+  size_t req_hint; /* capacity for a new request buffer */
 
   pthread_mutex_t mu;
   pthread_cond_t timer_cv;
@@ -79,7 +87,7 @@ struct trb_ps_publisher_s {
 
   int64_t out_msgs, out_bytes; /* accepted, not completed */
   int flushers;                /* > 0: send regardless of thresholds */
-  bool closing, aborting, stop, shut;
+  bool closing, aborting, stop;
   uint64_t seq;
   trb_ps_publisher_stats_t stats;
 };
@@ -106,22 +114,21 @@ static bool wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
   return true;
 }
 
-static void free_msgs(msg_t *m) {
-  while (m) {
-    msg_t *next = m->next;
-    trb_free(m->enc);
-    trb_free(m);
-    m = next;
-  }
-}
-
 static void batch_free(batch_t *b) {
   if (!b) return;
-  free_msgs(b->msgs);
   trb_free(b->req);
+  trb_free(b->ents);
   trb_free(b->ids);
   trb_free(b->id_lens);
   trb_free(b);
+}
+
+static void batch_list_free(batch_t *b) {
+  while (b) {
+    batch_t *next = b->next;
+    batch_free(b);
+    b = next;
+  }
 }
 
 static keyq_t *find_key(trb_ps_publisher_t *p, const char *key, bool create) {
@@ -144,7 +151,7 @@ static keyq_t *find_key(trb_ps_publisher_t *p, const char *key, bool create) {
 
 /* Drop ordered keys that hold no state (bounded memory for many keys). */
 static void gc_key(trb_ps_publisher_t *p, keyq_t *k) {
-  if (k == &p->unordered || k->n > 0 || k->in_flight > 0 || k->paused) return;
+  if (k == &p->unordered || k->head || k->in_flight > 0 || k->paused) return;
   for (keyq_t **pp = &p->keys; *pp; pp = &(*pp)->next) {
     if (*pp == k) {
       *pp = k->next;
@@ -162,16 +169,14 @@ static void gc_key(trb_ps_publisher_t *p, keyq_t *k) {
 static void on_publish_done(void *user, const trb_rpc_result_t *r);
 
 static bool can_send(const trb_ps_publisher_t *p, const keyq_t *k) {
-  if (k->n == 0) return false;
+  if (!k->head) return false;
   if (k == &p->unordered) return p->unordered_in_flight < p->cfg.max_in_flight;
   return k->in_flight == 0 && !k->paused;
 }
 
 static bool due(const trb_ps_publisher_t *p, const keyq_t *k, int64_t now) {
-  return p->flushers > 0 || p->closing ||
-         k->n >= (size_t)p->cfg.max_messages ||
-         (int64_t)(p->topic_cost + k->bytes) >= p->cfg.max_bytes ||
-         now - k->oldest_ms >= p->cfg.max_delay_ms;
+  return p->flushers > 0 || p->closing || k->head->full ||
+         now - k->head->created_ms >= p->cfg.max_delay_ms;
 }
 
 /* Start (or restart) the RPC of `b`. With mu held. */
@@ -196,53 +201,14 @@ static void start_attempt(trb_ps_publisher_t *p, batch_t *b, int64_t now) {
   }
 }
 
-/* Take one batch off `k` and send it. With mu held; can_send(k) true.
- * Returns false when memory ran out (the messages stay queued and are
- * tried again at the next pump). */
-static bool send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
-  batch_t *b = trb_calloc(1, sizeof(*b));
-  if (!b) return false;
-  size_t total = p->topic_cost;
-  msg_t *m = k->head, *last = NULL;
-  size_t n = 0, flow = 0;
-  while (m && n < (size_t)p->cfg.max_messages) {
-    size_t c = trb_ps_request_msg_cost(m->len);
-    if (n > 0 && (int64_t)(total + c) > p->cfg.max_bytes) break;
-    total += c;
-    flow += m->len;
-    n++;
-    last = m;
-    m = m->next;
-  }
-  b->req = trb_malloc(total);
-  const uint8_t **bufs = trb_malloc(n * sizeof(*bufs));
-  size_t *lens = trb_malloc(n * sizeof(*lens));
-  if (!b->req || !bufs || !lens) {
-    trb_free(bufs);
-    trb_free(lens);
-    batch_free(b);
-    return false;
-  }
-  size_t i = 0;
-  for (msg_t *x = k->head; i < n; x = x->next, i++) {
-    bufs[i] = x->enc;
-    lens[i] = x->len;
-  }
-  b->req_len = trb_ps_request_encode(b->req, p->topic, bufs, lens, n);
-  trb_free(bufs);
-  trb_free(lens);
-
-  b->msgs = k->head;
-  k->head = last->next;
-  last->next = NULL;
+/* Send the head batch of `k`. With mu held; can_send(k) true. */
+static void send_head(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
+  batch_t *b = k->head;
+  k->head = b->next;
   if (!k->head) k->tail = NULL;
-  k->n -= n;
-  k->bytes -= total - p->topic_cost;
-  k->oldest_ms = now; /* the rest waits at most one more delay */
-  b->n = n;
-  b->flow_bytes = flow;
-  b->p = p;
-  b->kq = k;
+  b->next = NULL;
+  b->full = true;
+  if (b->req_len > p->req_hint) p->req_hint = b->req_len;
   b->first_ms = now;
   trb_backoff_init(&b->bo, p->cfg.backoff_initial_ms, p->cfg.backoff_max_ms,
                    p->cfg.backoff_multiplier, p->cfg.seed + (++p->seq));
@@ -252,13 +218,10 @@ static bool send_batch(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
     p->stats.peak_in_flight = (uint64_t)p->batches;
   }
   start_attempt(p, b, now);
-  return true;
 }
 
 static void pump_key(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
-  while (can_send(p, k) && due(p, k, now)) {
-    if (!send_batch(p, k, now)) break;
-  }
+  while (can_send(p, k) && due(p, k, now)) send_head(p, k, now);
 }
 
 /* Send every queue that is due. With mu held. */
@@ -272,19 +235,12 @@ static void pump(trb_ps_publisher_t *p) {
 /* Completion                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Run callbacks for `msgs` with one status (no lock held). Returns count. */
-static size_t fail_msgs(msg_t *msgs, grpc_status_code code, const char *msg) {
-  size_t n = 0;
-  for (msg_t *m = msgs; m; m = m->next, n++) {
-    if (m->cb) m->cb(m->user, code, msg, NULL);
+/* Run the callbacks of `b` with one status (no lock held). */
+static void fail_batch(const batch_t *b, grpc_status_code code,
+                       const char *msg) {
+  for (size_t i = 0; i < b->n; i++) {
+    if (b->ents[i].cb) b->ents[i].cb(b->ents[i].user, code, msg, NULL);
   }
-  return n;
-}
-
-static size_t msgs_bytes(const msg_t *m) {
-  size_t b = 0;
-  for (; m; m = m->next) b += m->len;
-  return b;
 }
 
 /* Account for `n` completed messages of `bytes`. With mu held. */
@@ -301,6 +257,20 @@ static void account(trb_ps_publisher_t *p, size_t n, size_t bytes, bool ok,
     p->stats.failed += n;
   }
   pthread_cond_broadcast(&p->room_cv);
+}
+
+/* Fail a list of batches (no lock held), then account (takes the lock). */
+static void fail_batches(trb_ps_publisher_t *p, batch_t *list,
+                         grpc_status_code code, const char *msg) {
+  size_t n = 0, bytes = 0;
+  for (batch_t *b = list; b; b = b->next) {
+    fail_batch(b, code, msg);
+    n += b->n;
+    bytes += b->flow_bytes;
+  }
+  pthread_mutex_lock(&p->mu);
+  account(p, n, bytes, false, code, msg);
+  pthread_mutex_unlock(&p->mu);
 }
 
 static void collect_id(void *user, size_t i, const char *id, size_t len) {
@@ -358,54 +328,46 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
    * and the key cannot be collected under us (e.g. by a concurrent
    * trb_ps_publisher_resume). */
   keyq_t *k = b->kq;
-  msg_t *dropped = NULL;
-  size_t dropped_n = 0;
+  batch_t *dropped = NULL;
   if (code != GRPC_STATUS_OK && k != &p->unordered) {
     /* Pause the key; what is queued behind the failure fails too. */
     k->paused = true;
     k->pause_code = code;
     dropped = k->head;
-    dropped_n = k->n;
     k->head = k->tail = NULL;
-    k->n = 0;
-    k->bytes = 0;
   }
   pthread_mutex_unlock(&p->mu);
 
   if (code == GRPC_STATUS_OK) {
     char stackbuf[128];
-    size_t i = 0;
-    for (msg_t *m = b->msgs; m; m = m->next, i++) {
-      if (!m->cb) continue;
+    for (size_t i = 0; i < b->n; i++) {
+      const ent_t *e = &b->ents[i];
+      if (!e->cb) continue;
       size_t len = b->id_lens[i];
       char *id = len < sizeof(stackbuf) ? stackbuf : trb_malloc(len + 1);
       if (!id) {
-        m->cb(m->user, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        e->cb(e->user, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         continue;
       }
       memcpy(id, b->ids[i], len);
       id[len] = '\0';
-      m->cb(m->user, GRPC_STATUS_OK, "", id);
+      e->cb(e->user, GRPC_STATUS_OK, "", id);
       if (id != stackbuf) trb_free(id);
     }
   } else {
-    fail_msgs(b->msgs, code, message);
+    fail_batch(b, code, message);
   }
-  char pmsg[320];
   if (dropped) {
+    char pmsg[320];
     snprintf(pmsg, sizeof(pmsg),
              "ordering key \"%.64s\" paused after a failed publish (%s: %.160s)"
              "; call trb_ps_publisher_resume",
              k->key, trb_status_code_name(code), message);
-    fail_msgs(dropped, GRPC_STATUS_FAILED_PRECONDITION, pmsg);
+    fail_batches(p, dropped, GRPC_STATUS_FAILED_PRECONDITION, pmsg);
   }
 
   pthread_mutex_lock(&p->mu);
   account(p, b->n, b->flow_bytes, code == GRPC_STATUS_OK, code, message);
-  if (dropped) {
-    account(p, dropped_n, msgs_bytes(dropped), false,
-            GRPC_STATUS_FAILED_PRECONDITION, pmsg);
-  }
   k->in_flight--;
   p->batches--;
   if (k == &p->unordered) p->unordered_in_flight--;
@@ -417,7 +379,7 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
   p->rpcs_in_flight--;
   pthread_cond_broadcast(&p->room_cv);
   pthread_mutex_unlock(&p->mu);
-  free_msgs(dropped);
+  batch_list_free(dropped);
   batch_free(b);
 }
 
@@ -433,7 +395,7 @@ static int64_t next_wake(trb_ps_publisher_t *p) {
   keyq_t *k = &p->unordered;
   while (k) {
     if (can_send(p, k)) {
-      int64_t t = k->oldest_ms + p->cfg.max_delay_ms;
+      int64_t t = k->head->created_ms + p->cfg.max_delay_ms;
       if (w < 0 || t < w) w = t;
     }
     k = (k == &p->unordered) ? p->keys : k->next;
@@ -601,6 +563,58 @@ static grpc_status_code validate(const trb_ps_message_t *m, trb_status_t *st) {
   return GRPC_STATUS_OK;
 }
 
+
+/* A new open batch at the tail of `k`, with room for `cost` bytes of
+ * message. With mu held. NULL on allocation failure. */
+static batch_t *new_batch(trb_ps_publisher_t *p, keyq_t *k, size_t cost,
+                          int64_t now) {
+  batch_t *b = trb_calloc(1, sizeof(*b));
+  if (!b) return NULL;
+  size_t cap = p->req_hint > 4096 ? p->req_hint : 4096;
+  if (cap < p->topic_cost + cost) cap = p->topic_cost + cost;
+  size_t ents = (size_t)p->cfg.max_messages < 128 ? (size_t)p->cfg.max_messages
+                                                   : 128;
+  b->req = trb_malloc(cap);
+  b->ents = trb_malloc(ents * sizeof(*b->ents));
+  if (!b->req || !b->ents) {
+    batch_free(b);
+    return NULL;
+  }
+  b->req_cap = cap;
+  b->ents_cap = ents;
+  b->req_len = trb_ps_request_put_topic(b->req, p->topic);
+  b->p = p;
+  b->kq = k;
+  b->created_ms = now;
+  if (k->tail) {
+    k->tail->next = b;
+  } else {
+    k->head = b;
+  }
+  k->tail = b;
+  return b;
+}
+
+/* Make room in `b` for one more message of `cost` request bytes. */
+static bool batch_reserve(batch_t *b, size_t cost) {
+  if (b->req_len + cost > b->req_cap) {
+    size_t cap = b->req_cap * 2;
+    if (cap < b->req_len + cost) cap = b->req_len + cost;
+    uint8_t *r = trb_realloc(b->req, cap);
+    if (!r) return false;
+    b->req = r;
+    b->req_cap = cap;
+  }
+  if (b->n == b->ents_cap) {
+    size_t cap = b->ents_cap * 2;
+    ent_t *e = trb_realloc(b->ents, cap * sizeof(*e));
+    if (!e) return false;
+    b->ents = e;
+    b->ents_cap = cap;
+  }
+  return true;
+}
+
 grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
                                 const trb_ps_message_t *msg,
                                 trb_ps_publish_cb cb, void *user,
@@ -625,18 +639,6 @@ grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
                           "limit of %lld bytes",
                           len, (long long)p->cfg.flow_max_bytes);
   }
-  msg_t *m = trb_calloc(1, sizeof(*m));
-  uint8_t *enc = trb_malloc(len ? len : 1);
-  if (!m || !enc) {
-    trb_free(m);
-    trb_free(enc);
-    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
-  }
-  m->len = trb_ps_msg_encode(enc, msg->data, msg->data_len, msg->attrs,
-                             msg->n_attrs, msg->ordering_key);
-  m->enc = enc;
-  m->cb = cb;
-  m->user = user;
 
   pthread_mutex_lock(&p->mu);
   int64_t deadline = p->cfg.block_timeout_ms < 0
@@ -676,33 +678,45 @@ grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
       break;
     }
   }
+  int64_t now = trb_clock_mono_ms();
   keyq_t *k = NULL;
+  batch_t *b = NULL;
   if (rc == GRPC_STATUS_OK) {
     k = find_key(p, msg->ordering_key, true);
-    if (!k) rc = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+    b = k ? k->tail : NULL;
+    if (b && !b->full &&
+        (b->n + 1 > (size_t)p->cfg.max_messages ||
+         (int64_t)(b->req_len + cost) > p->cfg.max_bytes)) {
+      b->full = true;
+    }
+    if (k && (!b || b->full)) b = new_batch(p, k, cost, now);
+    if (!b || !batch_reserve(b, cost)) {
+      rc = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+      if (k) gc_key(p, k);
+    }
   }
   if (rc != GRPC_STATUS_OK) {
     pthread_mutex_unlock(&p->mu);
-    free_msgs(m);
     return rc;
   }
-  int64_t now = trb_clock_mono_ms();
-  if (k->tail) {
-    k->tail->next = m;
-  } else {
-    k->head = m;
-    k->oldest_ms = now;
+  uint8_t *w = b->req + b->req_len;
+  w += trb_ps_request_put_msg_header(w, len);
+  w += trb_ps_msg_encode(w, msg->data, msg->data_len, msg->attrs,
+                         msg->n_attrs, msg->ordering_key);
+  b->req_len = (size_t)(w - b->req);
+  b->ents[b->n++] = (ent_t){cb, user, len};
+  b->flow_bytes += len;
+  if (b->n >= (size_t)p->cfg.max_messages ||
+      (int64_t)b->req_len >= p->cfg.max_bytes) {
+    b->full = true;
   }
-  k->tail = m;
-  k->n++;
-  k->bytes += cost;
   p->out_msgs++;
   p->out_bytes += (int64_t)len;
   p->stats.accepted++;
   if (can_send(p, k)) {
     if (due(p, k, now)) {
       pump_key(p, k, now);
-    } else if (k->n == 1) {
+    } else if (k->head == b && b->n == 1) {
       pthread_cond_signal(&p->timer_cv); /* arm the delay */
     }
   }
@@ -750,6 +764,7 @@ void trb_ps_publisher_stats(trb_ps_publisher_t *p,
   pthread_mutex_unlock(&p->mu);
 }
 
+
 grpc_status_code trb_ps_publisher_shutdown(trb_ps_publisher_t *p,
                                            int64_t timeout_ms,
                                            trb_ps_publisher_stats_t *stats,
@@ -761,46 +776,35 @@ grpc_status_code trb_ps_publisher_shutdown(trb_ps_publisher_t *p,
   bool drained =
       trb_ps_publisher_flush(p, timeout_ms, &fst) == GRPC_STATUS_OK;
 
-  pthread_mutex_lock(&p->mu);
   if (!drained) {
     /* Give up on what has not been sent (or waits for a retry); requests
      * in flight finish without further retries. */
+    pthread_mutex_lock(&p->mu);
     p->aborting = true;
-    msg_t *dropped = NULL, **tail = &dropped;
-    batch_t *rb = p->retries;
-    p->retries = NULL;
+    batch_t *dropped = NULL, **tail = &dropped;
     keyq_t *k = &p->unordered;
     while (k) {
       if (k->head) {
         *tail = k->head;
         tail = &k->tail->next;
         k->head = k->tail = NULL;
-        k->n = 0;
-        k->bytes = 0;
       }
       k = (k == &p->unordered) ? p->keys : k->next;
     }
-    pthread_mutex_unlock(&p->mu);
-    const char *why = "publisher shut down before the message was sent";
-    size_t n = fail_msgs(dropped, GRPC_STATUS_DEADLINE_EXCEEDED, why);
-    size_t bytes = msgs_bytes(dropped);
-    free_msgs(dropped);
-    pthread_mutex_lock(&p->mu);
-    account(p, n, bytes, false, GRPC_STATUS_DEADLINE_EXCEEDED, why);
-    while (rb) {
-      batch_t *b = rb;
-      rb = b->next;
+    batch_t *rb = p->retries;
+    p->retries = NULL;
+    for (batch_t *b = rb; b; b = b->next) {
       b->kq->in_flight--;
       p->batches--;
       if (b->kq == &p->unordered) p->unordered_in_flight--;
-      pthread_mutex_unlock(&p->mu);
-      fail_msgs(b->msgs, GRPC_STATUS_DEADLINE_EXCEEDED, why);
-      pthread_mutex_lock(&p->mu);
-      account(p, b->n, b->flow_bytes, false, GRPC_STATUS_DEADLINE_EXCEEDED,
-              why);
-      batch_free(b);
     }
+    *tail = rb;
+    pthread_mutex_unlock(&p->mu);
+    fail_batches(p, dropped, GRPC_STATUS_DEADLINE_EXCEEDED,
+                 "publisher shut down before the message was sent");
+    batch_list_free(dropped);
   }
+  pthread_mutex_lock(&p->mu);
   while (p->out_msgs > 0 || p->rpcs_in_flight > 0) {
     wait_until(&p->room_cv, &p->mu, -1);
   }
@@ -827,11 +831,11 @@ void trb_ps_publisher_destroy(trb_ps_publisher_t *p) {
   while (p->keys) {
     keyq_t *k = p->keys;
     p->keys = k->next;
-    free_msgs(k->head);
+    batch_list_free(k->head);
     trb_free(k->key);
     trb_free(k);
   }
-  free_msgs(p->unordered.head);
+  batch_list_free(p->unordered.head);
   trb_free(p->unordered.key);
   pthread_cond_destroy(&p->timer_cv);
   pthread_cond_destroy(&p->room_cv);
