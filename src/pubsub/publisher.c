@@ -208,7 +208,9 @@ static void send_head(trb_ps_publisher_t *p, keyq_t *k, int64_t now) {
   if (!k->head) k->tail = NULL;
   b->next = NULL;
   b->full = true;
-  if (b->req_len > p->req_hint) p->req_hint = b->req_len;
+  if (k == &p->unordered && b->req_len > p->req_hint) {
+    p->req_hint = b->req_len;
+  }
   b->first_ms = now;
   trb_backoff_init(&b->bo, p->cfg.backoff_initial_ms, p->cfg.backoff_max_ms,
                    p->cfg.backoff_multiplier, p->cfg.seed + (++p->seq));
@@ -570,7 +572,11 @@ static batch_t *new_batch(trb_ps_publisher_t *p, keyq_t *k, size_t cost,
                           int64_t now) {
   batch_t *b = trb_calloc(1, sizeof(*b));
   if (!b) return NULL;
-  size_t cap = p->req_hint > 4096 ? p->req_hint : 4096;
+  /* The unordered queue starts at the size its requests reach (no
+   * regrowth in steady state); an ordering key starts small, since many
+   * keys may each hold one small open batch. */
+  size_t cap = 4096;
+  if (k == &p->unordered && p->req_hint > cap) cap = p->req_hint;
   if (cap < p->topic_cost + cost) cap = p->topic_cost + cost;
   size_t ents = (size_t)p->cfg.max_messages < 128 ? (size_t)p->cfg.max_messages
                                                    : 128;

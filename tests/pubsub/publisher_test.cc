@@ -750,6 +750,54 @@ TEST_F(PublisherTest, CallbackMayPublishAndResume) {
   EXPECT_EQ(std::vector<grpc_status_code>(5, GRPC_STATUS_OK), ch.codes);
 }
 
+TEST_F(PublisherTest, ManyKeysAndThreads) {
+  Make(Fast());
+  Done d;
+  const int kThreads = 4, kPer = 1500, kKeys = 50;
+  for (int i = 0; i < kThreads * kPer; i++) d.Make(i);  // contexts up front
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < kThreads; t++) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kPer; i++) {
+        int idx = t * kPer + i;
+        // Thread t owns keys t, t+4, ...: per-key order is this loop's order.
+        std::string key = std::to_string((i % (kKeys / kThreads)) * kThreads + t);
+        std::string data = key + ":" + std::to_string(i);
+        trb_ps_message_t m = {};
+        m.data = reinterpret_cast<const uint8_t*>(data.data());
+        m.data_len = data.size();
+        m.ordering_key = (i % 3 == 0) ? nullptr : key.c_str();  // mixed
+        trb_status_t st;
+        if (trb_ps_publish(pub_, &m, Done::Cb, d.ctxs[idx].get(), &st) != GRPC_STATUS_OK) bad++;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(0, bad.load());
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 30000, &st_)) << st_.msg;
+  auto l = d.cond.Lock();
+  ASSERT_EQ(static_cast<size_t>(kThreads * kPer), d.n);
+  std::set<std::string> ids;
+  for (int i = 0; i < kThreads * kPer; i++) {
+    ASSERT_EQ(1u, d.got[i].size());
+    EXPECT_EQ(GRPC_STATUS_OK, d.got[i][0].first);
+    EXPECT_TRUE(ids.insert(d.got[i][0].second).second);
+  }
+  // Per ordering key, completions follow publish order.
+  std::map<int, int> last;  // thread*1000+key slot -> last i
+  for (int idx : d.order) {
+    int t = idx / kPer, i = idx % kPer;
+    if (i % 3 == 0) continue;
+    int slot = t * 1000 + i % (kKeys / kThreads);
+    auto it = last.find(slot);
+    if (it != last.end()) {
+      EXPECT_LT(it->second, i);
+    }
+    last[slot] = i;
+  }
+}
+
 TEST_F(PublisherTest, ShutdownDrainsEverything) {
   auto c = Fast();
   c.max_delay_ms = 600000;  // nothing leaves until shutdown flushes
