@@ -25,6 +25,13 @@
  * FAILED_PRECONDITION until trb_ps_publisher_resume() (as Java's
  * resumePublish, fact 47).
  *
+ * Encoding and memory: trb_ps_publish encodes the message once, straight
+ * into the PublishRequest buffer of its key's open batch (no per-message
+ * allocation). Flow control counts encoded message bytes; buffers grow by
+ * doubling, so the memory held stays below about twice `flow_max_bytes`
+ * plus one request buffer per ordering key with queued messages. Keys with
+ * nothing queued, in flight or paused are forgotten.
+ *
  * Threads: the publisher owns one timer thread (batch delays and backoff);
  * RPCs run on the caller's trb_rpc_loop_t.
  *
