@@ -288,6 +288,53 @@ TEST(PublisherCodecTest, RequestRoundTripsThroughNanopb) {
             trb_ps_response_ids(resp, 3, nullptr, nullptr, &n_ids, &st));
 }
 
+// Every prefix of a response and random bytes: OK or INVALID_ARGUMENT, never
+// a read past the end (ASan) or an id outside the buffer.
+TEST(PublisherCodecTest, ResponseParserSurvivesTruncationAndGarbage) {
+  std::vector<uint8_t> resp;
+  for (int i = 0; i < 20; i++) {
+    std::string id = std::to_string(1000000 + i);
+    resp.push_back(0x0a);
+    resp.push_back(static_cast<uint8_t>(id.size()));
+    resp.insert(resp.end(), id.begin(), id.end());
+  }
+  struct Span {
+    const uint8_t* lo;
+    const uint8_t* hi;
+  };
+  auto check = [](void* u, size_t, const char* id, size_t l) {
+    auto* sp = static_cast<Span*>(u);
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(id);
+    EXPECT_TRUE(p >= sp->lo && p + l <= sp->hi);
+  };
+  trb_status_t st;
+  for (size_t len = 0; len <= resp.size(); len++) {
+    std::vector<uint8_t> prefix(resp.begin(), resp.begin() + static_cast<long>(len));
+    Span sp{prefix.data(), prefix.data() + prefix.size()};
+    size_t n = 0;
+    grpc_status_code rc = trb_ps_response_ids(prefix.data(), prefix.size(), check, &sp, &n, &st);
+    bool boundary = len % 9 == 0;  // each entry is 9 bytes
+    EXPECT_EQ(boundary ? GRPC_STATUS_OK : GRPC_STATUS_INVALID_ARGUMENT, rc) << len;
+    if (boundary) {
+      EXPECT_EQ(len / 9, n);
+    }
+  }
+  uint64_t x = 88172645463325252ull;
+  for (int round = 0; round < 2000; round++) {
+    std::vector<uint8_t> junk(static_cast<size_t>(round % 64));
+    for (auto& b : junk) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      b = static_cast<uint8_t>(x);
+    }
+    Span sp{junk.data(), junk.data() + junk.size()};
+    size_t n = 0;
+    grpc_status_code rc = trb_ps_response_ids(junk.data(), junk.size(), check, &sp, &n, &st);
+    EXPECT_TRUE(rc == GRPC_STATUS_OK || rc == GRPC_STATUS_INVALID_ARGUMENT);
+  }
+}
+
 TEST_F(PublisherTest, EveryMessagePublishedExactlyOnceWithItsId) {
   Make(Fast());
   Done d;
