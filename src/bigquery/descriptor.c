@@ -10,6 +10,8 @@
 #include <pb_common.h>
 #include <pb_decode.h>
 
+#include "src/common/alloc.h"
+
 #define MAX_FIELD_NUMBER 536870911
 
 typedef google_protobuf_DescriptorProto msg_t;
@@ -173,4 +175,77 @@ void trb_bq_descriptor_release(google_protobuf_DescriptorProto *d) {
   if (!d) return;
   pb_release(google_protobuf_DescriptorProto_fields, d);
   memset(d, 0, sizeof *d);
+}
+
+#define MAX_DEPTH 15
+
+static grpc_status_code ws_fields(
+    const google_cloud_bigquery_storage_v1_TableFieldSchema *in, size_t n,
+    int depth, const char *path, trb_bq_field_t **out, size_t *n_out,
+    trb_status_t *st) {
+  if (n == 0)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "%s: no fields",
+                          path);
+  if (depth > MAX_DEPTH)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "%s: RECORD nesting deeper than %d", path, MAX_DEPTH);
+  trb_bq_field_t *fs = trb_calloc(n, sizeof *fs);
+  if (!fs) goto oom;
+  *out = fs;
+  *n_out = n;
+  for (size_t i = 0; i < n; i++) {
+    const google_cloud_bigquery_storage_v1_TableFieldSchema *f = &in[i];
+    char p[300];
+    snprintf(p, sizeof p, "%s[%zu]", path, i);
+    if (!f->name || !f->name[0])
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "%s: empty column name", p);
+    if (trb_bq_field_find(fs, i, f->name, strlen(f->name)) >= 0)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "%s: duplicate column name \"%s\"", p, f->name);
+    fs[i].name = trb_strdup(f->name);
+    if (!fs[i].name) goto oom;
+    int ty = (int)f->type;
+    if (ty == google_cloud_bigquery_storage_v1_TableFieldSchema_Type_RANGE)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "%s (%s): RANGE columns are not supported", p,
+                            f->name);
+    if (ty < TRB_BQ_TYPE_STRING || ty > TRB_BQ_TYPE_JSON)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "%s (%s): unknown type %d", p, f->name, ty);
+    fs[i].type = (trb_bq_type_t)ty;
+    int mode = (int)f->mode;
+    if (mode < 0 || mode > 3)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "%s (%s): unknown mode %d", p, f->name, mode);
+    fs[i].mode = mode == 0 ? TRB_BQ_MODE_NULLABLE : (trb_bq_mode_t)mode;
+    fs[i].max_length = f->max_length;
+    fs[i].precision = f->precision;
+    fs[i].scale = f->scale;
+    if (fs[i].type == TRB_BQ_TYPE_STRUCT) {
+      char sub[300];
+      snprintf(sub, sizeof sub, "%s.fields", p);
+      grpc_status_code rc = ws_fields(f->fields, f->fields_count, depth + 1,
+                                      sub, &fs[i].fields, &fs[i].n_fields, st);
+      if (rc != GRPC_STATUS_OK) return rc;
+    } else if (f->fields_count) {
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "%s (%s): fields on a non-RECORD column", p,
+                            f->name);
+    }
+  }
+  return GRPC_STATUS_OK;
+oom:
+  return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "out of memory converting the table schema");
+}
+
+grpc_status_code trb_bq_table_from_write_schema(
+    const google_cloud_bigquery_storage_v1_TableSchema *in,
+    trb_bq_table_t *out, trb_status_t *st) {
+  memset(out, 0, sizeof *out);
+  grpc_status_code rc = ws_fields(in->fields, in->fields_count, 1, "fields",
+                                  &out->fields, &out->n_fields, st);
+  if (rc != GRPC_STATUS_OK) trb_bq_table_deinit(out);
+  return rc;
 }

@@ -69,6 +69,25 @@ grpc_status_code trb_bq_descriptor_build(const trb_bq_table_t *t,
                                          google_protobuf_DescriptorProto *out,
                                          trb_status_t *st);
 
+/**
+ * The table definition a writer needs from the TableSchema the server
+ * returns (GetWriteStream with view FULL, CreateWriteStream,
+ * AppendRowsResponse.updated_schema), for trb_bq_descriptor_build and
+ * trb_bq_transcode_row. Unlike trb_bq_table_from_proto (the emulator's
+ * strict check of what it stores) it keeps any non-empty column name
+ * (flexible column names; the descriptor gets a placeholder) and ignores
+ * default_value_expression and description, which do not affect the
+ * writer schema.
+ * Returns: OK; INVALID_ARGUMENT (no columns, an empty or duplicate name
+ *          — case-insensitive, per level —, an unknown type or mode, RANGE
+ *          (not supported yet), a RECORD without fields, nesting deeper
+ *          than 15 levels); RESOURCE_EXHAUSTED. On error `out` is left
+ *          empty. Release with trb_bq_table_deinit.
+ */
+grpc_status_code trb_bq_table_from_write_schema(
+    const google_cloud_bigquery_storage_v1_TableSchema *in,
+    trb_bq_table_t *out, trb_status_t *st);
+
 /** Free what a descriptor from trb_bq_descriptor_build owns and zero it.
  *  NULL-safe. */
 void trb_bq_descriptor_release(google_protobuf_DescriptorProto *d);

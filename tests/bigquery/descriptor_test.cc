@@ -8,6 +8,8 @@
 
 #include "src/bigquery/descriptor.h"
 #include "src/bigquery/schema.h"
+#include "src/bigquery/transcode.h"
+#include "src/common/arena.h"
 #include "src/common/alloc.h"
 #include "src/rpc/pb.h"
 
@@ -169,6 +171,73 @@ TEST(DescriptorErrorTest, RejectsEmptyTableAndRecord) {
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_descriptor_build(&t, &d, &st));
   EXPECT_NE(nullptr, strstr(st.msg, "root__r")) << st.msg;
   EXPECT_EQ(nullptr, d.field);
+}
+
+using Tfs = google_cloud_bigquery_storage_v1_TableFieldSchema;
+
+Tfs Col(const char* name, int type, int mode = 0) {
+  Tfs f{};
+  f.name = const_cast<char*>(name);
+  f.type = (google_cloud_bigquery_storage_v1_TableFieldSchema_Type)type;
+  f.mode = (google_cloud_bigquery_storage_v1_TableFieldSchema_Mode)mode;
+  return f;
+}
+
+// A server TableSchema with a flexible column name and a default value
+// expression the emulator does not evaluate: the writer still gets a table
+// (placeholder field name in the descriptor) and transcodes rows for it.
+TEST(WriteSchemaTest, FlexibleNamesAndDefaultsFromServerSchema) {
+  Tfs sub[1] = {Col("Zip Code", TRB_BQ_TYPE_STRING, TRB_BQ_MODE_REQUIRED)};
+  Tfs cols[3] = {Col("id", TRB_BQ_TYPE_INT64), Col("total-amount", TRB_BQ_TYPE_NUMERIC),
+                 Col("addr", TRB_BQ_TYPE_STRUCT, TRB_BQ_MODE_REPEATED)};
+  cols[0].default_value_expression = const_cast<char*>("ABS(RAND() * 10)");
+  cols[2].fields_count = 1;
+  cols[2].fields = sub;
+  google_cloud_bigquery_storage_v1_TableSchema ts{};
+  ts.fields_count = 3;
+  ts.fields = cols;
+  trb_bq_table_t t;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_from_write_schema(&ts, &t, &st)) << st.msg;
+  ASSERT_EQ(3u, t.n_fields);
+  EXPECT_STREQ("total-amount", t.fields[1].name);
+  EXPECT_EQ(nullptr, t.fields[0].default_value_expression);
+  EXPECT_EQ(TRB_BQ_MODE_NULLABLE, t.fields[0].mode);
+  EXPECT_EQ(TRB_BQ_MODE_REPEATED, t.fields[2].mode);
+  google_protobuf_DescriptorProto d;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_descriptor_build(&t, &d, &st)) << st.msg;
+  EXPECT_STREQ("col_dG90YWwtYW1vdW50", d.field[1].name);  // base64("total-amount")
+  EXPECT_STREQ("col_WmlwIENvZGU", d.nested_type[0].field[0].name);  // "Zip Code"
+  trb_buf_t out = TRB_BUF_INIT;
+  const std::string row = R"({"ID":"5","Total-Amount":"1","addr":[{"zip code":"x"}]})";
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_bq_transcode_row(&t, row.data(), row.size(), nullptr, &out, &st))
+      << st.msg;
+  EXPECT_EQ(std::string("\x08\x05\x12\x04\x00\xca\x9a\x3b\x1a\x03\x0a\x01x", 13),
+            std::string(out.data, out.len));
+  trb_buf_deinit(&out);
+  trb_bq_descriptor_release(&d);
+  trb_bq_table_deinit(&t);
+}
+
+TEST(WriteSchemaTest, RejectsRangeDuplicatesAndEmptyRecords) {
+  trb_bq_table_t t;
+  trb_status_t st{};
+  Tfs cols[2] = {Col("a", TRB_BQ_TYPE_STRING), Col("A", TRB_BQ_TYPE_INT64)};
+  google_cloud_bigquery_storage_v1_TableSchema ts{};
+  ts.fields_count = 2;
+  ts.fields = cols;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, "fields[1]: duplicate column name")) << st.msg;
+  cols[1] = Col("r", google_cloud_bigquery_storage_v1_TableFieldSchema_Type_RANGE);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, "RANGE")) << st.msg;
+  cols[1] = Col("s", TRB_BQ_TYPE_STRUCT);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, "fields[1].fields: no fields")) << st.msg;
+  EXPECT_EQ(0u, t.n_fields);
+  ts.fields_count = 0;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
 }
 
 }  // namespace
