@@ -206,10 +206,33 @@ static grpc_status_code ws_fields(
     fs[i].name = trb_strdup(f->name);
     if (!fs[i].name) goto oom;
     int ty = (int)f->type;
-    if (ty == google_cloud_bigquery_storage_v1_TableFieldSchema_Type_RANGE)
-      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
-                            "%s (%s): RANGE columns are not supported", p,
-                            f->name);
+    if (ty == google_cloud_bigquery_storage_v1_TableFieldSchema_Type_RANGE) {
+      int et = f->has_range_element_type ? (int)f->range_element_type.type : 0;
+      if (et != TRB_BQ_TYPE_DATE && et != TRB_BQ_TYPE_DATETIME &&
+          et != TRB_BQ_TYPE_TIMESTAMP)
+        return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                              "%s (%s): RANGE element type must be DATE, "
+                              "DATETIME or TIMESTAMP (got %d)",
+                              p, f->name, et);
+      int rmode = (int)f->mode;
+      if (rmode < 0 || rmode > 3)
+        return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                              "%s (%s): unknown mode %d", p, f->name, rmode);
+      /* RANGE<T> as RECORD {start T, end T} (fact 33's wire shape). */
+      fs[i].type = TRB_BQ_TYPE_STRUCT;
+      fs[i].mode = rmode == 0 ? TRB_BQ_MODE_NULLABLE : (trb_bq_mode_t)rmode;
+      fs[i].fields = trb_calloc(2, sizeof *fs[i].fields);
+      if (!fs[i].fields) goto oom;
+      fs[i].n_fields = 2;
+      fs[i].fields[0].name = trb_strdup("start");
+      fs[i].fields[1].name = trb_strdup("end");
+      if (!fs[i].fields[0].name || !fs[i].fields[1].name) goto oom;
+      for (int k = 0; k < 2; k++) {
+        fs[i].fields[k].type = (trb_bq_type_t)et;
+        fs[i].fields[k].mode = TRB_BQ_MODE_NULLABLE;
+      }
+      continue;
+    }
     if (ty < TRB_BQ_TYPE_STRING || ty > TRB_BQ_TYPE_JSON)
       return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                             "%s (%s): unknown type %d", p, f->name, ty);

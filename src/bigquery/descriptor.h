@@ -31,8 +31,10 @@
  * by trb_bq_table_parse never have such names (it only accepts
  * identifiers), so this only concerns hand-built tables.
  *
- * Not supported: RANGE columns (trb_bq_table_t has no RANGE type yet),
- * TIMESTAMP with picosecond precision (Java's string form).
+ * RANGE columns: trb_bq_table_t has no RANGE type; a RANGE column from a
+ * server TableSchema is modelled as a RECORD {start, end} by
+ * trb_bq_table_from_write_schema, which yields the same descriptor.
+ * Not supported: TIMESTAMP with picosecond precision (Java's string form).
  *
  * Memory: the descriptor is allocated with malloc the way nanopb's
  * pb_release frees it; release with trb_bq_descriptor_release.
@@ -78,11 +80,17 @@ grpc_status_code trb_bq_descriptor_build(const trb_bq_table_t *t,
  * (flexible column names; the descriptor gets a placeholder) and ignores
  * default_value_expression and description, which do not affect the
  * writer schema.
+ * RANGE<T> (T = DATE, DATETIME or TIMESTAMP): trb_bq_table_t has no RANGE
+ * type, so the column becomes a RECORD with NULLABLE fields "start" and
+ * "end" of type T — exactly the descriptor shape of fact 33
+ * (message{start=1, end=2}); its JSON value is then an object
+ * {"start": ..., "end": ...}, a missing or null bound meaning unbounded.
  * Returns: OK; INVALID_ARGUMENT (no columns, an empty or duplicate name
- *          — case-insensitive, per level —, an unknown type or mode, RANGE
- *          (not supported yet), a RECORD without fields, nesting deeper
- *          than 15 levels); RESOURCE_EXHAUSTED. On error `out` is left
- *          empty. Release with trb_bq_table_deinit.
+ *          — case-insensitive, per level —, an unknown type or mode, a
+ *          RANGE without a DATE/DATETIME/TIMESTAMP element type, a RECORD
+ *          without fields, nesting deeper than 15 levels);
+ *          RESOURCE_EXHAUSTED. On error `out` is left empty. Release with
+ *          trb_bq_table_deinit.
  */
 grpc_status_code trb_bq_table_from_write_schema(
     const google_cloud_bigquery_storage_v1_TableSchema *in,

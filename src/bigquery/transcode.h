@@ -47,7 +47,10 @@
  *     is serialized compactly (insignificant whitespace removed, text
  *     otherwise as written);
  *   - RECORD: object (recursively); REPEATED: array.
- * RANGE columns are not supported (trb_bq_table_t has no RANGE type).
+ * RANGE<T>: a table from trb_bq_table_from_write_schema models it as a
+ * RECORD {start T, end T}, so the value is an object {"start":..,"end":..}
+ * (missing or null bound = unbounded). Range literal strings
+ * ("[2024-01-01, UNBOUNDED)") are not accepted.
  *
  * Errors: a row error is INVALID_ARGUMENT with "<JSON path>: <reason>", the
  * path in the row's terms ("$.items[2].price: NUMERIC out of range",

@@ -220,6 +220,43 @@ TEST(WriteSchemaTest, FlexibleNamesAndDefaultsFromServerSchema) {
   trb_bq_table_deinit(&t);
 }
 
+// RANGE<DATE> becomes message{start=1, end=2} of int32 (fact 33) and takes
+// {"start":..,"end":..} with null/missing bounds unbounded.
+TEST(WriteSchemaTest, RangeAsStartEndMessage) {
+  Tfs cols[1] = {Col("period", google_cloud_bigquery_storage_v1_TableFieldSchema_Type_RANGE,
+                     TRB_BQ_MODE_REQUIRED)};
+  cols[0].has_range_element_type = true;
+  cols[0].range_element_type.type =
+      (google_cloud_bigquery_storage_v1_TableFieldSchema_Type)TRB_BQ_TYPE_DATE;
+  google_cloud_bigquery_storage_v1_TableSchema ts{};
+  ts.fields_count = 1;
+  ts.fields = cols;
+  trb_bq_table_t t;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_from_write_schema(&ts, &t, &st)) << st.msg;
+  google_protobuf_DescriptorProto d;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_descriptor_build(&t, &d, &st)) << st.msg;
+  ExpectField(d.field[0], "period", 1, kReq, T(MESSAGE));
+  ASSERT_EQ(1, d.nested_type_count);
+  EXPECT_STREQ("root__period", d.nested_type[0].name);
+  ASSERT_EQ(2, d.nested_type[0].field_count);
+  ExpectField(d.nested_type[0].field[0], "start", 1, kOpt, T(INT32));
+  ExpectField(d.nested_type[0].field[1], "end", 2, kOpt, T(INT32));
+  trb_buf_t out = TRB_BUF_INIT;
+  std::string row = R"({"period":{"start":"1970-01-02","end":null}})";
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_bq_transcode_row(&t, row.data(), row.size(), nullptr, &out, &st))
+      << st.msg;
+  EXPECT_EQ(std::string("\x0a\x02\x08\x01", 4), std::string(out.data, out.len));
+  row = R"({"period":{"start":"2024-13-01"}})";
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_bq_transcode_row(&t, row.data(), row.size(), nullptr, &out, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, "$.period.start: ")) << st.msg;
+  trb_buf_deinit(&out);
+  trb_bq_descriptor_release(&d);
+  trb_bq_table_deinit(&t);
+}
+
 TEST(WriteSchemaTest, RejectsRangeDuplicatesAndEmptyRecords) {
   trb_bq_table_t t;
   trb_status_t st{};
@@ -231,7 +268,11 @@ TEST(WriteSchemaTest, RejectsRangeDuplicatesAndEmptyRecords) {
   EXPECT_NE(nullptr, strstr(st.msg, "fields[1]: duplicate column name")) << st.msg;
   cols[1] = Col("r", google_cloud_bigquery_storage_v1_TableFieldSchema_Type_RANGE);
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
-  EXPECT_NE(nullptr, strstr(st.msg, "RANGE")) << st.msg;
+  EXPECT_NE(nullptr, strstr(st.msg, "RANGE element type")) << st.msg;
+  cols[1].has_range_element_type = true;
+  cols[1].range_element_type.type =
+      (google_cloud_bigquery_storage_v1_TableFieldSchema_Type)TRB_BQ_TYPE_INT64;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
   cols[1] = Col("s", TRB_BQ_TYPE_STRUCT);
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_table_from_write_schema(&ts, &t, &st));
   EXPECT_NE(nullptr, strstr(st.msg, "fields[1].fields: no fields")) << st.msg;
