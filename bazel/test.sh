@@ -19,7 +19,10 @@ testlogs=$(bazel info "${config[@]}" bazel-testlogs 2>/dev/null)
 passed=0
 failed=0
 while IFS= read -r -d '' xml; do
+  # GoogleTest writes the totals on <testsuites>; for a plain test binary
+  # Bazel writes one <testsuite tests="1" ...> of its own.
   t=$(grep -o '<testsuites [^>]*' "$xml" | head -1)
+  [ -z "$t" ] && t=$(grep -o '<testsuite [^>]*' "$xml" | head -1)
   n=$(sed -n 's/.* tests="\([0-9]*\)".*/\1/p' <<<"$t")
   f=$(sed -n 's/.* failures="\([0-9]*\)".*/\1/p' <<<"$t")
   e=$(sed -n 's/.* errors="\([0-9]*\)".*/\1/p' <<<"$t")
