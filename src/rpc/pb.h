@@ -34,8 +34,11 @@ grpc_status_code trb_pb_encode(const pb_msgdesc_t *fields, const void *msg,
                                trb_status_t *st);
 
 /**
- * Parse `buf` into `msg` (overwritten; need not be initialized). On success
- * and on failure, release it with trb_pb_release.
+ * Parse `buf` into `msg`. REQUIRES: `msg` zero-initialized (the generated
+ * `<Message>_init_zero`): nanopb resets the fields itself but follows the
+ * extension-list pointers of messages with extension ranges (descriptor.proto
+ * options), which must be NULL. On success and on failure, release it with
+ * trb_pb_release.
  * Returns: OK; INVALID_ARGUMENT with nanopb's reason for malformed input.
  */
 grpc_status_code trb_pb_decode(const pb_msgdesc_t *fields, const uint8_t *buf,
