@@ -30,6 +30,7 @@
 
 #include "google/cloud/bigquery/storage/v1/storage.pb.h"
 #include "google/pubsub/v1/pubsub.pb.h"
+#include "perf/bench_emu.h"
 #include "src/common/clock.h"
 #include "src/rpc/pb.h"
 #include "src/rpc/rpc.h"
@@ -47,110 +48,21 @@ static const char *g_node_dir;
 
 /* ---- emulator process ---------------------------------------------------- */
 
-typedef struct {
-  pid_t pid;
-  char dir[256];
-  char pubsub[64], bigquery[64];
-} emu_t;
+static const char kConfig[] =
+    "{\"project\":\"" PROJECT "\",\"topics\":[\"bench\"],"
+    "\"subscriptions\":[{\"name\":\"bench-sub\",\"topic\":\"bench\","
+    "\"ackDeadlineSeconds\":60}]}\n";
+static const char *const kTables[] = {
+    "bench.events.json",
+    "[{\"name\":\"id\",\"type\":\"INT64\",\"mode\":\"REQUIRED\"},"
+    "{\"name\":\"user_id\",\"type\":\"STRING\"},"
+    "{\"name\":\"event_type\",\"type\":\"STRING\"},"
+    "{\"name\":\"amount\",\"type\":\"FLOAT64\"},"
+    "{\"name\":\"event_time\",\"type\":\"TIMESTAMP\"},"
+    "{\"name\":\"payload\",\"type\":\"STRING\"}]\n",
+    NULL};
 
-static void die(const char *what) {
-  fprintf(stderr, "emulator_bench: %s\n", what);
-  exit(1);
-}
-
-static void emu_start(emu_t *e) {
-  snprintf(e->dir, sizeof(e->dir), "/tmp/trb-bench-XXXXXX");
-  if (!mkdtemp(e->dir)) die("mkdtemp");
-  char path[512];
-  snprintf(path, sizeof(path), "%s/tables", e->dir);
-  mkdir(path, 0755);
-  snprintf(path, sizeof(path), "%s/tables/bench.events.json", e->dir);
-  FILE *f = fopen(path, "w");
-  if (!f) die("table file");
-  fputs("[{\"name\":\"id\",\"type\":\"INT64\",\"mode\":\"REQUIRED\"},"
-        "{\"name\":\"user_id\",\"type\":\"STRING\"},"
-        "{\"name\":\"event_type\",\"type\":\"STRING\"},"
-        "{\"name\":\"amount\",\"type\":\"FLOAT64\"},"
-        "{\"name\":\"event_time\",\"type\":\"TIMESTAMP\"},"
-        "{\"name\":\"payload\",\"type\":\"STRING\"}]\n", f);
-  fclose(f);
-  snprintf(path, sizeof(path), "%s/emulator.json", e->dir);
-  f = fopen(path, "w");
-  if (!f) die("config file");
-  fputs("{\"project\":\"" PROJECT "\",\"topics\":[\"bench\"],"
-        "\"subscriptions\":[{\"name\":\"bench-sub\",\"topic\":\"bench\","
-        "\"ackDeadlineSeconds\":60}]}\n", f);
-  fclose(f);
-
-  int out[2];
-  if (pipe(out) != 0) die("pipe");
-  e->pid = fork();
-  if (e->pid < 0) die("fork");
-  if (e->pid == 0) {
-    char data[300], tables[300], config[300];
-    snprintf(data, sizeof(data), "%s/data", e->dir);
-    snprintf(tables, sizeof(tables), "%s/tables", e->dir);
-    snprintf(config, sizeof(config), "%s/emulator.json", e->dir);
-    dup2(out[1], 1);
-    close(out[0]);
-    execl(g_bin, g_bin, "emulator", "--pubsub-port", "0", "--bigquery-port",
-          "0", "--data-dir", data, "--tables", tables, "--config", config,
-          (char *)NULL);
-    _exit(127);
-  }
-  close(out[1]);
-  FILE *in = fdopen(out[0], "r");
-  char line[256];
-  e->pubsub[0] = e->bigquery[0] = '\0';
-  while ((!e->pubsub[0] || !e->bigquery[0]) && fgets(line, sizeof(line), in)) {
-    line[strcspn(line, "\n")] = '\0';
-    if (strncmp(line, "PUBSUB_EMULATOR_HOST=", 21) == 0)
-      snprintf(e->pubsub, sizeof(e->pubsub), "%s", line + 21);
-    if (strncmp(line, "BIGQUERY_STORAGE_EMULATOR_HOST=", 31) == 0)
-      snprintf(e->bigquery, sizeof(e->bigquery), "%s", line + 31);
-  }
-  fclose(in);
-  if (!e->pubsub[0] || !e->bigquery[0]) die("emulator did not start");
-}
-
-static void emu_stop(emu_t *e) {
-  kill(e->pid, SIGTERM);
-  int status;
-  waitpid(e->pid, &status, 0);
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-  if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", e->dir);
-}
-
-/* CPU seconds (user + system) of process `pid` so far. */
-static double proc_cpu_s(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  char buf[1024];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  char *p = strrchr(buf, ')');
-  unsigned long ut = 0, stt = 0;
-  if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt);
-  return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static double children_cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_CHILDREN, &ru);
-  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
+typedef trb_bench_emu_t emu_t;
 
 typedef struct {
   double rate;       /* messages or rows per second */
@@ -196,7 +108,7 @@ static void on_pull_message(void *user, trb_rpc_stream_t *s,
   trb_status_t st;
   if (trb_pb_decode(google_pubsub_v1_StreamingPullResponse_fields, data, len,
                     &resp, &st) != GRPC_STATUS_OK) {
-    die("bad StreamingPullResponse");
+    trb_bench_die("bad StreamingPullResponse");
   }
   pb_size_t n = resp.received_messages_count;
   if (n > 0) {
@@ -209,7 +121,7 @@ static void on_pull_message(void *user, trb_rpc_stream_t *s,
     size_t blen;
     if (trb_pb_encode(google_pubsub_v1_StreamingPullRequest_fields, &ack, &buf,
                       &blen, &st) != GRPC_STATUS_OK)
-      die("encode ack");
+      trb_bench_die("encode ack");
     free(ack.ack_ids);
     trb_rpc_stream_write(s, buf, blen, NULL);
     trb_pb_free(buf);
@@ -244,7 +156,7 @@ static result_t bench_pubsub_c(const emu_t *e, long n_messages) {
   cc.creds = TRB_RPC_CREDS_INSECURE;
   if (trb_rpc_loop_create("bench", &loop, &st) != GRPC_STATUS_OK ||
       trb_rpc_channel_create(&cc, &ch, &st) != GRPC_STATUS_OK)
-    die(st.msg);
+    trb_bench_die(st.msg);
 
   ps_bench_t b = {.target = n_messages};
   pthread_mutex_init(&b.mu, NULL);
@@ -263,7 +175,7 @@ static result_t bench_pubsub_c(const emu_t *e, long n_messages) {
   }
   if (trb_pb_encode(google_pubsub_v1_PublishRequest_fields, &req, &b.publish_req,
                     &b.publish_len, &st) != GRPC_STATUS_OK)
-    die(st.msg);
+    trb_bench_die(st.msg);
   free(req.messages);
 
   trb_rpc_md_t md = {"x-goog-request-params", "subscription=" SUB, 0};
@@ -271,7 +183,7 @@ static result_t bench_pubsub_c(const emu_t *e, long n_messages) {
   trb_rpc_stream_cbs_t cbs = {.on_message = on_pull_message, .on_close = on_pull_close};
   if (trb_rpc_stream_start(loop, ch, "/google.pubsub.v1.Subscriber/StreamingPull",
                            &opts, &cbs, &b, &b.pull, &st) != GRPC_STATUS_OK)
-    die(st.msg);
+    trb_bench_die(st.msg);
   google_pubsub_v1_StreamingPullRequest first = google_pubsub_v1_StreamingPullRequest_init_zero;
   first.subscription = SUB;
   first.stream_ack_deadline_seconds = 60;
@@ -282,7 +194,7 @@ static result_t bench_pubsub_c(const emu_t *e, long n_messages) {
   trb_rpc_stream_write(b.pull, fb, fl, NULL);
   trb_pb_free(fb);
 
-  double cpu0 = self_cpu_s(), ecpu0 = proc_cpu_s(e->pid);
+  double cpu0 = trb_bench_rusage_s(RUSAGE_SELF), ecpu0 = trb_bench_proc_cpu_s(e->pid);
   int64_t t0 = trb_clock_mono_ns();
   long sent = 0;
   pthread_mutex_lock(&b.mu);
@@ -294,15 +206,15 @@ static result_t bench_pubsub_c(const emu_t *e, long n_messages) {
       if (trb_rpc_unary_start(loop, ch, "/google.pubsub.v1.Publisher/Publish",
                               b.publish_req, b.publish_len, NULL, on_published,
                               &b, &st) != GRPC_STATUS_OK)
-        die(st.msg);
+        trb_bench_die(st.msg);
       pthread_mutex_lock(&b.mu);
     }
     pthread_cond_wait(&b.cv, &b.mu);
   }
   pthread_mutex_unlock(&b.mu);
   int64_t t1 = trb_clock_mono_ns();
-  double cpu1 = self_cpu_s(), ecpu1 = proc_cpu_s(e->pid);
-  if (b.failed) die(b.error);
+  double cpu1 = trb_bench_rusage_s(RUSAGE_SELF), ecpu1 = trb_bench_proc_cpu_s(e->pid);
+  if (b.failed) trb_bench_die(b.error);
 
   trb_rpc_stream_writes_done(b.pull);
   trb_rpc_stream_cancel(b.pull);
@@ -373,7 +285,7 @@ static void on_append_response(void *user, trb_rpc_stream_t *s,
   trb_status_t st;
   if (trb_pb_decode(google_cloud_bigquery_storage_v1_AppendRowsResponse_fields,
                     data, len, &r, &st) != GRPC_STATUS_OK)
-    die("bad AppendRowsResponse");
+    trb_bench_die("bad AppendRowsResponse");
   pthread_mutex_lock(&b->mu);
   if (r.which_response == google_cloud_bigquery_storage_v1_AppendRowsResponse_error_tag) {
     b->failed = true;
@@ -427,7 +339,7 @@ static result_t bench_bigquery_c(const emu_t *e, long n_rows) {
   cc.creds = TRB_RPC_CREDS_INSECURE;
   if (trb_rpc_loop_create("bench", &loop, &st) != GRPC_STATUS_OK ||
       trb_rpc_channel_create(&cc, &ch, &st) != GRPC_STATUS_OK)
-    die(st.msg);
+    trb_bench_die(st.msg);
 
   /* CreateWriteStream(COMMITTED). */
   google_cloud_bigquery_storage_v1_CreateWriteStreamRequest cr =
@@ -476,9 +388,9 @@ static result_t bench_bigquery_c(const emu_t *e, long n_rows) {
   trb_rpc_stream_t *s;
   if (trb_rpc_stream_start(loop, ch, "/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows",
                            &opts, &cbs, &b, &s, &st) != GRPC_STATUS_OK)
-    die(st.msg);
+    trb_bench_die(st.msg);
 
-  double cpu0 = self_cpu_s(), ecpu0 = proc_cpu_s(e->pid);
+  double cpu0 = trb_bench_rusage_s(RUSAGE_SELF), ecpu0 = trb_bench_proc_cpu_s(e->pid);
   int64_t t0 = trb_clock_mono_ns();
   long sent = 0;
   pthread_mutex_lock(&b.mu);
@@ -502,7 +414,7 @@ static result_t bench_bigquery_c(const emu_t *e, long n_rows) {
       r.proto_rows.rows.serialized_rows.items = views;
       r.proto_rows.rows.serialized_rows.count = BATCH;
       if (trb_pb_encode(google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, &r, &buf, &blen, &st) != GRPC_STATUS_OK)
-        die(st.msg);
+        trb_bench_die(st.msg);
       sent += BATCH;
       pthread_mutex_unlock(&b.mu);
       trb_rpc_stream_write(s, buf, blen, NULL);
@@ -514,8 +426,8 @@ static result_t bench_bigquery_c(const emu_t *e, long n_rows) {
   }
   pthread_mutex_unlock(&b.mu);
   int64_t t1 = trb_clock_mono_ns();
-  double cpu1 = self_cpu_s(), ecpu1 = proc_cpu_s(e->pid);
-  if (b.failed || b.acked_rows < n_rows) die(b.error[0] ? b.error : "AppendRows stream ended early");
+  double cpu1 = trb_bench_rusage_s(RUSAGE_SELF), ecpu1 = trb_bench_proc_cpu_s(e->pid);
+  if (b.failed || b.acked_rows < n_rows) trb_bench_die(b.error[0] ? b.error : "AppendRows stream ended early");
   trb_rpc_stream_writes_done(s);
   pthread_mutex_lock(&b.mu);
   while (!b.closed) pthread_cond_wait(&b.cv, &b.mu);
@@ -538,15 +450,15 @@ static result_t bench_node(const emu_t *e, const char *script, long n) {
            "cd %s && PUBSUB_EMULATOR_HOST=%s BIGQUERY_STORAGE_EMULATOR_HOST=%s "
            "BENCH_PROJECT=" PROJECT " BENCH_N=%ld node %s",
            g_node_dir, e->pubsub, e->bigquery, n, script);
-  double ccpu0 = children_cpu_s(), ecpu0 = proc_cpu_s(e->pid);
+  double ccpu0 = trb_bench_rusage_s(RUSAGE_CHILDREN), ecpu0 = trb_bench_proc_cpu_s(e->pid);
   int64_t t0 = trb_clock_mono_ns();
   FILE *p = popen(cmd, "r");
-  if (!p) die("popen node");
+  if (!p) trb_bench_die("popen node");
   char line[256], last[256] = "";
   while (fgets(line, sizeof(line), p)) snprintf(last, sizeof(last), "%s", line);
   int rc = pclose(p);
   int64_t t1 = trb_clock_mono_ns();
-  double ccpu1 = children_cpu_s(), ecpu1 = proc_cpu_s(e->pid);
+  double ccpu1 = trb_bench_rusage_s(RUSAGE_CHILDREN), ecpu1 = trb_bench_proc_cpu_s(e->pid);
   if (rc != 0) {
     fprintf(stderr, "node %s failed (%d): %s\n", script, rc, last);
     exit(1);
@@ -559,16 +471,6 @@ static result_t bench_node(const emu_t *e, const char *script, long n) {
 }
 
 /* ---- main --------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(double), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 #define MAX_RUNS 15
 enum { PS_C, PS_NODE, BQ_C, BQ_NODE, N_KINDS };
@@ -586,11 +488,11 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--rows") == 0) rows = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--node-messages") == 0) node_messages = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--node-rows") == 0) node_rows = atol(argv[i + 1]);
-    else die("usage: emulator_bench --tributary PATH [--node-dir DIR] [--runs N] "
+    else trb_bench_die("usage: emulator_bench --tributary PATH [--node-dir DIR] [--runs N] "
              "[--messages N] [--rows N] [--node-messages N] [--node-rows N]");
   }
-  if (!g_bin) die("--tributary PATH is required (bazel-bin/src/cli/tributary, -c opt)");
-  if (runs < 1 || runs > MAX_RUNS) die("--runs must be 1..15");
+  if (!g_bin) trb_bench_die("--tributary PATH is required (bazel-bin/src/cli/tributary, -c opt)");
+  if (runs < 1 || runs > MAX_RUNS) trb_bench_die("--runs must be 1..15");
   messages = (messages + BATCH - 1) / BATCH * BATCH;
   rows = (rows + BATCH - 1) / BATCH * BATCH;
   signal(SIGPIPE, SIG_IGN);
@@ -600,7 +502,7 @@ int main(int argc, char **argv) {
   double emu_cost[N_KINDS][MAX_RUNS];
   for (int r = 0; r < runs; r++) {
     emu_t e;
-    emu_start(&e);
+    trb_bench_emu_start(g_bin, kConfig, kTables, true, &e);
     result_t res[N_KINDS];
     res[PS_C] = bench_pubsub_c(&e, messages);
     res[BQ_C] = bench_bigquery_c(&e, rows);
@@ -608,7 +510,7 @@ int main(int argc, char **argv) {
       res[PS_NODE] = bench_node(&e, "pubsub_bench.mjs", node_messages);
       res[BQ_NODE] = bench_node(&e, "bigquery_bench.mjs", node_rows);
     }
-    emu_stop(&e);
+    trb_bench_emu_stop(&e);
     for (int k = 0; k < N_KINDS; k++) {
       if (!g_node_dir && (k == PS_NODE || k == BQ_NODE)) continue;
       rate[k][r] = res[k].rate;
@@ -625,8 +527,8 @@ int main(int argc, char **argv) {
   for (int k = 0; k < N_KINDS; k++) {
     if (!g_node_dir && (k == PS_NODE || k == BQ_NODE)) continue;
     printf("  %-22s %10.0f /s   emulator %.2f cores, %.2f CPU-s/M   client %.2f cores\n",
-           kind_name[k], median(rate[k], runs), median(emu_cores[k], runs),
-           median(emu_cost[k], runs), median(cli_cores[k], runs));
+           kind_name[k], trb_bench_median(rate[k], runs), trb_bench_median(emu_cores[k], runs),
+           trb_bench_median(emu_cost[k], runs), trb_bench_median(cli_cores[k], runs));
   }
   if (g_node_dir) {
     double ps_ratio[MAX_RUNS], bq_ratio[MAX_RUNS];
@@ -635,7 +537,7 @@ int main(int argc, char **argv) {
       bq_ratio[r] = rate[BQ_C][r] / rate[BQ_NODE][r];
     }
     printf("  median paired ratio C/Node: pubsub %.2f, bigquery %.2f\n",
-           median(ps_ratio, runs), median(bq_ratio, runs));
+           trb_bench_median(ps_ratio, runs), trb_bench_median(bq_ratio, runs));
   }
   trb_rpc_shutdown();
   return 0;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "src/common/clock.h"
+#include "perf/bench_emu.h"
 #include "src/pubsub/publisher.h"
 #include "src/rpc/rpc.h"
 
@@ -29,65 +30,10 @@
 #define PROJECT "bench"
 #define TOPIC "projects/" PROJECT "/topics/bench"
 
-static void die(const char *what) {
-  fprintf(stderr, "publish_bench: %s\n", what);
-  exit(1);
-}
+static const char kConfig[] =
+    "{\"project\":\"" PROJECT "\",\"topics\":[\"bench\"]}\n";
 
-typedef struct {
-  pid_t pid;
-  char dir[256];
-  char pubsub[64];
-} emu_t;
-
-static void emu_start(const char *bin, emu_t *e) {
-  snprintf(e->dir, sizeof(e->dir), "/tmp/trb-pubbench-XXXXXX");
-  if (!mkdtemp(e->dir)) die("mkdtemp");
-  char path[512];
-  snprintf(path, sizeof(path), "%s/emulator.json", e->dir);
-  FILE *f = fopen(path, "w");
-  if (!f) die("config file");
-  fputs("{\"project\":\"" PROJECT "\",\"topics\":[\"bench\"]}\n", f);
-  fclose(f);
-  int out[2];
-  if (pipe(out) != 0) die("pipe");
-  e->pid = fork();
-  if (e->pid < 0) die("fork");
-  if (e->pid == 0) {
-    dup2(out[1], 1);
-    close(out[0]);
-    execl(bin, bin, "emulator", "--pubsub-port", "0", "--bigquery-port", "0",
-          "--config", path, (char *)NULL);
-    _exit(127);
-  }
-  close(out[1]);
-  FILE *in = fdopen(out[0], "r");
-  char line[256];
-  e->pubsub[0] = '\0';
-  while (!e->pubsub[0] && fgets(line, sizeof(line), in)) {
-    line[strcspn(line, "\n")] = '\0';
-    if (strncmp(line, "PUBSUB_EMULATOR_HOST=", 21) == 0)
-      snprintf(e->pubsub, sizeof(e->pubsub), "%s", line + 21);
-  }
-  fclose(in);
-  if (!e->pubsub[0]) die("emulator did not start");
-}
-
-static void emu_stop(emu_t *e) {
-  kill(e->pid, SIGTERM);
-  int status;
-  waitpid(e->pid, &status, 0);
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-  if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", e->dir);
-}
-
-static double rusage_s(int who) {
-  struct rusage ru;
-  getrusage(who, &ru);
-  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
+typedef trb_bench_emu_t emu_t;
 
 typedef struct {
   double rate;   /* messages/s wall */
@@ -118,10 +64,10 @@ static result_t bench_c(const emu_t *e, long n) {
   trb_status_t st;
   trb_rpc_loop_t *loop;
   trb_rpc_channel_t *ch;
-  if (trb_rpc_loop_create("pub-bench", &loop, &st) != GRPC_STATUS_OK) die(st.msg);
+  if (trb_rpc_loop_create("pub-bench", &loop, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
   trb_rpc_channel_config_t cc = {0};
   cc.target = e->pubsub;
-  if (trb_rpc_channel_create(&cc, &ch, &st) != GRPC_STATUS_OK) die(st.msg);
+  if (trb_rpc_channel_create(&cc, &ch, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
   trb_ps_publisher_config_t cfg = {0};
   cfg.max_messages = 1000;
   cfg.max_bytes = 9 * 1024 * 1024;
@@ -130,26 +76,26 @@ static result_t bench_c(const emu_t *e, long n) {
   cfg.flow = TRB_PS_FLOW_BLOCK;
   trb_ps_publisher_t *p;
   if (trb_ps_publisher_create(loop, ch, TOPIC, &cfg, &p, &st) != GRPC_STATUS_OK)
-    die(st.msg);
+    trb_bench_die(st.msg);
   counts_t c = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
   static uint8_t data[MSG_BYTES];
   memset(data, 'x', sizeof(data));
   trb_ps_message_t m = {data, sizeof(data), NULL, 0, NULL};
   /* Connect first, outside the clock. */
-  if (trb_ps_publish(p, &m, on_done, &c, &st) != GRPC_STATUS_OK) die(st.msg);
-  if (trb_ps_publisher_flush(p, 30000, &st) != GRPC_STATUS_OK) die(st.msg);
+  if (trb_ps_publish(p, &m, on_done, &c, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
+  if (trb_ps_publisher_flush(p, 30000, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
 
-  double cpu0 = rusage_s(RUSAGE_SELF);
+  double cpu0 = trb_bench_rusage_s(RUSAGE_SELF);
   int64_t t0 = trb_clock_mono_ns();
   for (long i = 0; i < n; i++) {
-    if (trb_ps_publish(p, &m, on_done, &c, &st) != GRPC_STATUS_OK) die(st.msg);
+    if (trb_ps_publish(p, &m, on_done, &c, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
   }
-  if (trb_ps_publisher_flush(p, 120000, &st) != GRPC_STATUS_OK) die(st.msg);
+  if (trb_ps_publisher_flush(p, 120000, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
   int64_t t1 = trb_clock_mono_ns();
-  double cpu1 = rusage_s(RUSAGE_SELF);
+  double cpu1 = trb_bench_rusage_s(RUSAGE_SELF);
   trb_ps_publisher_stats_t s;
-  if (trb_ps_publisher_shutdown(p, 10000, &s, &st) != GRPC_STATUS_OK) die(st.msg);
-  if (c.ok != n + 1 || c.failed != 0) die("not every message was published");
+  if (trb_ps_publisher_shutdown(p, 10000, &s, &st) != GRPC_STATUS_OK) trb_bench_die(st.msg);
+  if (c.ok != n + 1 || c.failed != 0) trb_bench_die("not every message was published");
   trb_ps_publisher_destroy(p);
   trb_rpc_loop_destroy(loop);
   trb_rpc_channel_destroy(ch);
@@ -164,7 +110,7 @@ static result_t bench_node(const emu_t *e, const char *dir, long n) {
            " BENCH_N=%ld node publish_bench.mjs",
            dir, e->pubsub, n);
   FILE *p = popen(cmd, "r");
-  if (!p) die("popen node");
+  if (!p) trb_bench_die("popen node");
   char line[256], last[256] = "";
   while (fgets(line, sizeof(line), p)) snprintf(last, sizeof(last), "%s", line);
   if (pclose(p) != 0) {
@@ -172,19 +118,9 @@ static result_t bench_node(const emu_t *e, const char *dir, long n) {
     exit(1);
   }
   result_t r = {0, 0, 0};
-  if (sscanf(last, "%lf %lf", &r.rate, &r.cpu_s) != 2) die("node output");
+  if (sscanf(last, "%lf %lf", &r.rate, &r.cpu_s) != 2) trb_bench_die("node output");
   r.per_cpu = (double)n / r.cpu_s;
   return r;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(double), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 #define MAX_RUNS 15
@@ -199,16 +135,16 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--runs") == 0) runs = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--messages") == 0) messages = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--node-messages") == 0) node_messages = atol(argv[i + 1]);
-    else die("usage: publish_bench --tributary PATH [--node-dir DIR] [--runs N] "
+    else trb_bench_die("usage: publish_bench --tributary PATH [--node-dir DIR] [--runs N] "
              "[--messages N] [--node-messages N]");
   }
-  if (!bin) die("--tributary PATH is required");
-  if (runs < 1 || runs > MAX_RUNS) die("--runs must be 1..15");
+  if (!bin) trb_bench_die("--tributary PATH is required");
+  if (runs < 1 || runs > MAX_RUNS) trb_bench_die("--runs must be 1..15");
   trb_rpc_init();
   double c_rate[MAX_RUNS], c_per[MAX_RUNS], n_rate[MAX_RUNS], n_per[MAX_RUNS];
   for (int r = 0; r < runs; r++) {
     emu_t e;
-    emu_start(bin, &e);
+    trb_bench_emu_start(bin, kConfig, NULL, false, &e);
     result_t c = bench_c(&e, messages);
     printf("run %d  C     %9.0f msg/s  %6.3f CPU-s  %9.0f msg/CPU-s\n", r + 1,
            c.rate, c.cpu_s, c.per_cpu);
@@ -222,13 +158,13 @@ int main(int argc, char **argv) {
       n_per[r] = nd.per_cpu;
     }
     fflush(stdout);
-    emu_stop(&e);
+    trb_bench_emu_stop(&e);
   }
   printf("median C:    %9.0f msg/s  %9.0f msg per client CPU-s\n",
-         median(c_rate, runs), median(c_per, runs));
+         trb_bench_median(c_rate, runs), trb_bench_median(c_per, runs));
   if (node_dir) {
     printf("median Node: %9.0f msg/s  %9.0f msg per client CPU-s\n",
-           median(n_rate, runs), median(n_per, runs));
+           trb_bench_median(n_rate, runs), trb_bench_median(n_per, runs));
   }
   trb_rpc_shutdown();
   return 0;

@@ -1,0 +1,48 @@
+/*
+ * bench_emu.h — shared pieces of the perf/ benchmarks that drive a
+ * `tributary emulator` child process: start/stop on free ports, CPU time of
+ * a process, medians.
+ */
+#ifndef TRB_PERF_BENCH_EMU_H
+#define TRB_PERF_BENCH_EMU_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/** A running emulator child. */
+typedef struct trb_bench_emu_s {
+  pid_t pid;
+  /** Temporary directory (config, tables, data); removed by stop. */
+  char dir[256];
+  /** host:port of each service, as the emulator printed them. */
+  char pubsub[64];
+  char bigquery[64];
+} trb_bench_emu_t;
+
+/**
+ * Start `bin emulator --pubsub-port 0 --bigquery-port 0` in a fresh
+ * temporary directory. `config_json` (may be NULL) becomes its --config;
+ * `tables` (may be NULL) is a NULL-terminated list of file name / JSON
+ * pairs written to its --tables directory; `durable` adds --data-dir.
+ * Returns once both address lines were read. Exits the process on failure.
+ */
+void trb_bench_emu_start(const char *bin, const char *config_json,
+                         const char *const *tables, bool durable,
+                         trb_bench_emu_t *e);
+
+/** SIGTERM, wait, remove the directory. */
+void trb_bench_emu_stop(trb_bench_emu_t *e);
+
+/** CPU seconds (user + system) used so far by process `pid` (/proc). */
+double trb_bench_proc_cpu_s(pid_t pid);
+
+/** CPU seconds of RUSAGE_SELF or RUSAGE_CHILDREN (getrusage). */
+double trb_bench_rusage_s(int who);
+
+/** Median of v[0..n) (sorts v in place). */
+double trb_bench_median(double *v, int n);
+
+/** Print "bench: <what>" to stderr and exit(1). */
+void trb_bench_die(const char *what) __attribute__((noreturn));
+
+#endif /* TRB_PERF_BENCH_EMU_H */
