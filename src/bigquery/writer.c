@@ -1,0 +1,790 @@
+/*
+ * writer.c — see writer.h. One mutex guards the queue; a supervisor thread
+ * (re)opens the AppendRows connection after a backoff; stream callbacks
+ * run on the loop thread. Append callbacks always run without the lock.
+ *
+ * Queue: every unresolved request ("chunk") in send order; the first
+ * `n_sent` are on the current connection awaiting their response (which
+ * arrives in order), the rest wait for a connection.
+ */
+#include "src/bigquery/writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "google/cloud/bigquery/storage/v1/storage.pb.h"
+#include "google/cloud/bigquery/storage/v1/stream.pb.h"
+#include "src/bigquery/descriptor.h"
+#include "src/bigquery/transcode.h"
+#include "src/common/alloc.h"
+#include "src/common/arena.h"
+#include "src/rpc/pb.h"
+#include "src/rpc/retry.h"
+
+#define SVC "/google.cloud.bigquery.storage.v1.BigQueryWrite/"
+/* Per-row framing in ProtoRows (tag + length varint) and per-request
+ * overhead (write_stream, offset, writer_schema are added on top). */
+#define ROW_OVERHEAD 6
+
+typedef struct rowerr_s {
+  size_t index;
+  char *message;
+} rowerr_t;
+
+typedef struct append_s {
+  trb_bq_append_cb cb;
+  void *user;
+  size_t chunks_left;
+  grpc_status_code code;
+  char message[TRB_STATUS_MSG_MAX];
+  int64_t offset;
+  size_t rows_written;
+  rowerr_t *errs;
+  size_t n_errs, cap_errs;
+  struct append_s *next_done; /* completion list */
+} append_t;
+
+typedef struct chunk_s {
+  append_t *ap;
+  trb_buf_t rows;   /* concatenated serialized rows */
+  size_t *row_len;  /* per row */
+  size_t *row_idx;  /* index in the append's json_rows */
+  size_t n;
+  int64_t offset;   /* COMMITTED: offset of the first row */
+  struct chunk_s *next;
+} chunk_t;
+
+typedef struct conn_s {
+  trb_bq_writer_t *w;
+  trb_rpc_stream_t *s;
+  uint64_t gen;
+} conn_t;
+
+struct trb_bq_writer_s {
+  trb_rpc_loop_t *loop;
+  trb_rpc_channel_t *ch;
+  char *table;
+  char *stream;
+  char *routing; /* "write_stream=<name>" */
+  bool committed;
+  size_t max_bytes;
+  int max_attempts;
+  trb_bq_transcode_opts_t topts;
+  trb_bq_table_t schema;
+  google_protobuf_DescriptorProto desc;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t sup;
+  bool sup_started;
+  bool closing;
+  bool fatal;
+  chunk_t *head, *tail;
+  size_t n_sent;
+  size_t n_pending_appends;
+  int64_t next_offset;
+  conn_t *conn;       /* current connection, NULL when none */
+  bool first_on_conn; /* next write on conn carries stream + schema */
+  uint64_t gen;
+  int live_conns;
+  bool want_connect;
+  int64_t connect_at_ms;
+  trb_backoff_t backoff;
+  int attempts;
+  grpc_status_code last_code;
+  char last_msg[TRB_STATUS_MSG_MAX];
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void append_set_error(append_t *a, grpc_status_code code,
+                             const char *msg) {
+  if (a->code != GRPC_STATUS_OK) return;
+  a->code = code;
+  snprintf(a->message, sizeof a->message, "%s", msg ? msg : "");
+}
+
+static void append_add_rowerr(append_t *a, size_t index, const char *msg) {
+  if (a->n_errs == a->cap_errs) {
+    size_t cap = a->cap_errs ? a->cap_errs * 2 : 4;
+    rowerr_t *e = trb_realloc(a->errs, cap * sizeof *e);
+    if (!e) abort();
+    a->errs = e;
+    a->cap_errs = cap;
+  }
+  a->errs[a->n_errs].index = index;
+  a->errs[a->n_errs].message = trb_strdup(msg ? msg : "");
+  if (!a->errs[a->n_errs].message) abort();
+  a->n_errs++;
+}
+
+static void append_finish(append_t *a) {
+  trb_bq_row_error_t *re = NULL;
+  if (a->n_errs) {
+    re = trb_calloc(a->n_errs, sizeof *re);
+    if (!re) abort();
+    for (size_t i = 0; i < a->n_errs; i++) {
+      re[i].index = a->errs[i].index;
+      re[i].message = a->errs[i].message;
+    }
+  }
+  trb_bq_append_result_t r = {a->code, a->message, a->offset, a->rows_written,
+                              re, a->n_errs};
+  a->cb(a->user, &r);
+  trb_free(re);
+  for (size_t i = 0; i < a->n_errs; i++) trb_free(a->errs[i].message);
+  trb_free(a->errs);
+  trb_free(a);
+}
+
+/* Run the callbacks of `done` (a list); lock NOT held. */
+static void finish_list(append_t *done) {
+  while (done) {
+    append_t *n = done->next_done;
+    append_finish(done);
+    done = n;
+  }
+}
+
+static void chunk_free(chunk_t *c) {
+  if (!c) return;
+  trb_buf_deinit(&c->rows);
+  trb_free(c->row_len);
+  trb_free(c->row_idx);
+  trb_free(c);
+}
+
+/* Pop the head chunk; when it was its append's last, move the append to
+ * `*done`. Lock held. */
+static void pop_head(trb_bq_writer_t *w, append_t **done) {
+  chunk_t *c = w->head;
+  w->head = c->next;
+  if (!w->head) w->tail = NULL;
+  if (w->n_sent) w->n_sent--;
+  append_t *a = c->ap;
+  chunk_free(c);
+  if (--a->chunks_left == 0) {
+    w->n_pending_appends--;
+    a->next_done = *done;
+    *done = a;
+  }
+}
+
+/* Encode and write chunk `c` on the current connection. Lock held. */
+static grpc_status_code send_chunk(trb_bq_writer_t *w, chunk_t *c) {
+  google_cloud_bigquery_storage_v1_AppendRowsRequest r;
+  memset(&r, 0, sizeof r);
+  if (w->first_on_conn) r.write_stream = w->stream;
+  if (w->committed) {
+    r.has_offset = true;
+    r.offset.value = c->offset;
+  }
+  r.has_proto_rows = true;
+  if (w->first_on_conn) {
+    r.proto_rows.has_writer_schema = true;
+    r.proto_rows.writer_schema.has_proto_descriptor = true;
+    r.proto_rows.writer_schema.proto_descriptor = w->desc;
+  }
+  r.proto_rows.has_rows = true;
+  trb_pb_view_t *v = trb_calloc(c->n ? c->n : 1, sizeof *v);
+  if (!v) return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  size_t off = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    v[i].data = (const uint8_t *)c->rows.data + off;
+    v[i].len = c->row_len[i];
+    off += c->row_len[i];
+  }
+  r.proto_rows.rows.serialized_rows.items = v;
+  r.proto_rows.rows.serialized_rows.count = c->n;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  trb_status_t st;
+  grpc_status_code code = trb_pb_encode(
+      google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, &r, &buf,
+      &len, &st);
+  trb_free(v);
+  if (code != GRPC_STATUS_OK) return code;
+  code = trb_rpc_stream_write(w->conn->s, buf, len, NULL);
+  trb_free(buf);
+  if (code == GRPC_STATUS_OK) w->first_on_conn = false;
+  return code;
+}
+
+/* Send every unsent chunk while connected. Lock held. */
+static void pump(trb_bq_writer_t *w) {
+  if (!w->conn) return;
+  chunk_t *c = w->head;
+  for (size_t i = 0; c && i < w->n_sent; i++) c = c->next;
+  while (c) {
+    if (send_chunk(w, c) != GRPC_STATUS_OK) return; /* on_close follows */
+    w->n_sent++;
+    c = c->next;
+  }
+}
+
+/* Drop the current connection (its late messages are ignored) and schedule
+ * a new one after `delay_ms`; unanswered chunks will be resent. Lock held. */
+static void reset_conn(trb_bq_writer_t *w, int64_t delay_ms) {
+  if (w->conn) {
+    trb_rpc_stream_cancel(w->conn->s);
+    w->conn = NULL;
+  }
+  w->gen++;
+  w->n_sent = 0;
+  w->want_connect = true;
+  w->connect_at_ms = now_ms() + delay_ms;
+  pthread_cond_broadcast(&w->cv);
+}
+
+/* Fail every queued chunk (fatal error or destroy). Lock held. */
+static void fail_all(trb_bq_writer_t *w, grpc_status_code code,
+                     const char *msg, append_t **done) {
+  while (w->head) {
+    append_set_error(w->head->ap, code, msg);
+    pop_head(w, done);
+  }
+  w->n_sent = 0;
+}
+
+/* A retryable failure (connection or in-stream). Lock held. */
+static void retry_later(trb_bq_writer_t *w, grpc_status_code code,
+                        const char *msg, append_t **done) {
+  w->last_code = code;
+  snprintf(w->last_msg, sizeof w->last_msg, "%s", msg ? msg : "");
+  if (++w->attempts >= w->max_attempts) {
+    w->fatal = true;
+    fail_all(w, code, msg, done);
+    if (w->conn) {
+      trb_rpc_stream_cancel(w->conn->s);
+      w->conn = NULL;
+      w->gen++;
+    }
+    return;
+  }
+  reset_conn(w, trb_backoff_next_ms(&w->backoff));
+}
+
+/* The head chunk failed for good: report it, shift the offsets behind it,
+ * and resend what was already sent behind it. Lock held. */
+static void head_failed(trb_bq_writer_t *w, grpc_status_code code,
+                        const char *msg, append_t **done) {
+  chunk_t *c = w->head;
+  bool later_sent = w->n_sent > 1;
+  append_set_error(c->ap, code, msg);
+  if (w->committed) {
+    for (chunk_t *x = c->next; x; x = x->next) x->offset -= (int64_t)c->n;
+    w->next_offset -= (int64_t)c->n;
+  }
+  pop_head(w, done);
+  if (w->committed && later_sent) reset_conn(w, 0);
+}
+
+static void on_message(void *user, trb_rpc_stream_t *s, const uint8_t *data,
+                       size_t len) {
+  (void)s;
+  conn_t *cn = user;
+  trb_bq_writer_t *w = cn->w;
+  google_cloud_bigquery_storage_v1_AppendRowsResponse r;
+  memset(&r, 0, sizeof r);
+  trb_status_t st;
+  grpc_status_code dc = trb_pb_decode(
+      google_cloud_bigquery_storage_v1_AppendRowsResponse_fields, data, len,
+      &r, &st);
+  append_t *done = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (cn->gen != w->gen || w->conn != cn || !w->head || w->n_sent == 0) {
+    goto out; /* stale connection or unexpected response */
+  }
+  if (dc != GRPC_STATUS_OK) {
+    retry_later(w, GRPC_STATUS_INTERNAL, "undecodable AppendRowsResponse",
+                &done);
+    goto out;
+  }
+  chunk_t *c = w->head;
+  bool is_result = r.which_response ==
+                   google_cloud_bigquery_storage_v1_AppendRowsResponse_append_result_tag;
+  grpc_status_code code =
+      is_result ? GRPC_STATUS_OK : (grpc_status_code)r.response.error.code;
+  const char *msg = is_result ? "" : r.response.error.message;
+  if (code == GRPC_STATUS_OK ||
+      (code == GRPC_STATUS_ALREADY_EXISTS && w->committed)) {
+    append_t *a = c->ap;
+    int64_t off = -1;
+    if (w->committed) {
+      off = (is_result && r.response.append_result.has_offset)
+                ? r.response.append_result.offset.value
+                : c->offset;
+    }
+    if (off >= 0 && (a->offset < 0 || off < a->offset)) a->offset = off;
+    a->rows_written += c->n;
+    w->attempts = 0;
+    trb_backoff_reset(&w->backoff);
+    pop_head(w, &done);
+  } else if (r.row_errors_count > 0) {
+    for (pb_size_t i = 0; i < r.row_errors_count; i++) {
+      int64_t ix = r.row_errors[i].index;
+      size_t orig = (ix >= 0 && (size_t)ix < c->n) ? c->row_idx[ix] : (size_t)ix;
+      append_add_rowerr(c->ap, orig, r.row_errors[i].message);
+    }
+    head_failed(w, GRPC_STATUS_INVALID_ARGUMENT,
+                msg && *msg ? msg : "rows rejected by the server", &done);
+  } else if (trb_rpc_is_retryable(TRB_RPC_OP_APPEND_ROWS, code, msg)) {
+    retry_later(w, code, msg, &done);
+  } else {
+    head_failed(w, code, msg, &done);
+  }
+out:
+  pthread_mutex_unlock(&w->mu);
+  trb_pb_release(google_cloud_bigquery_storage_v1_AppendRowsResponse_fields,
+                 &r);
+  finish_list(done);
+}
+
+static void on_close(void *user, trb_rpc_stream_t *s,
+                     const trb_rpc_result_t *res) {
+  conn_t *cn = user;
+  trb_bq_writer_t *w = cn->w;
+  append_t *done = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (cn->gen == w->gen && w->conn == cn && !w->closing) {
+    w->conn = NULL;
+    grpc_status_code code = res->code;
+    if (code == GRPC_STATUS_OK) code = GRPC_STATUS_UNAVAILABLE; /* server closed */
+    if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_OK ||
+        trb_rpc_is_retryable(TRB_RPC_OP_APPEND_ROWS, code, res->message)) {
+      if (!w->head) {
+        /* Idle: reconnect at once, without counting an attempt. */
+        reset_conn(w, 0);
+      } else {
+        retry_later(w, code, res->message, &done);
+      }
+    } else {
+      w->fatal = true;
+      w->gen++;
+      fail_all(w, code, res->message, &done);
+    }
+  }
+  w->live_conns--;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  trb_rpc_stream_release(s);
+  trb_free(cn);
+  finish_list(done);
+}
+
+/* Open a connection. Lock held. */
+static void connect_now(trb_bq_writer_t *w, append_t **done) {
+  conn_t *cn = trb_calloc(1, sizeof *cn);
+  if (!cn) abort();
+  cn->w = w;
+  cn->gen = w->gen;
+  trb_rpc_md_t md = {"x-goog-request-params", w->routing, 0};
+  trb_rpc_call_opts_t o = {0};
+  o.md = &md;
+  o.n_md = 1;
+  trb_rpc_stream_cbs_t cbs = {0};
+  cbs.on_message = on_message;
+  cbs.on_close = on_close;
+  trb_status_t st;
+  w->live_conns++;
+  grpc_status_code code = trb_rpc_stream_start(
+      w->loop, w->ch, SVC "AppendRows", &o, &cbs, cn, &cn->s, &st);
+  if (code != GRPC_STATUS_OK) {
+    w->live_conns--;
+    trb_free(cn);
+    retry_later(w, code, st.msg, done);
+    return;
+  }
+  w->conn = cn;
+  w->first_on_conn = true;
+  pump(w);
+}
+
+static void *supervisor(void *arg) {
+  trb_bq_writer_t *w = arg;
+  pthread_mutex_lock(&w->mu);
+  while (!w->closing) {
+    if (w->want_connect && !w->fatal) {
+      int64_t now = now_ms();
+      if (now >= w->connect_at_ms) {
+        w->want_connect = false;
+        append_t *done = NULL;
+        connect_now(w, &done);
+        if (done) {
+          pthread_mutex_unlock(&w->mu);
+          finish_list(done);
+          pthread_mutex_lock(&w->mu);
+        }
+        continue;
+      }
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      int64_t ns = ts.tv_nsec + (w->connect_at_ms - now) * 1000000;
+      ts.tv_sec += ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
+      pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    } else {
+      pthread_cond_wait(&w->cv, &w->mu);
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Fetch the stream and its schema. */
+static grpc_status_code fetch_stream(trb_bq_writer_t *w, trb_status_t *st) {
+  google_cloud_bigquery_storage_v1_WriteStream ws;
+  memset(&ws, 0, sizeof ws);
+  uint8_t *req = NULL;
+  size_t req_len = 0;
+  char *params = NULL;
+  const char *method;
+  grpc_status_code code;
+  if (w->committed) {
+    google_cloud_bigquery_storage_v1_CreateWriteStreamRequest r;
+    memset(&r, 0, sizeof r);
+    r.parent = w->table;
+    r.has_write_stream = true;
+    r.write_stream.type = google_cloud_bigquery_storage_v1_WriteStream_Type_COMMITTED;
+    code = trb_pb_encode(
+        google_cloud_bigquery_storage_v1_CreateWriteStreamRequest_fields, &r,
+        &req, &req_len, st);
+    method = SVC "CreateWriteStream";
+    if (asprintf(&params, "parent=%s", w->table) < 0) params = NULL;
+  } else {
+    google_cloud_bigquery_storage_v1_GetWriteStreamRequest r;
+    memset(&r, 0, sizeof r);
+    r.name = w->stream;
+    r.view = google_cloud_bigquery_storage_v1_WriteStreamView_FULL;
+    code = trb_pb_encode(
+        google_cloud_bigquery_storage_v1_GetWriteStreamRequest_fields, &r,
+        &req, &req_len, st);
+    method = SVC "GetWriteStream";
+    if (asprintf(&params, "name=%s", w->stream) < 0) params = NULL;
+  }
+  if (code != GRPC_STATUS_OK) {
+    free(params);
+    return code;
+  }
+  if (!params) {
+    trb_free(req);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  trb_rpc_md_t md = {"x-goog-request-params", params, 0};
+  trb_rpc_call_opts_t o = {0};
+  o.md = &md;
+  o.n_md = 1;
+  trb_rpc_response_t resp = {0};
+  code = trb_rpc_unary_call(w->loop, w->ch, method, req, req_len, &o, &resp);
+  trb_free(req);
+  free(params);
+  if (code != GRPC_STATUS_OK) {
+    trb_status_set(st, code, "%s: %s", method + strlen(SVC),
+                   resp.message ? resp.message : "");
+    trb_rpc_response_deinit(&resp);
+    return code;
+  }
+  code = trb_pb_decode(google_cloud_bigquery_storage_v1_WriteStream_fields,
+                       resp.response, resp.response_len, &ws, st);
+  trb_rpc_response_deinit(&resp);
+  if (code == GRPC_STATUS_OK && !ws.has_table_schema) {
+    code = trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "the write stream came without table_schema");
+  }
+  if (code == GRPC_STATUS_OK && w->committed) {
+    if (!ws.name || !*ws.name) {
+      code = trb_status_set(st, GRPC_STATUS_INTERNAL,
+                            "CreateWriteStream returned no name");
+    } else {
+      w->stream = trb_strdup(ws.name);
+      if (!w->stream)
+        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+  }
+  if (code == GRPC_STATUS_OK)
+    code = trb_bq_table_from_write_schema(&ws.table_schema, &w->schema, st);
+  trb_pb_release(google_cloud_bigquery_storage_v1_WriteStream_fields, &ws);
+  return code;
+}
+
+grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
+                                      trb_rpc_channel_t *ch,
+                                      const trb_bq_writer_config_t *cfg,
+                                      trb_bq_writer_t **out, trb_status_t *st) {
+  *out = NULL;
+  if (!loop || !ch || !cfg || !cfg->table || !*cfg->table)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "writer: loop, channel and table are required");
+  trb_bq_writer_t *w = trb_calloc(1, sizeof *w);
+  if (!w) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  w->loop = loop;
+  w->ch = ch;
+  w->committed = cfg->kind == TRB_BQ_STREAM_COMMITTED;
+  w->max_bytes = cfg->max_request_bytes ? cfg->max_request_bytes : 9000000;
+  w->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 10;
+  w->topts.ignore_unknown_fields = cfg->ignore_unknown_fields;
+  trb_backoff_init(&w->backoff, cfg->backoff_initial_ms > 0 ? cfg->backoff_initial_ms : 50,
+                   cfg->backoff_max_ms > 0 ? cfg->backoff_max_ms : 5000, 2.0, 0);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  grpc_status_code code = GRPC_STATUS_OK;
+  w->table = trb_strdup(cfg->table);
+  if (!w->table) {
+    code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto fail;
+  }
+  if (!w->committed) {
+    size_t n = strlen(w->table) + sizeof "/streams/_default";
+    w->stream = trb_malloc(n);
+    if (!w->stream) {
+      code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      goto fail;
+    }
+    snprintf(w->stream, n, "%s/streams/_default", w->table);
+  }
+  code = fetch_stream(w, st);
+  if (code != GRPC_STATUS_OK) goto fail;
+  code = trb_bq_descriptor_build(&w->schema, &w->desc, st);
+  if (code != GRPC_STATUS_OK) goto fail;
+  size_t rn = strlen(w->stream) + sizeof "write_stream=";
+  w->routing = trb_malloc(rn);
+  if (!w->routing) {
+    code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto fail;
+  }
+  snprintf(w->routing, rn, "write_stream=%s", w->stream);
+  w->want_connect = true;
+  w->connect_at_ms = 0;
+  if (pthread_create(&w->sup, NULL, supervisor, w) != 0) {
+    code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "writer: cannot start its thread");
+    goto fail;
+  }
+  w->sup_started = true;
+  *out = w;
+  return GRPC_STATUS_OK;
+fail:
+  trb_bq_writer_destroy(w);
+  return code;
+}
+
+const char *trb_bq_writer_stream(const trb_bq_writer_t *w) { return w->stream; }
+
+static chunk_t *chunk_new(append_t *a, size_t cap_rows) {
+  chunk_t *c = trb_calloc(1, sizeof *c);
+  if (!c) return NULL;
+  trb_buf_init(&c->rows);
+  c->ap = a;
+  c->row_len = trb_calloc(cap_rows, sizeof *c->row_len);
+  c->row_idx = trb_calloc(cap_rows, sizeof *c->row_idx);
+  if (!c->row_len || !c->row_idx) {
+    chunk_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
+                                      const char *const *json_rows, size_t n,
+                                      trb_bq_append_cb cb, void *user,
+                                      trb_status_t *st) {
+  if (!cb || (n && !json_rows))
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "append: callback and rows are required");
+  append_t *a = trb_calloc(1, sizeof *a);
+  if (!a) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  a->cb = cb;
+  a->user = user;
+  a->offset = -1;
+  /* Transcode outside the lock into a private list of chunks. */
+  chunk_t *first = NULL, *last = NULL;
+  size_t budget = w->max_bytes > 512 ? w->max_bytes - 512 : w->max_bytes;
+  size_t cap = n ? n : 1;
+  grpc_status_code code = GRPC_STATUS_OK;
+  trb_status_t rst;
+  for (size_t i = 0; i < n; i++) {
+    if (!last || last->rows.len >= budget) {
+      chunk_t *c = chunk_new(a, cap);
+      if (!c) {
+        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+      }
+      if (last) last->next = c; else first = c;
+      last = c;
+    }
+    size_t before = last->rows.len;
+    const char *row = json_rows[i] ? json_rows[i] : "";
+    grpc_status_code rc = trb_bq_transcode_row(&w->schema, row, strlen(row),
+                                               &w->topts, &last->rows, &rst);
+    if (rc == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+      code = trb_status_set(st, rc, "%s", rst.msg);
+      goto fail;
+    }
+    if (rc != GRPC_STATUS_OK) {
+      append_add_rowerr(a, i, rst.msg);
+      continue;
+    }
+    size_t rl = last->rows.len - before;
+    if (rl + ROW_OVERHEAD > budget) {
+      code = trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "row %zu: %zu bytes exceed the request limit", i, rl);
+      goto fail;
+    }
+    if (last->n && last->rows.len + (last->n + 1) * ROW_OVERHEAD > budget) {
+      /* Move this row into a new chunk. */
+      chunk_t *c = chunk_new(a, cap);
+      if (!c || trb_buf_append(&c->rows, last->rows.data + before, rl) != 0) {
+        chunk_free(c);
+        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+      }
+      last->rows.len = before;
+      last->next = c;
+      last = c;
+    }
+    last->row_len[last->n] = rl;
+    last->row_idx[last->n] = i;
+    last->n++;
+  }
+  /* Drop a trailing empty chunk. */
+  {
+    chunk_t **pp = &first;
+    last = NULL;
+    while (*pp) {
+      if ((*pp)->n == 0) {
+        chunk_t *d = *pp;
+        *pp = d->next;
+        chunk_free(d);
+      } else {
+        last = *pp;
+        pp = &(*pp)->next;
+      }
+    }
+  }
+  pthread_mutex_lock(&w->mu);
+  if (w->closing || w->fatal) {
+    pthread_mutex_unlock(&w->mu);
+    code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "writer: %s", w->closing ? "closing" : w->last_msg);
+    goto fail;
+  }
+  if (!first) {
+    pthread_mutex_unlock(&w->mu);
+    if (a->n_errs)
+      append_set_error(a, GRPC_STATUS_INVALID_ARGUMENT, "every row was rejected");
+    append_finish(a);
+    return GRPC_STATUS_OK;
+  }
+  for (chunk_t *c = first; c; c = c->next) {
+    a->chunks_left++;
+    c->offset = w->next_offset;
+    w->next_offset += (int64_t)c->n;
+  }
+  w->n_pending_appends++;
+  if (w->tail) w->tail->next = first; else w->head = first;
+  w->tail = last;
+  pump(w);
+  pthread_mutex_unlock(&w->mu);
+  return GRPC_STATUS_OK;
+fail:
+  while (first) {
+    chunk_t *nx = first->next;
+    chunk_free(first);
+    first = nx;
+  }
+  for (size_t i = 0; i < a->n_errs; i++) trb_free(a->errs[i].message);
+  trb_free(a->errs);
+  trb_free(a);
+  return code;
+}
+
+size_t trb_bq_writer_pending(trb_bq_writer_t *w) {
+  pthread_mutex_lock(&w->mu);
+  size_t n = w->n_pending_appends;
+  pthread_mutex_unlock(&w->mu);
+  return n;
+}
+
+grpc_status_code trb_bq_writer_finalize(trb_bq_writer_t *w,
+                                        int64_t *row_count, trb_status_t *st) {
+  if (!w->committed)
+    return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "finalize: not supported on _default");
+  if (trb_bq_writer_pending(w))
+    return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "finalize: appends are pending");
+  google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest r;
+  memset(&r, 0, sizeof r);
+  r.name = w->stream;
+  uint8_t *req = NULL;
+  size_t len = 0;
+  grpc_status_code code = trb_pb_encode(
+      google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest_fields, &r,
+      &req, &len, st);
+  if (code != GRPC_STATUS_OK) return code;
+  trb_rpc_md_t md = {"x-goog-request-params", w->routing + strlen("write_stream="), 0};
+  char *params = NULL;
+  if (asprintf(&params, "name=%s", w->stream) < 0) {
+    trb_free(req);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  md.value = params;
+  trb_rpc_call_opts_t o = {0};
+  o.md = &md;
+  o.n_md = 1;
+  trb_rpc_response_t resp = {0};
+  code = trb_rpc_unary_call(w->loop, w->ch, SVC "FinalizeWriteStream", req,
+                            len, &o, &resp);
+  trb_free(req);
+  free(params);
+  if (code == GRPC_STATUS_OK) {
+    google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse fr;
+    memset(&fr, 0, sizeof fr);
+    code = trb_pb_decode(
+        google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse_fields,
+        resp.response, resp.response_len, &fr, st);
+    if (code == GRPC_STATUS_OK && row_count) *row_count = fr.row_count;
+    trb_pb_release(
+        google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse_fields, &fr);
+  } else {
+    trb_status_set(st, code, "FinalizeWriteStream: %s",
+                   resp.message ? resp.message : "");
+  }
+  trb_rpc_response_deinit(&resp);
+  return code;
+}
+
+void trb_bq_writer_destroy(trb_bq_writer_t *w) {
+  if (!w) return;
+  append_t *done = NULL;
+  pthread_mutex_lock(&w->mu);
+  w->closing = true;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  if (w->sup_started) pthread_join(w->sup, NULL);
+  pthread_mutex_lock(&w->mu);
+  if (w->conn) {
+    trb_rpc_stream_cancel(w->conn->s);
+    w->conn = NULL;
+  }
+  w->gen++;
+  while (w->live_conns > 0) pthread_cond_wait(&w->cv, &w->mu);
+  fail_all(w, GRPC_STATUS_CANCELLED, "writer destroyed", &done);
+  pthread_mutex_unlock(&w->mu);
+  finish_list(done);
+  trb_bq_descriptor_release(&w->desc);
+  trb_bq_table_deinit(&w->schema);
+  trb_free(w->table);
+  trb_free(w->stream);
+  trb_free(w->routing);
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  trb_free(w);
+}

@@ -1,0 +1,187 @@
+/*
+ * writer.h — a BigQuery Storage Write client for JSON rows: one write
+ * stream (an explicit COMMITTED stream it creates, or the table's _default
+ * stream), one AppendRows connection at a time, rows transcoded with
+ * src/bigquery/transcode.h against the writer schema built once from the
+ * server's TableSchema (src/bigquery/descriptor.h).
+ *
+ * Protocol (PROTOCOL.md part A):
+ *   - COMMITTED: CreateWriteStream(parent=table, type COMMITTED), whose
+ *     FULL view carries table_schema (fact 9); _default: GetWriteStream
+ *     (name=<table>/streams/_default, view FULL) (fact 10).
+ *   - AppendRows is opened with `x-goog-request-params:
+ *     write_stream=<name>` (fact 25); the first request on each connection
+ *     carries write_stream and writer_schema, later ones neither (11, 12).
+ *   - Offsets (COMMITTED only; never on _default, fact 5) are tracked by
+ *     the client: each request carries the offset of its first row.
+ *   - Requests are split so that each stays under `max_request_bytes`
+ *     (default 9 MB, headroom under the 10 MB limit of fact 24).
+ *   - Responses come in request order (fact 16). A broken connection is
+ *     reopened after a backoff and every unanswered request is resent in
+ *     order with its original offset (fact 29); ALREADY_EXISTS on a request
+ *     with an offset means it was written (fact 30) and counts as success.
+ *     Retryable in-stream errors (trb_rpc_is_retryable APPEND_ROWS:
+ *     ABORTED, UNAVAILABLE, CANCELLED, INTERNAL, DEADLINE_EXCEEDED,
+ *     UNKNOWN, RESOURCE_EXHAUSTED) reopen the connection the same way.
+ *     A request that fails for good (row errors, INVALID_ARGUMENT, an
+ *     OUT_OF_RANGE the client did not cause, ...) is reported to its
+ *     append; the offsets of the requests behind it are moved down by its
+ *     row count, and if any of them were already sent the connection is
+ *     reopened so they are resent at their new offsets (the server had
+ *     rejected them with OUT_OF_RANGE anyway, fact 30).
+ *
+ * Exactly-once: on a COMMITTED stream every row is written exactly once
+ * across reconnects and retries (offsets + ALREADY_EXISTS). On _default
+ * (no offsets) a resent request may duplicate rows: at-least-once, as the
+ * official clients document.
+ *
+ * Threading: trb_bq_writer_append is thread-safe. Completion callbacks run
+ * on the loop's thread (or, for an append that produced no request, on the
+ * caller's thread before trb_bq_writer_append returns; on the destroying
+ * thread for appends cancelled by trb_bq_writer_destroy); they may call
+ * trb_bq_writer_append. create/finalize/destroy block and must not be
+ * called on the loop's thread.
+ * Source: google/cloud/bigquery/storage/v1/storage.proto, stream.proto;
+ * PROTOCOL.md A facts 5, 9–12, 16–21, 24–31.
+ */
+#ifndef TRB_SRC_BIGQUERY_WRITER_H
+#define TRB_SRC_BIGQUERY_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/status.h>
+
+#include "src/common/status.h"
+#include "src/rpc/rpc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Which write stream a writer appends to (WriteStream.Type). */
+typedef enum trb_bq_stream_kind_e {
+  /** The table's _default stream: committed on ack, no offsets. */
+  TRB_BQ_STREAM_DEFAULT = 0,
+  /** A new explicit COMMITTED stream: committed on ack, with offsets. */
+  TRB_BQ_STREAM_COMMITTED = 1,
+} trb_bq_stream_kind_t;
+
+/** Writer settings. Zero-initialize, then set what you need. */
+typedef struct trb_bq_writer_config_s {
+  /** Table "projects/{p}/datasets/{d}/tables/{t}". Required; copied. */
+  const char *table;
+  trb_bq_stream_kind_t kind;
+  /** Largest serialized AppendRowsRequest, bytes; 0 = 9,000,000. */
+  size_t max_request_bytes;
+  /** Unknown JSON keys are skipped instead of being row errors. */
+  bool ignore_unknown_fields;
+  /** Backoff before a reconnect: first ceiling and cap, milliseconds;
+   *  0 = 50 and 5000. */
+  int64_t backoff_initial_ms;
+  int64_t backoff_max_ms;
+  /** Consecutive failed attempts (reconnects or retryable errors without
+   *  any acknowledged request in between) before every queued append
+   *  fails with the last status; 0 = 10. */
+  int max_attempts;
+} trb_bq_writer_config_t;
+
+/** One rejected row of an append. */
+typedef struct trb_bq_row_error_s {
+  /** Index of the row in the `json_rows` array given to the append. */
+  size_t index;
+  /** Reason: the transcoder's "<JSON path>: <reason>" for rows rejected
+   *  before sending, or the server's RowError.message. */
+  const char *message;
+} trb_bq_row_error_t;
+
+/** The outcome of one append; everything borrowed for the callback. */
+typedef struct trb_bq_append_result_s {
+  /** OK: every row not listed in `row_errors` was written. Otherwise the
+   *  first failure of the append's requests (INVALID_ARGUMENT for rows the
+   *  server rejected; the in-stream or connection status else); rows of
+   *  the append's other requests may have been written (`rows_written`). */
+  grpc_status_code code;
+  const char *message;
+  /** Offset of the append's first written row on a COMMITTED stream (the
+   *  server's AppendResult.offset of its first request); -1 on _default or
+   *  when nothing was written. */
+  int64_t offset;
+  /** Rows of this append acknowledged by the server. */
+  size_t rows_written;
+  /** Rows not written because they were rejected: by the transcoder (bad
+   *  JSON / schema mismatch; those rows are left out of the request, the
+   *  others are sent) or by the server (AppendRowsResponse.row_errors;
+   *  then no row of that request is written, fact 21, and `code` is
+   *  INVALID_ARGUMENT). Ordered by index within each source. */
+  const trb_bq_row_error_t *row_errors;
+  size_t n_row_errors;
+} trb_bq_append_result_t;
+
+/** Append completion: exactly once per trb_bq_writer_append that returned
+ *  OK (see the threading note above for the thread). */
+typedef void (*trb_bq_append_cb)(void *user, const trb_bq_append_result_t *r);
+
+typedef struct trb_bq_writer_s trb_bq_writer_t;
+
+/**
+ * Create the writer: create or look up the write stream, fetch its schema,
+ * build the writer schema, and open the AppendRows connection (lazily
+ * connected by gRPC).
+ * Params:  loop, ch — borrowed; must outlive the writer. cfg — borrowed.
+ *          out — receives the writer (owned; trb_bq_writer_destroy).
+ * Returns: OK; INVALID_ARGUMENT (no table, unusable schema); the status of
+ *          CreateWriteStream / GetWriteStream (NOT_FOUND for an unknown
+ *          table, ...); RESOURCE_EXHAUSTED.
+ * Threading: blocks; not on `loop`'s thread.
+ */
+grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
+                                      trb_rpc_channel_t *ch,
+                                      const trb_bq_writer_config_t *cfg,
+                                      trb_bq_writer_t **out, trb_status_t *st);
+
+/** The write stream's name ("projects/../streams/<id>" or "_default"
+ *  form); valid until destroy. */
+const char *trb_bq_writer_stream(const trb_bq_writer_t *w);
+
+/**
+ * Append `n` JSON rows (each a NUL-terminated JSON object; borrowed for the
+ * call). Rows that do not transcode are left out and reported in the
+ * result's row_errors; the others are sent in order, split into requests
+ * under max_request_bytes, offsets assigned consecutively.
+ * Params:  cb — required; user — its argument.
+ * Returns: OK (cb will run exactly once); INVALID_ARGUMENT (NULL cb, a row
+ *          larger than max_request_bytes); FAILED_PRECONDITION after a
+ *          fatal writer error or while destroying; RESOURCE_EXHAUSTED.
+ *          On error cb is not called and nothing is sent.
+ */
+grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
+                                      const char *const *json_rows, size_t n,
+                                      trb_bq_append_cb cb, void *user,
+                                      trb_status_t *st);
+
+/** Appends whose callback has not run yet. Thread-safe. */
+size_t trb_bq_writer_pending(trb_bq_writer_t *w);
+
+/**
+ * FinalizeWriteStream (COMMITTED only; fact 26): no more appends will be
+ * accepted by the server. Call after every append has completed.
+ * Params:  row_count — receives FinalizeWriteStreamResponse.row_count.
+ * Returns: OK; FAILED_PRECONDITION on _default or with appends pending;
+ *          the RPC's status.
+ * Threading: blocks; not on the loop's thread.
+ */
+grpc_status_code trb_bq_writer_finalize(trb_bq_writer_t *w,
+                                        int64_t *row_count, trb_status_t *st);
+
+/**
+ * Close the connection and free the writer. Appends still pending complete
+ * with CANCELLED (on this thread). NULL-safe. Not on the loop's thread.
+ */
+void trb_bq_writer_destroy(trb_bq_writer_t *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRB_SRC_BIGQUERY_WRITER_H */

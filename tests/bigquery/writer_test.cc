@@ -1,0 +1,391 @@
+// writer_test.cc — trb_bq_writer against the in-process BigQuery Write
+// emulator on 127.0.0.1:0: rows appear exactly once (checked in the
+// emulator's SQLite), offsets, row errors, request splitting, dropped
+// connections and injected in-stream / open errors.
+#include "src/bigquery/writer.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "src/bigquery/schema.h"
+#include "src/common/alloc.h"
+#include "src/emulator/bigquery/bigquery.h"
+#include "src/emulator/db.h"
+#include "src/emulator/faults.h"
+#include "src/rpc/rpc.h"
+#include "src/rpc/server.h"
+#include "tests/testutil/wait.h"
+
+namespace {
+
+constexpr const char* kTable = "projects/demo/datasets/ds/tables/t";
+constexpr const char* kAppend = "/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows";
+constexpr const char* kSchema =
+    R"([{"name":"id","type":"INT64","mode":"REQUIRED"},{"name":"name","type":"STRING","maxLength":10}])";
+
+// Outcome of one append, as seen by the callback.
+struct Outcome {
+  bool done = false;
+  int calls = 0;
+  grpc_status_code code = GRPC_STATUS_UNKNOWN;
+  std::string message;
+  int64_t offset = -2;
+  size_t rows_written = 0;
+  std::vector<std::pair<size_t, std::string>> row_errors;
+};
+
+struct Collector {
+  trb_test::Cond cond;
+  std::vector<Outcome> out;  // guarded by cond
+  explicit Collector(size_t n) : out(n) {}
+  struct Ctx {
+    Collector* c;
+    size_t i;
+  };
+  std::vector<Ctx> ctx;
+  static void Cb(void* user, const trb_bq_append_result_t* r) {
+    Ctx* x = (Ctx*)user;
+    x->c->cond.Update([&] {
+      Outcome& o = x->c->out[x->i];
+      o.done = true;
+      o.calls++;
+      o.code = r->code;
+      o.message = r->message ? r->message : "";
+      o.offset = r->offset;
+      o.rows_written = r->rows_written;
+      for (size_t k = 0; k < r->n_row_errors; k++)
+        o.row_errors.push_back({r->row_errors[k].index, r->row_errors[k].message});
+    });
+  }
+  void* User(size_t i) {
+    if (ctx.empty()) {
+      ctx.resize(out.size());
+      for (size_t k = 0; k < out.size(); k++) ctx[k] = {this, k};
+    }
+    return &ctx[i];
+  }
+  bool WaitAll(int ms = 30000) {
+    return cond.WaitFor(
+        [&] {
+          for (auto& o : out)
+            if (!o.done) return false;
+          return true;
+        },
+        ms);
+  }
+};
+
+class WriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/bqwriter_test_XXXXXX";
+    ASSERT_NE(nullptr, mkdtemp(tmpl));
+    dir_ = tmpl;
+    trb_rpc_init();
+    trb_status_t st{};
+    faults_ = trb_faults_create();
+    char* path = trb_bqemu_db_path(dir_.c_str());
+    trb_db_options_t o = {};
+    o.name = "bigquery";
+    ASSERT_EQ(GRPC_STATUS_OK, trb_db_open(path, &o, &db_, &st)) << st.msg;
+    trb_free(path);
+    trb_bqemu_config_t c = {};
+    c.db = db_;
+    c.data_dir = dir_.c_str();
+    c.project = "demo";
+    c.faults = faults_;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_create(&c, &bq_, &st)) << st.msg;
+    trb_rpc_server_config_t sc = {};
+    sc.host = "127.0.0.1";
+    sc.n_threads = 2;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_create(&sc, &srv_, &st)) << st.msg;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_register(bq_, srv_, &st)) << st.msg;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_start(srv_, &port_, &st)) << st.msg;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_loop_create("bq-writer", &loop_, &st));
+    target_ = "127.0.0.1:" + std::to_string(port_);
+    trb_rpc_channel_config_t cc = {};
+    cc.target = target_.c_str();
+    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_channel_create(&cc, &ch_, &st));
+    trb_bq_table_t t;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(kSchema, strlen(kSchema), &t, &st)) << st.msg;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_create_table(bq_, "ds", "t", &t, &st)) << st.msg;
+    trb_bq_table_deinit(&t);
+  }
+
+  void TearDown() override {
+    trb_bq_writer_destroy(w_);
+    if (bq_) trb_bqemu_shutdown(bq_);
+    trb_rpc_server_shutdown(srv_);
+    if (loop_) {
+      EXPECT_EQ(0, trb_rpc_loop_live_calls(loop_));
+    }
+    trb_rpc_loop_destroy(loop_);
+    trb_rpc_channel_destroy(ch_);
+    trb_rpc_server_destroy(srv_);
+    trb_db_close(db_);
+    trb_bqemu_destroy(bq_);
+    trb_faults_destroy(faults_);
+    trb_rpc_shutdown();
+    std::string cmd = "rm -rf " + dir_;
+    EXPECT_EQ(0, system(cmd.c_str()));
+  }
+
+  void Create(trb_bq_stream_kind_t kind, size_t max_bytes = 0) {
+    trb_bq_writer_config_t c = {};
+    c.table = kTable;
+    c.kind = kind;
+    c.max_request_bytes = max_bytes;
+    c.backoff_initial_ms = 5;
+    c.backoff_max_ms = 50;
+    trb_status_t st{};
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_writer_create(loop_, ch_, &c, &w_, &st)) << st.msg;
+  }
+
+  // Append rows[i] for i in [from, to) as one append.
+  void Append(const std::vector<std::string>& rows, Collector* col, size_t slot) {
+    std::vector<const char*> p;
+    for (auto& r : rows) p.push_back(r.c_str());
+    trb_status_t st{};
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_writer_append(w_, p.data(), p.size(), Collector::Cb, col->User(slot), &st))
+        << st.msg;
+  }
+
+  static std::vector<std::string> Rows(int from, int to) {
+    std::vector<std::string> v;
+    for (int i = from; i < to; i++) v.push_back("{\"id\":" + std::to_string(i) + ",\"name\":\"n" + std::to_string(i) + "\"}");
+    return v;
+  }
+
+  std::vector<std::string> Query(const std::string& sql) {
+    char* buf = nullptr;
+    size_t len = 0;
+    FILE* f = open_memstream(&buf, &len);
+    trb_status_t st{};
+    EXPECT_EQ(GRPC_STATUS_OK, trb_bqemu_sql(dir_.c_str(), sql.c_str(), true, f, &st)) << st.msg;
+    fclose(f);
+    std::vector<std::string> out;
+    std::string s(buf, len);
+    free(buf);
+    size_t p = 0;
+    while (p < s.size()) {
+      size_t e = s.find('\n', p);
+      out.push_back(s.substr(p, e - p));
+      p = e + 1;
+    }
+    return out;
+  }
+
+  // Every id in [0, n) exactly once, nothing else.
+  void ExpectExactlyOnce(int n) {
+    auto total = Query("SELECT COUNT(*) AS c FROM ds.t");
+    ASSERT_EQ(1u, total.size());
+    EXPECT_EQ("{\"c\":" + std::to_string(n) + "}", total[0]);
+    auto d = Query("SELECT COUNT(DISTINCT id) AS c, MIN(id) AS lo, MAX(id) AS hi FROM ds.t");
+    ASSERT_EQ(1u, d.size());
+    EXPECT_EQ("{\"c\":" + std::to_string(n) + ",\"lo\":0,\"hi\":" + std::to_string(n - 1) + "}", d[0]);
+  }
+
+  std::string dir_;
+  trb_faults_t* faults_ = nullptr;
+  trb_db_t* db_ = nullptr;
+  trb_bqemu_t* bq_ = nullptr;
+  trb_rpc_server_t* srv_ = nullptr;
+  int port_ = 0;
+  std::string target_;
+  trb_rpc_loop_t* loop_ = nullptr;
+  trb_rpc_channel_t* ch_ = nullptr;
+  trb_bq_writer_t* w_ = nullptr;
+};
+
+TEST_F(WriterTest, CommittedOffsetsAndRowsOnce) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  EXPECT_NE(nullptr, strstr(trb_bq_writer_stream(w_), "/streams/"));
+  Collector col(3);
+  Append(Rows(0, 1), &col, 0);
+  Append(Rows(1, 3), &col, 1);
+  Append(Rows(3, 4), &col, 2);
+  ASSERT_TRUE(col.WaitAll());
+  int64_t want[] = {0, 1, 3};  // fact 20
+  for (int i = 0; i < 3; i++) {
+    EXPECT_EQ(GRPC_STATUS_OK, col.out[i].code) << col.out[i].message;
+    EXPECT_EQ(want[i], col.out[i].offset);
+    EXPECT_EQ(1, col.out[i].calls);
+  }
+  EXPECT_EQ(0u, trb_bq_writer_pending(w_));
+  ExpectExactlyOnce(4);
+  int64_t rc = -1;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_writer_finalize(w_, &rc, &st)) << st.msg;
+  EXPECT_EQ(4, rc);
+}
+
+TEST_F(WriterTest, DefaultStreamHasNoOffsets) {
+  Create(TRB_BQ_STREAM_DEFAULT);
+  EXPECT_STREQ("projects/demo/datasets/ds/tables/t/streams/_default", trb_bq_writer_stream(w_));
+  Collector col(2);
+  Append(Rows(0, 3), &col, 0);
+  Append(Rows(3, 5), &col, 1);
+  ASSERT_TRUE(col.WaitAll());
+  for (auto& o : col.out) {
+    EXPECT_EQ(GRPC_STATUS_OK, o.code) << o.message;
+    EXPECT_EQ(-1, o.offset);
+  }
+  EXPECT_EQ(3u, col.out[0].rows_written);
+  ExpectExactlyOnce(5);
+  trb_status_t st{};
+  EXPECT_EQ(GRPC_STATUS_FAILED_PRECONDITION, trb_bq_writer_finalize(w_, nullptr, &st));
+}
+
+TEST_F(WriterTest, TranscodeRowErrorsExcludeOnlyThoseRows) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  Collector col(2);
+  std::vector<std::string> rows = {R"({"id":0})", R"({"id":"x"})", R"({"id":1})", R"({"name":"no id"})",
+                                   R"({"id":2})"};
+  Append(rows, &col, 0);
+  Append({R"({"id":3})"}, &col, 1);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[0].code) << col.out[0].message;
+  EXPECT_EQ(3u, col.out[0].rows_written);
+  ASSERT_EQ(2u, col.out[0].row_errors.size());
+  EXPECT_EQ(1u, col.out[0].row_errors[0].first);
+  EXPECT_EQ(3u, col.out[0].row_errors[1].first);
+  EXPECT_NE(std::string::npos, col.out[0].row_errors[1].second.find("id")) << col.out[0].row_errors[1].second;
+  EXPECT_EQ(0, col.out[0].offset);
+  EXPECT_EQ(3, col.out[1].offset);
+  ExpectExactlyOnce(4);
+}
+
+TEST_F(WriterTest, AllRowsBadCompletesInline) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  Collector col(1);
+  Append({"not json", R"({"id":true})"}, &col, 0);
+  ASSERT_TRUE(col.out[0].done);  // no request: completed before append returned
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, col.out[0].code);
+  EXPECT_EQ(2u, col.out[0].row_errors.size());
+  EXPECT_EQ(0u, col.out[0].rows_written);
+}
+
+// maxLength is enforced by the server: row_errors, nothing of that request
+// written, and the requests behind it move down to the right offsets.
+TEST_F(WriterTest, ServerRowErrorsAndOffsetsBehind) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  Collector col(3);
+  Append(Rows(0, 2), &col, 0);
+  Append({R"({"id":100,"name":"abcdefghijkl"})", R"({"id":101})"}, &col, 1);
+  Append(Rows(2, 5), &col, 2);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[0].code);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, col.out[1].code);
+  ASSERT_EQ(1u, col.out[1].row_errors.size());
+  EXPECT_EQ(0u, col.out[1].row_errors[0].first);
+  EXPECT_EQ(0u, col.out[1].rows_written);
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[2].code) << col.out[2].message;
+  EXPECT_EQ(2, col.out[2].offset);
+  ExpectExactlyOnce(5);
+}
+
+TEST_F(WriterTest, SplitsUnderRequestLimit) {
+  Create(TRB_BQ_STREAM_COMMITTED, 2048);
+  Collector col(1);
+  std::vector<std::string> rows;
+  for (int i = 0; i < 300; i++)
+    rows.push_back("{\"id\":" + std::to_string(i) + ",\"name\":\"" + std::string(8, 'a' + i % 26) + "\"}");
+  Append(rows, &col, 0);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[0].code) << col.out[0].message;
+  EXPECT_EQ(0, col.out[0].offset);
+  EXPECT_EQ(300u, col.out[0].rows_written);
+  ExpectExactlyOnce(300);
+  trb_status_t st{};
+  std::string big = "{\"id\":1,\"name\":\"" + std::string(4000, 'x') + "\"}";
+  const char* p = big.c_str();
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_bq_writer_append(w_, &p, 1, Collector::Cb, nullptr, &st));
+}
+
+// Many appends in flight while connections are dropped and in-stream
+// INTERNAL / open-time UNAVAILABLE are injected: every row exactly once.
+TEST_F(WriterTest, FaultsEveryRowExactlyOnce) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  constexpr int kAppends = 50, kPer = 5;
+  Collector col(kAppends);
+  trb_status_t st{};
+  auto done_upto = [&](int n) {
+    return col.cond.WaitFor([&] {
+      for (int i = 0; i < n; i++)
+        if (!col.out[i].done) return false;
+      return true;
+    });
+  };
+  // A: the connection drops with appends in flight.
+  for (int i = 0; i < 10; i++) Append(Rows(i * kPer, (i + 1) * kPer), &col, i);
+  trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "dropped");
+  ASSERT_TRUE(done_upto(10));
+  // B: in-stream INTERNAL, then the reopened stream fails INTERNAL at open.
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAppend, 2, GRPC_STATUS_INTERNAL, "injected", &st));
+  for (int i = 10; i < 20; i++) Append(Rows(i * kPer, (i + 1) * kPer), &col, i);
+  ASSERT_TRUE(done_upto(20));
+  EXPECT_EQ(2, trb_faults_injected(faults_));
+  // C: dropped, and the next two opens fail UNAVAILABLE.
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAppend, 2, GRPC_STATUS_UNAVAILABLE, "injected", &st));
+  trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "dropped");
+  for (int i = 20; i < 30; i++) Append(Rows(i * kPer, (i + 1) * kPer), &col, i);
+  ASSERT_TRUE(done_upto(30));
+  EXPECT_EQ(4, trb_faults_injected(faults_));
+  // D: dropped with INTERNAL between two bursts.
+  for (int i = 30; i < 40; i++) Append(Rows(i * kPer, (i + 1) * kPer), &col, i);
+  trb_faults_drop_streams(faults_, GRPC_STATUS_INTERNAL, "dropped");
+  for (int i = 40; i < kAppends; i++) Append(Rows(i * kPer, (i + 1) * kPer), &col, i);
+  ASSERT_TRUE(col.WaitAll());
+  for (int i = 0; i < kAppends; i++) {
+    EXPECT_EQ(GRPC_STATUS_OK, col.out[i].code) << i << ": " << col.out[i].message;
+    EXPECT_EQ(i * kPer, col.out[i].offset) << i;
+    EXPECT_EQ(1, col.out[i].calls);
+  }
+  ExpectExactlyOnce(kAppends * kPer);
+}
+
+TEST_F(WriterTest, DefaultStreamSurvivesDrop) {
+  Create(TRB_BQ_STREAM_DEFAULT);
+  Collector col(2);
+  Append(Rows(0, 3), &col, 0);
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[0].done; }));
+  trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "dropped");
+  Append(Rows(3, 6), &col, 1);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[1].code) << col.out[1].message;
+  ExpectExactlyOnce(6);
+}
+
+TEST_F(WriterTest, UnknownTableFailsCreate) {
+  trb_bq_writer_config_t c = {};
+  c.table = "projects/demo/datasets/ds/tables/nope";
+  c.kind = TRB_BQ_STREAM_COMMITTED;
+  trb_status_t st{};
+  EXPECT_EQ(GRPC_STATUS_NOT_FOUND, trb_bq_writer_create(loop_, ch_, &c, &w_, &st)) << st.msg;
+  EXPECT_EQ(nullptr, w_);
+  c.kind = TRB_BQ_STREAM_DEFAULT;
+  EXPECT_EQ(GRPC_STATUS_NOT_FOUND, trb_bq_writer_create(loop_, ch_, &c, &w_, &st)) << st.msg;
+}
+
+TEST_F(WriterTest, DestroyCancelsPending) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  trb_status_t st{};
+  // Every AppendRows open fails: appends stay queued until destroy.
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAppend, -1, GRPC_STATUS_UNAVAILABLE, "down", &st));
+  trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "dropped");
+  Collector col(1);
+  Append(Rows(0, 2), &col, 0);
+  trb_bq_writer_destroy(w_);
+  w_ = nullptr;
+  ASSERT_TRUE(col.out[0].done);
+  EXPECT_EQ(1, col.out[0].calls);
+  EXPECT_NE(GRPC_STATUS_OK, col.out[0].code);
+  trb_faults_clear(faults_);
+}
+
+}  // namespace
