@@ -1,0 +1,918 @@
+/* subscriber.c — see subscriber.h.
+ *
+ * Locking: one mutex `mu` guards everything mutable. RPCs are started and
+ * stream writes queued with it held (the rpc layer never calls back
+ * synchronously); the message callback runs with it released. `cv` wakes
+ * the timer thread and stop/destroy waiters alike (broadcast).
+ *
+ * A message is a handle from receipt on: queued (received, not delivered)
+ * → held (delivered, not settled) → freed by trb_ps_ack/nack. Stop turns
+ * held handles into abandoned ones (nacked by the subscriber; the later
+ * trb_ps_ack/nack only frees them). Deliveries happen on the loop thread:
+ * from on_message and from every ack RPC completion (an ack frees room and
+ * always leads to such a completion), so a queued message never waits for
+ * a thread it cannot have.
+ */
+#include "src/pubsub/subscriber.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "google/pubsub/v1/pubsub.pb.h"
+#include "src/common/alloc.h"
+#include "src/common/clock.h"
+#include "src/rpc/pb.h"
+#include "src/rpc/retry.h"
+
+static const char kStreamingPull[] =
+    "/google.pubsub.v1.Subscriber/StreamingPull";
+static const char kAcknowledge[] = "/google.pubsub.v1.Subscriber/Acknowledge";
+static const char kModifyAckDeadline[] =
+    "/google.pubsub.v1.Subscriber/ModifyAckDeadline";
+
+#define MAX_DEADLINE_S 600
+#define NEVER INT64_MAX
+
+typedef enum { H_QUEUED, H_HELD, H_ABANDONED } hstate_t;
+
+/* Owned copy of a received message until it is delivered. */
+typedef struct content_s {
+  char *message_id;
+  uint8_t *data;
+  size_t data_len;
+  trb_ps_attr_t *attrs; /* keys/values owned */
+  size_t n_attrs;
+  char *ordering_key;
+  int64_t publish_s;
+  int32_t publish_nanos;
+  int32_t delivery_attempt;
+} content_t;
+
+struct trb_ps_ack_handle_s {
+  trb_ps_ack_handle_t *prev, *next; /* queue, held or abandoned list */
+  trb_ps_subscriber_t *s;
+  hstate_t state;
+  char *ack_id;
+  size_t bytes;
+  content_t *content; /* until delivered */
+  int64_t received_ms;
+  int64_t extend_at_ms; /* next lease extension; NEVER after max */
+};
+
+typedef struct hlist_s {
+  trb_ps_ack_handle_t *head, *tail;
+  int64_t n, bytes;
+} hlist_t;
+
+/* One stream slot. */
+typedef struct slot_s {
+  trb_ps_subscriber_t *s;
+  trb_rpc_stream_t *rs; /* open stream or NULL */
+  bool dead;            /* ended for good */
+  bool reading_paused;
+  int deadline_s;       /* stream_ack_deadline_seconds last sent */
+  int64_t reconnect_at_ms; /* NEVER when nothing to do */
+  int64_t heartbeat_at_ms;
+  trb_backoff_t bo;
+} slot_t;
+
+/* A pending or in-flight Acknowledge / ModifyAckDeadline request. */
+typedef struct op_s {
+  struct op_s *next;
+  trb_ps_subscriber_t *s;
+  bool ack;   /* Acknowledge; else ModifyAckDeadline */
+  int secs;   /* modack seconds */
+  char **ids; /* owned */
+  size_t n, cap;
+  int64_t first_ms, retry_at_ms;
+  trb_backoff_t bo;
+} op_t;
+
+struct trb_ps_subscriber_s {
+  trb_rpc_loop_t *loop;
+  trb_rpc_channel_t *ch;
+  char *sub;
+  char *params;
+  char client_id[33];
+  trb_ps_subscriber_config_t cfg;
+  trb_ps_message_cb cb;
+  void *user;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t timer;
+  bool timer_started, timer_stop;
+
+  slot_t *slots;
+  int open_streams;
+  hlist_t queue, held, abandoned;
+
+  /* Batches being filled: acks, and modacks by seconds (0 = nack). */
+  op_t *fill; /* list of open batches */
+  int64_t fill_since_ms;
+  op_t *retries;
+  int ops_in_flight;
+
+  uint32_t hist[MAX_DEADLINE_S + 1];
+  uint64_t n_samples;
+  int deadline_s;
+
+  bool started, stopping, stopped;
+  uint64_t rng;
+  trb_ps_subscriber_stats_t stats;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static bool wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                       int64_t deadline_ms) {
+  if (deadline_ms < 0) {
+    pthread_cond_wait(cv, mu);
+    return true;
+  }
+  if (trb_clock_mono_ms() >= deadline_ms) return false;
+  struct timespec ts;
+  ts.tv_sec = (time_t)(deadline_ms / 1000);
+  ts.tv_nsec = (long)((deadline_ms % 1000) * 1000000);
+  pthread_cond_timedwait(cv, mu, &ts);
+  return true;
+}
+
+static void hl_push(hlist_t *l, trb_ps_ack_handle_t *h) {
+  h->next = NULL;
+  h->prev = l->tail;
+  if (l->tail) {
+    l->tail->next = h;
+  } else {
+    l->head = h;
+  }
+  l->tail = h;
+  l->n++;
+  l->bytes += (int64_t)h->bytes;
+}
+
+static void hl_remove(hlist_t *l, trb_ps_ack_handle_t *h) {
+  if (h->prev) {
+    h->prev->next = h->next;
+  } else {
+    l->head = h->next;
+  }
+  if (h->next) {
+    h->next->prev = h->prev;
+  } else {
+    l->tail = h->prev;
+  }
+  h->prev = h->next = NULL;
+  l->n--;
+  l->bytes -= (int64_t)h->bytes;
+}
+
+static void content_free(content_t *c) {
+  if (!c) return;
+  trb_free(c->message_id);
+  trb_free(c->data);
+  for (size_t i = 0; i < c->n_attrs; i++) {
+    trb_free((char *)c->attrs[i].key);
+    trb_free((char *)c->attrs[i].value);
+  }
+  trb_free(c->attrs);
+  trb_free(c->ordering_key);
+  trb_free(c);
+}
+
+static void handle_free(trb_ps_ack_handle_t *h) {
+  content_free(h->content);
+  trb_free(h->ack_id);
+  trb_free(h);
+}
+
+static void set_first_error(trb_ps_subscriber_t *s, grpc_status_code code,
+                            const char *what, const char *msg) {
+  if (s->stats.first_error.code != GRPC_STATUS_OK) return;
+  trb_status_set(&s->stats.first_error, code, "%s: %s", what, msg);
+}
+
+static int64_t sec_ms(const trb_ps_subscriber_t *s, int secs) {
+  return (int64_t)secs * s->cfg.ms_per_second;
+}
+
+/* ---------------------------------------------------------- ack deadline */
+
+static void record_latency(trb_ps_subscriber_t *s, int64_t ms) {
+  int64_t secs = (ms + s->cfg.ms_per_second - 1) / s->cfg.ms_per_second;
+  if (secs > MAX_DEADLINE_S) secs = MAX_DEADLINE_S;
+  if (secs < 0) secs = 0;
+  s->hist[secs]++;
+  s->n_samples++;
+  /* 99th percentile, bounded to min..600 (fact 56). */
+  uint64_t want = s->n_samples - s->n_samples / 100;
+  uint64_t seen = 0;
+  int p99 = MAX_DEADLINE_S;
+  for (int i = 0; i <= MAX_DEADLINE_S; i++) {
+    seen += s->hist[i];
+    if (seen >= want) {
+      p99 = i;
+      break;
+    }
+  }
+  if (p99 < s->cfg.min_ack_deadline_s) p99 = s->cfg.min_ack_deadline_s;
+  s->deadline_s = p99;
+}
+
+/* ------------------------------------------------------------ ack batches */
+
+static op_t *op_new(trb_ps_subscriber_t *s, bool ack, int secs) {
+  op_t *o = trb_calloc(1, sizeof(*o));
+  if (!o) return NULL;
+  o->s = s;
+  o->ack = ack;
+  o->secs = secs;
+  s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+  trb_backoff_init(&o->bo, s->cfg.backoff_initial_ms, s->cfg.backoff_max_ms,
+                   s->cfg.backoff_multiplier, s->rng | 1);
+  return o;
+}
+
+static void op_free(op_t *o) {
+  if (!o) return;
+  for (size_t i = 0; i < o->n; i++) trb_free(o->ids[i]);
+  trb_free(o->ids);
+  trb_free(o);
+}
+
+static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now);
+
+/* Queue `id` (ownership taken) for an ack (ack=true) or a modack of
+ * `secs`. With mu held. */
+static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs, char *id) {
+  if (!id) return;
+  op_t *o = s->fill;
+  for (; o; o = o->next) {
+    if (o->ack == ack && (ack || o->secs == secs)) break;
+  }
+  if (!o) {
+    o = op_new(s, ack, secs);
+    if (!o) {
+      trb_free(id);
+      return;
+    }
+    o->next = s->fill;
+    s->fill = o;
+  }
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : 16;
+    char **ids = trb_realloc(o->ids, cap * sizeof(*ids));
+    if (!ids) {
+      trb_free(id);
+      return;
+    }
+    o->ids = ids;
+    o->cap = cap;
+  }
+  o->ids[o->n++] = id;
+  if (s->fill_since_ms == NEVER) s->fill_since_ms = trb_clock_mono_ms();
+  if (o->n >= TRB_PS_MAX_ACK_IDS_PER_REQUEST) {
+    /* Full: send now. */
+    op_t **pp = &s->fill;
+    while (*pp != o) pp = &(*pp)->next;
+    *pp = o->next;
+    if (!s->fill) s->fill_since_ms = NEVER;
+    send_op(s, o, trb_clock_mono_ms());
+  }
+  pthread_cond_broadcast(&s->cv);
+}
+
+static void flush_fill(trb_ps_subscriber_t *s, int64_t now) {
+  op_t *o = s->fill;
+  s->fill = NULL;
+  s->fill_since_ms = NEVER;
+  while (o) {
+    op_t *next = o->next;
+    send_op(s, o, now);
+    o = next;
+  }
+}
+
+static void deliver_pending(trb_ps_subscriber_t *s);
+static void update_reading(trb_ps_subscriber_t *s);
+
+static void on_op_done(void *user, const trb_rpc_result_t *r) {
+  op_t *o = user;
+  trb_ps_subscriber_t *s = o->s;
+  pthread_mutex_lock(&s->mu);
+  s->ops_in_flight--;
+  int64_t now = trb_clock_mono_ms();
+  if (r->code == GRPC_STATUS_OK) {
+    op_free(o);
+  } else if (trb_rpc_is_retryable(TRB_RPC_OP_ACK, r->code, r->message) &&
+             now - o->first_ms < s->cfg.ack_retry_deadline_ms) {
+    o->retry_at_ms = now + trb_backoff_next_ms(&o->bo);
+    o->next = s->retries;
+    s->retries = o;
+  } else {
+    s->stats.ack_failures += o->n;
+    set_first_error(s, r->code, o->ack ? "Acknowledge" : "ModifyAckDeadline",
+                    r->message);
+    op_free(o);
+  }
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  deliver_pending(s);
+}
+
+/* Start the RPC of `o`. With mu held. */
+static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  trb_status_t st;
+  grpc_status_code rc;
+  if (o->first_ms == 0) {
+    o->first_ms = now;
+  } else {
+    s->stats.ack_retries++;
+  }
+  if (o->ack) {
+    google_pubsub_v1_AcknowledgeRequest r =
+        google_pubsub_v1_AcknowledgeRequest_init_zero;
+    r.subscription = s->sub;
+    r.ack_ids_count = (pb_size_t)o->n;
+    r.ack_ids = o->ids;
+    rc = trb_pb_encode(google_pubsub_v1_AcknowledgeRequest_fields, &r, &buf,
+                       &len, &st);
+    s->stats.ack_rpcs++;
+  } else {
+    google_pubsub_v1_ModifyAckDeadlineRequest r =
+        google_pubsub_v1_ModifyAckDeadlineRequest_init_zero;
+    r.subscription = s->sub;
+    r.ack_deadline_seconds = o->secs;
+    r.ack_ids_count = (pb_size_t)o->n;
+    r.ack_ids = o->ids;
+    rc = trb_pb_encode(google_pubsub_v1_ModifyAckDeadlineRequest_fields, &r,
+                       &buf, &len, &st);
+    s->stats.modack_rpcs++;
+  }
+  if (rc == GRPC_STATUS_OK) {
+    int64_t timeout = s->cfg.rpc_timeout_ms;
+    trb_rpc_md_t md = {"x-goog-request-params", s->params, 0};
+    trb_rpc_call_opts_t opts = {timeout, &md, 1};
+    s->ops_in_flight++;
+    rc = trb_rpc_unary_start(s->loop, s->ch,
+                             o->ack ? kAcknowledge : kModifyAckDeadline, buf,
+                             len, &opts, on_op_done, o, &st);
+    if (rc != GRPC_STATUS_OK) s->ops_in_flight--;
+  }
+  trb_free(buf);
+  if (rc != GRPC_STATUS_OK) {
+    /* Could not start (memory): retry after a backoff. */
+    o->retry_at_ms = now + trb_backoff_next_ms(&o->bo);
+    o->next = s->retries;
+    s->retries = o;
+  }
+}
+
+/* ---------------------------------------------------------------- streams */
+
+static void on_stream_message(void *user, trb_rpc_stream_t *rs,
+                              const uint8_t *data, size_t len);
+static void on_stream_close(void *user, trb_rpc_stream_t *rs,
+                            const trb_rpc_result_t *r);
+
+static bool over_limit(const trb_ps_subscriber_t *s) {
+  return s->held.n + s->queue.n >= s->cfg.max_outstanding_messages ||
+         s->held.bytes + s->queue.bytes >= s->cfg.max_outstanding_bytes;
+}
+
+/* Pause or resume reading on every open stream. With mu held. */
+static void update_reading(trb_ps_subscriber_t *s) {
+  bool pause = over_limit(s) && !s->stopping;
+  for (int i = 0; i < s->cfg.streams; i++) {
+    slot_t *sl = &s->slots[i];
+    if (!sl->rs || sl->reading_paused == pause) continue;
+    sl->reading_paused = pause;
+    if (pause) {
+      trb_rpc_stream_read_pause(sl->rs);
+    } else {
+      trb_rpc_stream_read_resume(sl->rs);
+    }
+  }
+}
+
+static void stream_write(slot_t *sl,
+                         const google_pubsub_v1_StreamingPullRequest *r) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  trb_status_t st;
+  if (trb_pb_encode(google_pubsub_v1_StreamingPullRequest_fields, r, &buf,
+                    &len, &st) == GRPC_STATUS_OK) {
+    trb_rpc_stream_write(sl->rs, buf, len, NULL);
+  }
+  trb_free(buf);
+}
+
+/* Open the stream of `sl`. With mu held. */
+static void open_stream(trb_ps_subscriber_t *s, slot_t *sl, int64_t now) {
+  trb_rpc_md_t md = {"x-goog-request-params", s->params, 0};
+  trb_rpc_call_opts_t opts = {0, &md, 1};
+  trb_rpc_stream_cbs_t cbs = {on_stream_message, NULL, on_stream_close};
+  trb_status_t st;
+  sl->reconnect_at_ms = NEVER;
+  if (trb_rpc_stream_start(s->loop, s->ch, kStreamingPull, &opts, &cbs, sl,
+                           &sl->rs, &st) != GRPC_STATUS_OK) {
+    sl->rs = NULL;
+    sl->reconnect_at_ms = now + trb_backoff_next_ms(&sl->bo);
+    return;
+  }
+  s->open_streams++;
+  s->stats.streams_opened++;
+  sl->reading_paused = false;
+  google_pubsub_v1_StreamingPullRequest r =
+      google_pubsub_v1_StreamingPullRequest_init_zero;
+  r.subscription = s->sub;
+  r.stream_ack_deadline_seconds = s->deadline_s;
+  r.client_id = s->client_id;
+  r.max_outstanding_messages = s->cfg.max_outstanding_messages;
+  r.max_outstanding_bytes = s->cfg.max_outstanding_bytes;
+  r.protocol_version = 1;
+  stream_write(sl, &r);
+  sl->deadline_s = s->deadline_s;
+  sl->heartbeat_at_ms = now + s->cfg.heartbeat_ms;
+  update_reading(s);
+}
+
+static char *dup_or_empty(const char *p) { return trb_strdup(p ? p : ""); }
+
+static trb_ps_ack_handle_t *make_handle(trb_ps_subscriber_t *s,
+                                        const google_pubsub_v1_ReceivedMessage
+                                            *rm,
+                                        int64_t now) {
+  trb_ps_ack_handle_t *h = trb_calloc(1, sizeof(*h));
+  content_t *c = trb_calloc(1, sizeof(*c));
+  if (!h || !c) {
+    trb_free(h);
+    trb_free(c);
+    return NULL;
+  }
+  h->s = s;
+  h->content = c;
+  h->ack_id = dup_or_empty(rm->ack_id);
+  const google_pubsub_v1_PubsubMessage *m = &rm->message;
+  c->message_id = dup_or_empty(m->message_id);
+  c->ordering_key = dup_or_empty(m->ordering_key);
+  c->data_len = m->data.len;
+  c->data = trb_malloc(m->data.len ? m->data.len : 1);
+  if (c->data && m->data.len) memcpy(c->data, m->data.data, m->data.len);
+  if (m->attributes_count) {
+    c->attrs = trb_calloc(m->attributes_count, sizeof(*c->attrs));
+    if (c->attrs) {
+      c->n_attrs = m->attributes_count;
+      for (size_t i = 0; i < c->n_attrs; i++) {
+        c->attrs[i].key = dup_or_empty(m->attributes[i].key);
+        c->attrs[i].value = dup_or_empty(m->attributes[i].value);
+      }
+    }
+  }
+  if (m->has_publish_time) {
+    c->publish_s = m->publish_time.seconds;
+    c->publish_nanos = m->publish_time.nanos;
+  }
+  c->delivery_attempt = rm->delivery_attempt;
+  h->bytes = m->data.len;
+  h->received_ms = now;
+  /* The stream's deadline applies from receipt (fact 48). */
+  h->extend_at_ms = now + sec_ms(s, s->deadline_s) * 3 / 4;
+  if (!h->ack_id || !c->message_id || !c->ordering_key || !c->data) {
+    handle_free(h);
+    return NULL;
+  }
+  return h;
+}
+
+static void on_stream_message(void *user, trb_rpc_stream_t *rs,
+                              const uint8_t *data, size_t len) {
+  (void)rs;
+  slot_t *sl = user;
+  trb_ps_subscriber_t *s = sl->s;
+  google_pubsub_v1_StreamingPullResponse r =
+      google_pubsub_v1_StreamingPullResponse_init_zero;
+  trb_status_t st;
+  if (trb_pb_decode(google_pubsub_v1_StreamingPullResponse_fields, data, len,
+                    &r, &st) != GRPC_STATUS_OK) {
+    trb_pb_release(google_pubsub_v1_StreamingPullResponse_fields, &r);
+    return;
+  }
+  int64_t now = trb_clock_mono_ms();
+  pthread_mutex_lock(&s->mu);
+  trb_backoff_reset(&sl->bo);
+  for (pb_size_t i = 0; i < r.received_messages_count; i++) {
+    s->stats.received++;
+    const google_pubsub_v1_ReceivedMessage *rm = &r.received_messages[i];
+    if (s->stopping) {
+      enqueue_id(s, false, 0, dup_or_empty(rm->ack_id));
+      s->stats.nacked++;
+      continue;
+    }
+    trb_ps_ack_handle_t *h = make_handle(s, rm, now);
+    if (!h) {
+      enqueue_id(s, false, 0, dup_or_empty(rm->ack_id));
+      continue;
+    }
+    h->state = H_QUEUED;
+    hl_push(&s->queue, h);
+  }
+  update_reading(s);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  trb_pb_release(google_pubsub_v1_StreamingPullResponse_fields, &r);
+  deliver_pending(s);
+}
+
+static void on_stream_close(void *user, trb_rpc_stream_t *rs,
+                            const trb_rpc_result_t *r) {
+  slot_t *sl = user;
+  trb_ps_subscriber_t *s = sl->s;
+  pthread_mutex_lock(&s->mu);
+  sl->rs = NULL;
+  s->open_streams--;
+  trb_rpc_stream_release(rs);
+  if (!s->stopping) {
+    if (r->code == GRPC_STATUS_OK ||
+        trb_rpc_is_retryable(TRB_RPC_OP_STREAMING_PULL, r->code,
+                             r->message)) {
+      s->stats.reconnects++;
+      sl->reconnect_at_ms = trb_clock_mono_ms() + trb_backoff_next_ms(&sl->bo);
+    } else {
+      sl->dead = true;
+      set_first_error(s, r->code, "StreamingPull", r->message);
+    }
+  }
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Hand queued messages to the application while flow control allows. On
+ * the loop thread. */
+static void deliver_pending(trb_ps_subscriber_t *s) {
+  pthread_mutex_lock(&s->mu);
+  while (s->queue.head && !s->stopping) {
+    trb_ps_ack_handle_t *h = s->queue.head;
+    if (s->held.n > 0 &&
+        (s->held.n >= s->cfg.max_outstanding_messages ||
+         s->held.bytes + (int64_t)h->bytes > s->cfg.max_outstanding_bytes)) {
+      break;
+    }
+    hl_remove(&s->queue, h);
+    h->state = H_HELD;
+    hl_push(&s->held, h);
+    if ((uint64_t)s->held.n > s->stats.peak_held) {
+      s->stats.peak_held = (uint64_t)s->held.n;
+    }
+    s->stats.delivered++;
+    content_t *c = h->content;
+    h->content = NULL;
+    pthread_mutex_unlock(&s->mu);
+    trb_ps_received_t m = {c->message_id, c->data,         c->data_len,
+                           c->attrs,      c->n_attrs,      c->ordering_key,
+                           c->publish_s,  c->publish_nanos, c->delivery_attempt};
+    s->cb(s->user, &m, h); /* h may be freed from here on */
+    content_free(c);
+    pthread_mutex_lock(&s->mu);
+  }
+  update_reading(s);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------ settle */
+
+static void settle(trb_ps_ack_handle_t *h, bool ack) {
+  if (!h) return;
+  trb_ps_subscriber_t *s = h->s;
+  pthread_mutex_lock(&s->mu);
+  if (h->state == H_HELD) {
+    hl_remove(&s->held, h);
+    if (ack) {
+      record_latency(s, trb_clock_mono_ms() - h->received_ms);
+      s->stats.acked++;
+    } else {
+      s->stats.nacked++;
+    }
+    enqueue_id(s, ack, 0, h->ack_id);
+    h->ack_id = NULL;
+    update_reading(s);
+  } else if (h->state == H_ABANDONED) {
+    hl_remove(&s->abandoned, h);
+  }
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  handle_free(h);
+}
+
+void trb_ps_ack(trb_ps_ack_handle_t *h) { settle(h, true); }
+
+void trb_ps_nack(trb_ps_ack_handle_t *h) { settle(h, false); }
+
+/* ------------------------------------------------------------------- timer */
+
+static void extend_list(trb_ps_subscriber_t *s, hlist_t *l, int64_t now,
+                        int64_t *wake) {
+  int64_t dl_ms = sec_ms(s, s->deadline_s);
+  for (trb_ps_ack_handle_t *h = l->head; h; h = h->next) {
+    if (h->extend_at_ms == NEVER) continue;
+    if (now >= h->extend_at_ms) {
+      if (now - h->received_ms >= s->cfg.max_extension_ms) {
+        h->extend_at_ms = NEVER; /* left to expire */
+        continue;
+      }
+      enqueue_id(s, false, s->deadline_s, trb_strdup(h->ack_id));
+      s->stats.extensions++;
+      h->extend_at_ms = now + dl_ms * 3 / 4;
+    }
+    if (h->extend_at_ms < *wake) *wake = h->extend_at_ms;
+  }
+}
+
+static void *timer_main(void *arg) {
+  trb_ps_subscriber_t *s = arg;
+  pthread_mutex_lock(&s->mu);
+  while (!s->timer_stop) {
+    int64_t now = trb_clock_mono_ms();
+    int64_t wake = NEVER;
+    /* Leases (held and queued messages). */
+    extend_list(s, &s->held, now, &wake);
+    extend_list(s, &s->queue, now, &wake);
+    /* Ack batches. */
+    if (s->fill && now >= s->fill_since_ms + s->cfg.ack_flush_ms) {
+      flush_fill(s, now);
+    }
+    if (s->fill) wake = s->fill_since_ms + s->cfg.ack_flush_ms;
+    /* Retries of ack requests. */
+    op_t **pp = &s->retries;
+    while (*pp) {
+      op_t *o = *pp;
+      if (now >= o->retry_at_ms) {
+        *pp = o->next;
+        send_op(s, o, now);
+        continue;
+      }
+      if (o->retry_at_ms < wake) wake = o->retry_at_ms;
+      pp = &o->next;
+    }
+    /* Streams: reconnects, heartbeats, deadline updates. */
+    for (int i = 0; s->started && !s->stopping && i < s->cfg.streams; i++) {
+      slot_t *sl = &s->slots[i];
+      if (sl->dead) continue;
+      if (!sl->rs) {
+        if (now >= sl->reconnect_at_ms) open_stream(s, sl, now);
+        if (!sl->rs) {
+          if (sl->reconnect_at_ms < wake) wake = sl->reconnect_at_ms;
+          continue;
+        }
+      }
+      if (sl->deadline_s != s->deadline_s || now >= sl->heartbeat_at_ms) {
+        google_pubsub_v1_StreamingPullRequest r =
+            google_pubsub_v1_StreamingPullRequest_init_zero;
+        if (sl->deadline_s != s->deadline_s) {
+          r.stream_ack_deadline_seconds = s->deadline_s;
+          sl->deadline_s = s->deadline_s;
+        }
+        stream_write(sl, &r);
+        sl->heartbeat_at_ms = now + s->cfg.heartbeat_ms;
+      }
+      if (sl->heartbeat_at_ms < wake) wake = sl->heartbeat_at_ms;
+    }
+    if (s->timer_stop) break;
+    wait_until(&s->cv, &s->mu, wake == NEVER ? -1 : wake);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ public */
+
+static int64_t or_default(int64_t v, int64_t d) { return v == 0 ? d : v; }
+
+grpc_status_code trb_ps_subscriber_create(
+    trb_rpc_loop_t *loop, trb_rpc_channel_t *ch, const char *subscription,
+    const trb_ps_subscriber_config_t *cfg, trb_ps_message_cb cb, void *user,
+    trb_ps_subscriber_t **out, trb_status_t *st) {
+  *out = NULL;
+  if (!loop || !ch || !subscription || !subscription[0] || !cb) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "subscriber needs a loop, a channel, a "
+                          "subscription and a message callback");
+  }
+  trb_ps_subscriber_config_t c = {0};
+  if (cfg) c = *cfg;
+  c.streams = (int)or_default(c.streams, 1);
+  c.max_outstanding_messages = or_default(c.max_outstanding_messages, 1000);
+  c.max_outstanding_bytes =
+      or_default(c.max_outstanding_bytes, 100 * 1024 * 1024);
+  c.max_extension_ms = or_default(c.max_extension_ms, 60 * 60 * 1000);
+  c.min_ack_deadline_s = (int)or_default(c.min_ack_deadline_s, 10);
+  c.ack_flush_ms = or_default(c.ack_flush_ms, 5);
+  c.ack_retry_deadline_ms = or_default(c.ack_retry_deadline_ms, 60000);
+  c.rpc_timeout_ms = or_default(c.rpc_timeout_ms, 60000);
+  c.backoff_initial_ms = or_default(c.backoff_initial_ms, 100);
+  c.backoff_max_ms = or_default(c.backoff_max_ms, 10000);
+  if (c.backoff_multiplier == 0) c.backoff_multiplier = 2.0;
+  c.heartbeat_ms = or_default(c.heartbeat_ms, 30000);
+  c.ms_per_second = (int)or_default(c.ms_per_second, 1000);
+  if (c.seed == 0) c.seed = (uint64_t)trb_clock_mono_ns() | 1;
+  if (c.streams < 1 || c.streams > 64 || c.max_outstanding_messages < 1 ||
+      c.max_outstanding_bytes < 1 || c.max_extension_ms < 1 ||
+      c.min_ack_deadline_s < 10 || c.min_ack_deadline_s > MAX_DEADLINE_S ||
+      c.ack_flush_ms < 0 || c.ack_retry_deadline_ms < 1 ||
+      c.rpc_timeout_ms < 1 || c.backoff_initial_ms < 1 ||
+      c.backoff_max_ms < c.backoff_initial_ms || c.backoff_multiplier < 1.0 ||
+      c.heartbeat_ms < 1 || c.ms_per_second < 1) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "subscriber config out of range (streams 1..64, "
+                          "min_ack_deadline_s 10..600, positive limits)");
+  }
+  trb_ps_subscriber_t *s = trb_calloc(1, sizeof(*s));
+  if (!s) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  s->loop = loop;
+  s->ch = ch;
+  s->cfg = c;
+  s->cb = cb;
+  s->user = user;
+  s->rng = c.seed;
+  s->fill_since_ms = NEVER;
+  s->deadline_s = c.min_ack_deadline_s > 60 ? c.min_ack_deadline_s : 60;
+  s->sub = trb_strdup(subscription);
+  size_t plen = strlen(subscription) + 16;
+  s->params = trb_malloc(plen);
+  s->slots = trb_calloc((size_t)c.streams, sizeof(*s->slots));
+  if (!s->sub || !s->params || !s->slots) {
+    trb_free(s->sub);
+    trb_free(s->params);
+    trb_free(s->slots);
+    trb_free(s);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  }
+  snprintf(s->params, plen, "subscription=%s", subscription);
+  /* client_id: 128 random bits, kept across reconnects (fact 48). */
+  uint64_t x = c.seed ^ (uint64_t)trb_clock_wall_us();
+  for (int i = 0; i < 32; i++) {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->client_id[i] = "0123456789abcdef"[(x * 2685821657736338717ULL) >> 60];
+  }
+  s->client_id[32] = '\0';
+  for (int i = 0; i < c.streams; i++) {
+    s->slots[i].s = s;
+    s->slots[i].reconnect_at_ms = NEVER;
+    s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    trb_backoff_init(&s->slots[i].bo, c.backoff_initial_ms, c.backoff_max_ms,
+                     c.backoff_multiplier, s->rng | 1);
+  }
+  s->stats.ack_deadline_s = s->deadline_s;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&s->timer, NULL, timer_main, s) != 0) {
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    trb_free(s->sub);
+    trb_free(s->params);
+    trb_free(s->slots);
+    trb_free(s);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "cannot start the subscriber timer thread");
+  }
+  s->timer_started = true;
+  *out = s;
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code trb_ps_subscriber_start(trb_ps_subscriber_t *s,
+                                         trb_status_t *st) {
+  pthread_mutex_lock(&s->mu);
+  if (s->started || s->stopping) {
+    pthread_mutex_unlock(&s->mu);
+    return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "subscriber already started or stopped");
+  }
+  s->started = true;
+  int64_t now = trb_clock_mono_ms();
+  for (int i = 0; i < s->cfg.streams; i++) open_stream(s, &s->slots[i], now);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return GRPC_STATUS_OK;
+}
+
+void trb_ps_subscriber_stats(trb_ps_subscriber_t *s,
+                             trb_ps_subscriber_stats_t *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->stats;
+  out->ack_deadline_s = s->deadline_s;
+  pthread_mutex_unlock(&s->mu);
+}
+
+grpc_status_code trb_ps_subscriber_stop(trb_ps_subscriber_t *s,
+                                        int64_t timeout_ms, trb_status_t *st) {
+  int64_t deadline = timeout_ms < 0 ? -1 : trb_clock_mono_ms() + timeout_ms;
+  pthread_mutex_lock(&s->mu);
+  if (s->stopped) {
+    pthread_mutex_unlock(&s->mu);
+    return GRPC_STATUS_OK;
+  }
+  s->stopping = true;
+  /* 1. Streams: cancel (a paused stream closes on cancel too). */
+  for (int i = 0; i < s->cfg.streams; i++) {
+    s->slots[i].reconnect_at_ms = NEVER;
+    if (s->slots[i].rs) trb_rpc_stream_cancel(s->slots[i].rs);
+  }
+  while (s->open_streams > 0) pthread_cond_wait(&s->cv, &s->mu);
+  /* 2. Nack what was never delivered. */
+  while (s->queue.head) {
+    trb_ps_ack_handle_t *h = s->queue.head;
+    hl_remove(&s->queue, h);
+    enqueue_id(s, false, 0, h->ack_id);
+    h->ack_id = NULL;
+    s->stats.nacked++;
+    handle_free(h);
+  }
+  /* 3. Let the application settle what it holds. */
+  bool timed_out = false;
+  while (s->held.n > 0) {
+    if (!wait_until(&s->cv, &s->mu, deadline)) {
+      timed_out = true;
+      break;
+    }
+  }
+  while (s->held.head) {
+    trb_ps_ack_handle_t *h = s->held.head;
+    hl_remove(&s->held, h);
+    enqueue_id(s, false, 0, trb_strdup(h->ack_id));
+    s->stats.nacked++;
+    h->state = H_ABANDONED;
+    hl_push(&s->abandoned, h);
+  }
+  /* 4. Send everything pending now and wait for the RPCs. */
+  flush_fill(s, trb_clock_mono_ms());
+  while (s->ops_in_flight > 0 || s->retries) {
+    if (s->ops_in_flight == 0 && s->retries) {
+      /* Retries due later: send them now rather than wait. */
+      op_t *o = s->retries;
+      s->retries = NULL;
+      while (o) {
+        op_t *next = o->next;
+        send_op(s, o, trb_clock_mono_ms());
+        o = next;
+      }
+      continue;
+    }
+    if (!wait_until(&s->cv, &s->mu, deadline)) {
+      timed_out = true;
+      break;
+    }
+  }
+  s->stopped = true;
+  pthread_mutex_unlock(&s->mu);
+  if (timed_out) {
+    return trb_status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED,
+                          "subscriber stop: messages held or acks in flight "
+                          "at the deadline");
+  }
+  return GRPC_STATUS_OK;
+}
+
+void trb_ps_subscriber_destroy(trb_ps_subscriber_t *s) {
+  if (!s) return;
+  trb_status_t st;
+  trb_ps_subscriber_stop(s, 0, &st);
+  pthread_mutex_lock(&s->mu);
+  /* RPCs in flight reference `s` (bounded by rpc_timeout_ms). */
+  while (s->ops_in_flight > 0) pthread_cond_wait(&s->cv, &s->mu);
+  s->timer_stop = true;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (s->timer_started) pthread_join(s->timer, NULL);
+  while (s->abandoned.head) {
+    trb_ps_ack_handle_t *h = s->abandoned.head;
+    hl_remove(&s->abandoned, h);
+    handle_free(h);
+  }
+  for (op_t *o = s->fill; o;) {
+    op_t *n = o->next;
+    op_free(o);
+    o = n;
+  }
+  for (op_t *o = s->retries; o;) {
+    op_t *n = o->next;
+    op_free(o);
+    o = n;
+  }
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  trb_free(s->sub);
+  trb_free(s->params);
+  trb_free(s->slots);
+  trb_free(s);
+}
