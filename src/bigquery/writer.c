@@ -54,6 +54,7 @@ typedef struct chunk_s {
   size_t *row_idx;  /* index in the append's json_rows */
   size_t n;
   int64_t offset;   /* COMMITTED: offset of the first row */
+  bool sent;        /* written on some connection before */
   struct chunk_s *next;
 } chunk_t;
 
@@ -96,6 +97,8 @@ struct trb_bq_writer_s {
   int attempts;
   grpc_status_code last_code;
   char last_msg[TRB_STATUS_MSG_MAX];
+  int64_t hold_until_ms; /* unsent chunks wait until then (backoff) */
+  trb_bq_writer_stats_t stats;
 };
 
 static int64_t now_ms(void) {
@@ -220,10 +223,17 @@ static grpc_status_code send_chunk(trb_bq_writer_t *w, chunk_t *c) {
 /* Send every unsent chunk while connected. Lock held. */
 static void pump(trb_bq_writer_t *w) {
   if (!w->conn) return;
+  if (w->hold_until_ms) {
+    if (now_ms() < w->hold_until_ms) return;
+    w->hold_until_ms = 0;
+  }
   chunk_t *c = w->head;
   for (size_t i = 0; c && i < w->n_sent; i++) c = c->next;
   while (c) {
     if (send_chunk(w, c) != GRPC_STATUS_OK) return; /* on_close follows */
+    if (c->sent) w->stats.requests_resent++;
+    c->sent = true;
+    w->stats.requests_sent++;
     w->n_sent++;
     c = c->next;
   }
@@ -238,6 +248,7 @@ static void reset_conn(trb_bq_writer_t *w, int64_t delay_ms) {
   }
   w->gen++;
   w->n_sent = 0;
+  w->hold_until_ms = 0;
   w->want_connect = true;
   w->connect_at_ms = now_ms() + delay_ms;
   pthread_cond_broadcast(&w->cv);
@@ -269,6 +280,41 @@ static void retry_later(trb_bq_writer_t *w, grpc_status_code code,
     return;
   }
   reset_conn(w, trb_backoff_next_ms(&w->backoff));
+}
+
+/* A retryable in-stream error for the head chunk. When nothing sent behind
+ * it depends on its offset (it is the only one in flight, or the stream
+ * has no offsets), it goes back to the unsent part of the queue — behind
+ * the chunks still in flight — and sending pauses for a backoff on the
+ * same connection; otherwise the connection is reopened (retry_later).
+ * Lock held. */
+static void retry_head(trb_bq_writer_t *w, grpc_status_code code,
+                       const char *msg, append_t **done) {
+  w->stats.retries++;
+  if (w->committed && w->n_sent > 1) {
+    retry_later(w, code, msg, done);
+    return;
+  }
+  w->last_code = code;
+  snprintf(w->last_msg, sizeof w->last_msg, "%s", msg ? msg : "");
+  if (++w->attempts >= w->max_attempts) {
+    retry_later(w, code, msg, done); /* gives up */
+    return;
+  }
+  chunk_t *c = w->head;
+  if (w->n_sent > 1) {
+    /* Move c behind the other in-flight chunks. */
+    chunk_t *last_sent = c;
+    for (size_t i = 1; i < w->n_sent; i++) last_sent = last_sent->next;
+    w->head = c->next;
+    c->next = last_sent->next;
+    last_sent->next = c;
+    if (w->tail == last_sent) w->tail = c;
+  }
+  w->n_sent--;
+  w->hold_until_ms = now_ms() + trb_backoff_next_ms(&w->backoff);
+  if (w->hold_until_ms == 0) w->hold_until_ms = 1;
+  pthread_cond_broadcast(&w->cv);
 }
 
 /* The head chunk failed for good: report it, shift the offsets behind it,
@@ -315,6 +361,7 @@ static void on_message(void *user, trb_rpc_stream_t *s, const uint8_t *data,
   const char *msg = is_result ? "" : r.response.error.message;
   if (code == GRPC_STATUS_OK ||
       (code == GRPC_STATUS_ALREADY_EXISTS && w->committed)) {
+    if (code == GRPC_STATUS_ALREADY_EXISTS) w->stats.already_exists++;
     append_t *a = c->ap;
     int64_t off = -1;
     if (w->committed) {
@@ -336,7 +383,7 @@ static void on_message(void *user, trb_rpc_stream_t *s, const uint8_t *data,
     head_failed(w, GRPC_STATUS_INVALID_ARGUMENT,
                 msg && *msg ? msg : "rows rejected by the server", &done);
   } else if (trb_rpc_is_retryable(TRB_RPC_OP_APPEND_ROWS, code, msg)) {
-    retry_later(w, code, msg, &done);
+    retry_head(w, code, msg, &done);
   } else {
     head_failed(w, code, msg, &done);
   }
@@ -360,8 +407,8 @@ static void on_close(void *user, trb_rpc_stream_t *s,
     if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_OK ||
         trb_rpc_is_retryable(TRB_RPC_OP_APPEND_ROWS, code, res->message)) {
       if (!w->head) {
-        /* Idle: reconnect at once, without counting an attempt. */
-        reset_conn(w, 0);
+        /* Idle: reconnect after a backoff without counting an attempt. */
+        reset_conn(w, trb_backoff_next_ms(&w->backoff));
       } else {
         retry_later(w, code, res->message, &done);
       }
@@ -404,6 +451,7 @@ static void connect_now(trb_bq_writer_t *w, append_t **done) {
   }
   w->conn = cn;
   w->first_on_conn = true;
+  w->stats.connections++;
   pump(w);
 }
 
@@ -411,7 +459,20 @@ static void *supervisor(void *arg) {
   trb_bq_writer_t *w = arg;
   pthread_mutex_lock(&w->mu);
   while (!w->closing) {
-    if (w->want_connect && !w->fatal) {
+    if (w->hold_until_ms && !w->want_connect) {
+      int64_t now = now_ms();
+      if (now >= w->hold_until_ms) {
+        pump(w); /* clears the hold */
+        w->hold_until_ms = 0;
+        continue;
+      }
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      int64_t ns = ts.tv_nsec + (w->hold_until_ms - now) * 1000000;
+      ts.tv_sec += ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
+      pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    } else if (w->want_connect && !w->fatal) {
       int64_t now = now_ms();
       if (now >= w->connect_at_ms) {
         w->want_connect = false;
@@ -703,6 +764,12 @@ fail:
   trb_free(a->errs);
   trb_free(a);
   return code;
+}
+
+void trb_bq_writer_get_stats(trb_bq_writer_t *w, trb_bq_writer_stats_t *out) {
+  pthread_mutex_lock(&w->mu);
+  *out = w->stats;
+  pthread_mutex_unlock(&w->mu);
 }
 
 size_t trb_bq_writer_pending(trb_bq_writer_t *w) {

@@ -22,7 +22,11 @@
  *     with an offset means it was written (fact 30) and counts as success.
  *     Retryable in-stream errors (trb_rpc_is_retryable APPEND_ROWS:
  *     ABORTED, UNAVAILABLE, CANCELLED, INTERNAL, DEADLINE_EXCEEDED,
- *     UNKNOWN, RESOURCE_EXHAUSTED) reopen the connection the same way.
+ *     UNKNOWN, RESOURCE_EXHAUSTED) resend the request after a backoff: on
+ *     the same connection when nothing in flight depends on its offset
+ *     (_default, or the only request in flight; on _default it then goes
+ *     behind the requests already in flight), else by reopening the
+ *     connection as above.
  *     A request that fails for good (row errors, INVALID_ARGUMENT, an
  *     OUT_OF_RANGE the client did not cause, ...) is reported to its
  *     append; the offsets of the requests behind it are moved down by its
@@ -159,6 +163,23 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
                                       const char *const *json_rows, size_t n,
                                       trb_bq_append_cb cb, void *user,
                                       trb_status_t *st);
+
+/** Counters since create (monotonic). */
+typedef struct trb_bq_writer_stats_s {
+  /** AppendRows connections opened (1 when nothing went wrong). */
+  int64_t connections;
+  /** AppendRowsRequests written, including resends. */
+  int64_t requests_sent;
+  /** Requests written again after a reconnect or a retryable error. */
+  int64_t requests_resent;
+  /** Resent requests answered ALREADY_EXISTS (already written). */
+  int64_t already_exists;
+  /** Retryable in-stream errors (AppendRowsResponse.error). */
+  int64_t retries;
+} trb_bq_writer_stats_t;
+
+/** Copy the counters. Thread-safe. */
+void trb_bq_writer_get_stats(trb_bq_writer_t *w, trb_bq_writer_stats_t *out);
 
 /** Appends whose callback has not run yet. Thread-safe. */
 size_t trb_bq_writer_pending(trb_bq_writer_t *w);

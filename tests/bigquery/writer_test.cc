@@ -347,6 +347,74 @@ TEST_F(WriterTest, FaultsEveryRowExactlyOnce) {
     EXPECT_EQ(1, col.out[i].calls);
   }
   ExpectExactlyOnce(kAppends * kPer);
+  trb_bq_writer_stats_t ws;
+  trb_bq_writer_get_stats(w_, &ws);
+  EXPECT_GE(ws.connections, 5);  // initial, A, C (drop + two failed opens)
+  EXPECT_GT(ws.requests_resent, 0);
+  EXPECT_GE(ws.requests_sent, kAppends);
+}
+
+// _default: an in-stream INTERNAL is retried on the same connection after a
+// backoff; the requests behind it are not resent (no duplicates).
+TEST_F(WriterTest, DefaultStreamRetriesInStreamError) {
+  Create(TRB_BQ_STREAM_DEFAULT);
+  Collector col(3);
+  Append(Rows(0, 3), &col, 0);
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[0].done; }));
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAppend, 1, GRPC_STATUS_INTERNAL, "injected", &st));
+  Append(Rows(3, 6), &col, 1);
+  Append(Rows(6, 9), &col, 2);
+  ASSERT_TRUE(col.WaitAll());
+  for (auto& o : col.out) EXPECT_EQ(GRPC_STATUS_OK, o.code) << o.message;
+  EXPECT_EQ(1, trb_faults_injected(faults_));
+  ExpectExactlyOnce(9);
+  trb_bq_writer_stats_t ws;
+  trb_bq_writer_get_stats(w_, &ws);
+  EXPECT_EQ(1, ws.connections);
+  EXPECT_EQ(1, ws.retries);
+  EXPECT_EQ(1, ws.requests_resent);
+  EXPECT_EQ(4, ws.requests_sent);
+}
+
+// COMMITTED with one request in flight: retried in place, same offset.
+TEST_F(WriterTest, CommittedRetriesInStreamErrorInPlace) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  Collector col(2);
+  Append(Rows(0, 2), &col, 0);
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[0].done; }));
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAppend, 1, GRPC_STATUS_ABORTED, "injected", &st));
+  Append(Rows(2, 4), &col, 1);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[1].code) << col.out[1].message;
+  EXPECT_EQ(2, col.out[1].offset);
+  ExpectExactlyOnce(4);
+  trb_bq_writer_stats_t ws;
+  trb_bq_writer_get_stats(w_, &ws);
+  EXPECT_EQ(1, ws.connections);
+  EXPECT_EQ(1, ws.retries);
+}
+
+// A status that is not retryable goes to the caller; later appends work.
+TEST_F(WriterTest, NonRetryableInStreamErrorToCaller) {
+  Create(TRB_BQ_STREAM_COMMITTED);
+  Collector col(3);
+  Append(Rows(0, 2), &col, 0);
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[0].done; }));
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_faults_add_error(faults_, kAppend, 1, GRPC_STATUS_PERMISSION_DENIED, "injected", &st));
+  Append(Rows(100, 102), &col, 1);
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[1].done; }));
+  EXPECT_EQ(GRPC_STATUS_PERMISSION_DENIED, col.out[1].code);
+  EXPECT_EQ("injected", col.out[1].message);
+  EXPECT_EQ(-1, col.out[1].offset);
+  Append(Rows(2, 4), &col, 2);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[2].code) << col.out[2].message;
+  EXPECT_EQ(2, col.out[2].offset);
+  ExpectExactlyOnce(4);
 }
 
 TEST_F(WriterTest, DefaultStreamSurvivesDrop) {
