@@ -70,7 +70,8 @@ struct trb_bq_writer_s {
   char *table;
   char *stream;
   char *routing; /* "write_stream=<name>" */
-  bool committed;
+  bool committed; /* explicit stream with offsets (COMMITTED or PENDING) */
+  bool pending;
   size_t max_bytes;
   int max_attempts;
   trb_bq_transcode_opts_t topts;
@@ -513,7 +514,9 @@ static grpc_status_code fetch_stream(trb_bq_writer_t *w, trb_status_t *st) {
     memset(&r, 0, sizeof r);
     r.parent = w->table;
     r.has_write_stream = true;
-    r.write_stream.type = google_cloud_bigquery_storage_v1_WriteStream_Type_COMMITTED;
+    r.write_stream.type =
+        w->pending ? google_cloud_bigquery_storage_v1_WriteStream_Type_PENDING
+                   : google_cloud_bigquery_storage_v1_WriteStream_Type_COMMITTED;
     code = trb_pb_encode(
         google_cloud_bigquery_storage_v1_CreateWriteStreamRequest_fields, &r,
         &req, &req_len, st);
@@ -587,7 +590,8 @@ grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
   if (!w) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   w->loop = loop;
   w->ch = ch;
-  w->committed = cfg->kind == TRB_BQ_STREAM_COMMITTED;
+  w->pending = cfg->kind == TRB_BQ_STREAM_PENDING;
+  w->committed = cfg->kind == TRB_BQ_STREAM_COMMITTED || w->pending;
   w->max_bytes = cfg->max_request_bytes ? cfg->max_request_bytes : 9000000;
   w->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 10;
   w->topts.ignore_unknown_fields = cfg->ignore_unknown_fields;
@@ -825,6 +829,72 @@ grpc_status_code trb_bq_writer_finalize(trb_bq_writer_t *w,
                    resp.message ? resp.message : "");
   }
   trb_rpc_response_deinit(&resp);
+  return code;
+}
+
+grpc_status_code trb_bq_batch_commit(trb_rpc_loop_t *loop,
+                                     trb_rpc_channel_t *ch, const char *table,
+                                     const char *const *streams, size_t n,
+                                     int64_t *commit_time_us,
+                                     trb_status_t *st) {
+  if (!table || !streams || n == 0 || n > 0xffff)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "batch commit: a table and 1..65535 streams");
+  google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsRequest r;
+  memset(&r, 0, sizeof r);
+  r.parent = (char *)table;
+  r.write_streams_count = (pb_size_t)n;
+  r.write_streams = (char **)streams;
+  uint8_t *req = NULL;
+  size_t len = 0;
+  grpc_status_code code = trb_pb_encode(
+      google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsRequest_fields,
+      &r, &req, &len, st);
+  if (code != GRPC_STATUS_OK) return code;
+  char *params = NULL;
+  if (asprintf(&params, "parent=%s", table) < 0) {
+    trb_free(req);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  trb_rpc_md_t md = {"x-goog-request-params", params, 0};
+  trb_rpc_call_opts_t o = {0};
+  o.md = &md;
+  o.n_md = 1;
+  trb_rpc_response_t resp = {0};
+  code = trb_rpc_unary_call(loop, ch, SVC "BatchCommitWriteStreams", req, len,
+                            &o, &resp);
+  trb_free(req);
+  free(params);
+  if (code != GRPC_STATUS_OK) {
+    trb_status_set(st, code, "BatchCommitWriteStreams: %s",
+                   resp.message ? resp.message : "");
+    trb_rpc_response_deinit(&resp);
+    return code;
+  }
+  google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsResponse br;
+  memset(&br, 0, sizeof br);
+  code = trb_pb_decode(
+      google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsResponse_fields,
+      resp.response, resp.response_len, &br, st);
+  trb_rpc_response_deinit(&resp);
+  if (code == GRPC_STATUS_OK) {
+    if (br.stream_errors_count > 0) {
+      const google_cloud_bigquery_storage_v1_StorageError *e = &br.stream_errors[0];
+      code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                            "batch commit: %s: StorageError %d: %s",
+                            e->entity ? e->entity : "?", (int)e->code,
+                            e->error_message ? e->error_message : "");
+    } else if (!br.has_commit_time) {
+      code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                            "batch commit: no commit_time (not committed)");
+    } else if (commit_time_us) {
+      *commit_time_us = br.commit_time.seconds * 1000000 +
+                        br.commit_time.nanos / 1000;
+    }
+  }
+  trb_pb_release(
+      google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsResponse_fields,
+      &br);
   return code;
 }
 

@@ -69,6 +69,9 @@ typedef enum trb_bq_stream_kind_e {
   TRB_BQ_STREAM_DEFAULT = 0,
   /** A new explicit COMMITTED stream: committed on ack, with offsets. */
   TRB_BQ_STREAM_COMMITTED = 1,
+  /** A new explicit PENDING stream: with offsets; rows become visible only
+   *  after trb_bq_writer_finalize and trb_bq_batch_commit (fact 7). */
+  TRB_BQ_STREAM_PENDING = 2,
 } trb_bq_stream_kind_t;
 
 /** Writer settings. Zero-initialize, then set what you need. */
@@ -185,7 +188,7 @@ void trb_bq_writer_get_stats(trb_bq_writer_t *w, trb_bq_writer_stats_t *out);
 size_t trb_bq_writer_pending(trb_bq_writer_t *w);
 
 /**
- * FinalizeWriteStream (COMMITTED only; fact 26): no more appends will be
+ * FinalizeWriteStream (COMMITTED or PENDING; fact 26): no more appends will be
  * accepted by the server. Call after every append has completed.
  * Params:  row_count — receives FinalizeWriteStreamResponse.row_count.
  * Returns: OK; FAILED_PRECONDITION on _default or with appends pending;
@@ -194,6 +197,25 @@ size_t trb_bq_writer_pending(trb_bq_writer_t *w);
  */
 grpc_status_code trb_bq_writer_finalize(trb_bq_writer_t *w,
                                         int64_t *row_count, trb_status_t *st);
+
+/**
+ * BatchCommitWriteStreams: commit finalized PENDING streams of `table`
+ * atomically (fact 27).
+ * Params:  table — "projects/{p}/datasets/{d}/tables/{t}"; streams — `n`
+ *          stream names (trb_bq_writer_stream); all borrowed.
+ *          commit_time_us — may be NULL; receives the commit time in
+ *          microseconds since the epoch on success.
+ * Returns: OK when committed; FAILED_PRECONDITION when the response lists
+ *          stream_errors (then no stream was committed; `st` names the
+ *          first stream, its StorageErrorCode and message), or when it has
+ *          no commit_time; INVALID_ARGUMENT (n == 0); the RPC's status.
+ * Threading: blocks; not on `loop`'s thread.
+ */
+grpc_status_code trb_bq_batch_commit(trb_rpc_loop_t *loop,
+                                     trb_rpc_channel_t *ch, const char *table,
+                                     const char *const *streams, size_t n,
+                                     int64_t *commit_time_us,
+                                     trb_status_t *st);
 
 /**
  * Close the connection and free the writer. Appends still pending complete

@@ -429,6 +429,31 @@ TEST_F(WriterTest, DefaultStreamSurvivesDrop) {
   ExpectExactlyOnce(6);
 }
 
+TEST_F(WriterTest, PendingVisibleAfterFinalizeAndCommit) {
+  Create(TRB_BQ_STREAM_PENDING);
+  Collector col(2);
+  Append(Rows(0, 3), &col, 0);
+  trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "dropped");
+  Append(Rows(3, 5), &col, 1);
+  ASSERT_TRUE(col.WaitAll());
+  EXPECT_EQ(GRPC_STATUS_OK, col.out[1].code) << col.out[1].message;
+  EXPECT_EQ(3, col.out[1].offset);
+  EXPECT_EQ(std::vector<std::string>{"{\"c\":0}"}, Query("SELECT COUNT(*) AS c FROM ds.t"));
+  trb_status_t st{};
+  const char* streams[] = {trb_bq_writer_stream(w_)};
+  // Not finalized yet: stream_errors, nothing committed.
+  EXPECT_EQ(GRPC_STATUS_FAILED_PRECONDITION, trb_bq_batch_commit(loop_, ch_, kTable, streams, 1, nullptr, &st));
+  int64_t rc = -1;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_writer_finalize(w_, &rc, &st)) << st.msg;
+  EXPECT_EQ(5, rc);
+  int64_t t = 0;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_batch_commit(loop_, ch_, kTable, streams, 1, &t, &st)) << st.msg;
+  EXPECT_GT(t, 0);
+  ExpectExactlyOnce(5);
+  EXPECT_EQ(GRPC_STATUS_FAILED_PRECONDITION, trb_bq_batch_commit(loop_, ch_, kTable, streams, 1, nullptr, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, streams[0])) << st.msg;
+}
+
 TEST_F(WriterTest, UnknownTableFailsCreate) {
   trb_bq_writer_config_t c = {};
   c.table = "projects/demo/datasets/ds/tables/nope";
