@@ -21,8 +21,10 @@
 #include <time.h>
 
 #include "google/pubsub/v1/pubsub.pb.h"
+#include "google/rpc/error_details.pb.h"
 #include "src/common/alloc.h"
 #include "src/common/clock.h"
+#include "src/rpc/details.h"
 #include "src/rpc/pb.h"
 #include "src/rpc/retry.h"
 
@@ -120,6 +122,7 @@ struct trb_ps_subscriber_s {
   int deadline_s;
 
   bool started, stopping, stopped;
+  bool eod; /* the server said exactly-once delivery is enabled */
   uint64_t rng;
   trb_ps_subscriber_stats_t stats;
 };
@@ -218,6 +221,7 @@ static void record_latency(trb_ps_subscriber_t *s, int64_t ms) {
     }
   }
   if (p99 < s->cfg.min_ack_deadline_s) p99 = s->cfg.min_ack_deadline_s;
+  if (s->eod && p99 < 60) p99 = 60;
   s->deadline_s = p99;
 }
 
@@ -298,28 +302,92 @@ static void flush_fill(trb_ps_subscriber_t *s, int64_t now) {
 static void deliver_pending(trb_ps_subscriber_t *s);
 static void update_reading(trb_ps_subscriber_t *s);
 
+/* Per-ack-id outcomes of a failed request: google.rpc.ErrorInfo metadata
+ * {ack_id: PERMANENT_FAILURE_* | TRANSIENT_FAILURE_*} in the status
+ * details (fact 60). Returns the decoded ErrorInfo (release with
+ * trb_pb_release) or false when there is none. */
+static bool error_info(const trb_rpc_result_t *r, google_rpc_ErrorInfo *info) {
+  if (!r->details || r->details_len == 0) return false;
+  trb_rpc_status_details_t d = {0};
+  trb_status_t st;
+  bool ok = false;
+  if (trb_rpc_status_details_decode(r->details, r->details_len, &d, &st) ==
+      GRPC_STATUS_OK) {
+    const trb_rpc_any_t *a =
+        trb_rpc_status_details_find(&d, "google.rpc.ErrorInfo");
+    if (a) {
+      ok = trb_pb_decode(google_rpc_ErrorInfo_fields, a->value, a->value_len,
+                         info, &st) == GRPC_STATUS_OK;
+      if (!ok) trb_pb_release(google_rpc_ErrorInfo_fields, info);
+    }
+  }
+  trb_rpc_status_details_deinit(&d);
+  return ok;
+}
+
+/* Keep in `o` only the ids to retry: TRANSIENT_* ones, and ids the
+ * ErrorInfo does not name when the code is retryable. Counts the rest as
+ * failures. With mu held. */
+static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
+                           const google_rpc_ErrorInfo *info,
+                           bool code_retryable) {
+  size_t keep = 0;
+  for (size_t i = 0; i < o->n; i++) {
+    const char *v = NULL;
+    for (pb_size_t k = 0; k < info->metadata_count; k++) {
+      if (info->metadata[k].key && strcmp(info->metadata[k].key, o->ids[i]) == 0) {
+        v = info->metadata[k].value ? info->metadata[k].value : "";
+        break;
+      }
+    }
+    bool retry = v ? strncmp(v, "TRANSIENT_", 10) == 0 : code_retryable;
+    if (retry) {
+      o->ids[keep++] = o->ids[i];
+    } else {
+      if (v && strncmp(v, "PERMANENT_", 10) == 0) s->stats.ack_invalid++;
+      s->stats.ack_failures++;
+      trb_free(o->ids[i]);
+    }
+  }
+  o->n = keep;
+}
+
 static void on_op_done(void *user, const trb_rpc_result_t *r) {
   op_t *o = user;
   trb_ps_subscriber_t *s = o->s;
   pthread_mutex_lock(&s->mu);
-  s->ops_in_flight--;
   int64_t now = trb_clock_mono_ms();
   if (r->code == GRPC_STATUS_OK) {
     op_free(o);
-  } else if (trb_rpc_is_retryable(TRB_RPC_OP_ACK, r->code, r->message) &&
-             now - o->first_ms < s->cfg.ack_retry_deadline_ms) {
-    o->retry_at_ms = now + trb_backoff_next_ms(&o->bo);
-    o->next = s->retries;
-    s->retries = o;
   } else {
-    s->stats.ack_failures += o->n;
-    set_first_error(s, r->code, o->ack ? "Acknowledge" : "ModifyAckDeadline",
-                    r->message);
-    op_free(o);
+    bool retryable = trb_rpc_is_retryable(TRB_RPC_OP_ACK, r->code, r->message);
+    google_rpc_ErrorInfo info = google_rpc_ErrorInfo_init_zero;
+    if (error_info(r, &info)) {
+      keep_retryable(s, o, &info, retryable);
+      trb_pb_release(google_rpc_ErrorInfo_fields, &info);
+      retryable = o->n > 0;
+    }
+    if (retryable && now - o->first_ms < s->cfg.ack_retry_deadline_ms) {
+      o->retry_at_ms = now + trb_backoff_next_ms(&o->bo);
+      o->next = s->retries;
+      s->retries = o;
+    } else {
+      s->stats.ack_failures += o->n;
+      if (o->n > 0) {
+        set_first_error(s, r->code,
+                        o->ack ? "Acknowledge" : "ModifyAckDeadline",
+                        r->message);
+      }
+      op_free(o);
+    }
   }
-  pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   deliver_pending(s);
+  /* Last: stop/destroy wait for this count, then may free `s`. */
+  pthread_mutex_lock(&s->mu);
+  s->ops_in_flight--;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* Start the RPC of `o`. With mu held. */
@@ -505,6 +573,12 @@ static void on_stream_message(void *user, trb_rpc_stream_t *rs,
   int64_t now = trb_clock_mono_ms();
   pthread_mutex_lock(&s->mu);
   trb_backoff_reset(&sl->bo);
+  if (r.has_subscription_properties &&
+      r.subscription_properties.exactly_once_delivery_enabled && !s->eod) {
+    /* Exactly-once: the ack deadline is at least 60 s (fact 56). */
+    s->eod = true;
+    if (s->deadline_s < 60) s->deadline_s = 60;
+  }
   for (pb_size_t i = 0; i < r.received_messages_count; i++) {
     s->stats.received++;
     const google_pubsub_v1_ReceivedMessage *rm = &r.received_messages[i];
@@ -856,18 +930,8 @@ grpc_status_code trb_ps_subscriber_stop(trb_ps_subscriber_t *s,
   }
   /* 4. Send everything pending now and wait for the RPCs. */
   flush_fill(s, trb_clock_mono_ms());
-  while (s->ops_in_flight > 0 || s->retries) {
-    if (s->ops_in_flight == 0 && s->retries) {
-      /* Retries due later: send them now rather than wait. */
-      op_t *o = s->retries;
-      s->retries = NULL;
-      while (o) {
-        op_t *next = o->next;
-        send_op(s, o, trb_clock_mono_ms());
-        o = next;
-      }
-      continue;
-    }
+  /* Retries (and batches they refill) are sent by the timer thread. */
+  while (s->ops_in_flight > 0 || s->retries || s->fill) {
     if (!wait_until(&s->cv, &s->mu, deadline)) {
       timed_out = true;
       break;

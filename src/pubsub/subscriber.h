@@ -39,13 +39,20 @@
  * (stats.first_error). Ack / modack RPCs are retried with backoff while
  * trb_rpc_is_retryable(TRB_RPC_OP_ACK, ...) and `ack_retry_deadline_ms`
  * from the first attempt allow; then they are dropped (stats.ack_failures;
- * the messages will be redelivered — at-least-once).
+ * the messages will be redelivered — at-least-once). When the failed
+ * RPC's status details carry a google.rpc.ErrorInfo (exactly-once
+ * subscriptions, fact 60), only the ack ids it marks TRANSIENT_FAILURE_*
+ * — and those it does not name, when the code is retryable — are retried;
+ * PERMANENT_FAILURE_* ids are failures (stats.ack_invalid). With
+ * exactly-once delivery (subscription_properties) the ack deadline is at
+ * least 60 s.
  *
  * Threads: one timer thread (ack flushing, leases, reconnects, retries);
  * RPCs and the message callback run on the caller's trb_rpc_loop_t.
  *
- * Not implemented: exactly-once per-ack results (ErrorInfo / confirmations,
- * facts 59–60), ordering-key serialization of callbacks, receipt modacks.
+ * Not implemented: per-ack results reported to the application (exactly-
+ * once AcknowledgeStatus futures), stream confirmations, ordering-key
+ * serialization of callbacks, receipt modacks.
  *
  * Thread safety: every function is thread-safe, except that
  * trb_ps_subscriber_destroy needs exclusive access.
@@ -149,6 +156,9 @@ typedef struct trb_ps_subscriber_stats_s {
   uint64_t modack_rpcs; /* ModifyAckDeadline attempts (retries included) */
   uint64_t ack_retries; /* attempts of either that were retries */
   uint64_t ack_failures; /* ack ids given up on (non-retryable / budget) */
+  /** Of which the server named PERMANENT_FAILURE_* in an ErrorInfo
+   *  (exactly-once: e.g. an expired ack id). */
+  uint64_t ack_invalid;
   uint64_t streams_opened; /* StreamingPull calls started (reconnects too) */
   uint64_t reconnects;  /* of which reopened after a failure */
   /** Most messages held by the application at once. */

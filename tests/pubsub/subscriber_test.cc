@@ -77,7 +77,7 @@ struct Rx {
 
 class SubscriberTest : public ::testing::Test {
  protected:
-  void Start(int ms_per_second = 0) {
+  void Start(int ms_per_second = 0, bool exactly_once = false) {
     trb_rpc_init();
     trb_emulator_config_t cfg = {};
     cfg.host = "127.0.0.1";
@@ -100,6 +100,7 @@ class SubscriberTest : public ::testing::Test {
     s.name = &sub_[0];
     s.topic = &tn[0];
     s.ack_deadline_seconds = 10;
+    s.enable_exactly_once_delivery = exactly_once;
     ASSERT_EQ(GRPC_STATUS_OK,
               trb_psemu_create_subscription(trb_emulator_pubsub(emu_), &s, &st_))
         << st_.msg;
@@ -233,6 +234,8 @@ TEST_F(SubscriberTest, ReceivesAndAcksEveryMessageExactlyOnce) {
   EXPECT_EQ(3u, s.streams_opened);
   EXPECT_GE(s.ack_rpcs, 1u);
   EXPECT_LE(s.ack_rpcs, 300u);
+  // Acks within a (scaled) second: the p99 deadline drops to the minimum.
+  EXPECT_EQ(10, s.ack_deadline_s);
   EXPECT_EQ(GRPC_STATUS_OK, s.first_error.code) << s.first_error.msg;
   EXPECT_EQ(0u, Backlog());
 }
@@ -298,9 +301,11 @@ TEST_F(SubscriberTest, ReconnectsAfterServerDropsStreams) {
   c.streams = 2;
   Subscribe(c, &rx);
   ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 20; }, 20000));
+  // At least the stream that delivered is open on the server (the other
+  // one's first request may still be on its way, and escape the drop).
   trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "rebalance");
   ASSERT_TRUE(WaitStats([](const trb_ps_subscriber_stats_t& s) {
-    return s.reconnects >= 2 && s.streams_opened >= 4;
+    return s.reconnects >= 1 && s.streams_opened >= 2 + s.reconnects;
   }));
   Publish(20, 20);
   ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 40; }, 20000))
@@ -346,6 +351,32 @@ TEST_F(SubscriberTest, LeaseExtensionPreventsRedelivery) {
   ASSERT_TRUE(rx.AckOne());
   ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
   EXPECT_EQ(1u, rx.deliveries);
+  EXPECT_EQ(0u, Backlog());
+}
+
+TEST_F(SubscriberTest, ExactlyOnceExpiredAckIdIsPermanentFailureNotRetried) {
+  // Exactly-once: deadline >= 60 s = 600 ms here. The lease may be extended
+  // for 50 ms only, so the held message expires and is redelivered; acking
+  // the stale copy fails with PERMANENT_FAILURE_INVALID_ACK_ID.
+  Start(10, true);
+  Publish(0, 1);
+  Rx rx;
+  rx.mode = Rx::kHold;
+  trb_ps_subscriber_config_t c = Fast();
+  c.ms_per_second = 10;
+  c.max_extension_ms = 50;
+  Subscribe(c, &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.held.size() == 2; }, 20000)) << rx.held.size();
+  EXPECT_EQ(60, Stats().ack_deadline_s);
+  ASSERT_TRUE(rx.AckOne());  // the stale delivery
+  ASSERT_TRUE(WaitStats([](const trb_ps_subscriber_stats_t& s) { return s.ack_invalid >= 1; }));
+  ASSERT_TRUE(rx.AckOne());  // the live one
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  trb_ps_subscriber_stats_t s = Stats();
+  EXPECT_EQ(1u, s.ack_invalid);
+  EXPECT_EQ(1u, s.ack_failures);
+  EXPECT_EQ(0u, s.ack_retries);
+  EXPECT_EQ(2u, s.acked);
   EXPECT_EQ(0u, Backlog());
 }
 
