@@ -401,8 +401,9 @@ static void on_close(void *user, trb_rpc_stream_t *s,
   trb_bq_writer_t *w = cn->w;
   append_t *done = NULL;
   pthread_mutex_lock(&w->mu);
-  if (cn->gen == w->gen && w->conn == cn && !w->closing) {
-    w->conn = NULL;
+  bool current = w->conn == cn;
+  if (current) w->conn = NULL; /* never leave a pointer to a freed conn */
+  if (current && cn->gen == w->gen && !w->closing) {
     grpc_status_code code = res->code;
     if (code == GRPC_STATUS_OK) code = GRPC_STATUS_UNAVAILABLE; /* server closed */
     if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_OK ||
