@@ -396,6 +396,9 @@ static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now) {
   size_t len = 0;
   trb_status_t st;
   grpc_status_code rc;
+  if (o->n > s->stats.peak_ids_per_request) {
+    s->stats.peak_ids_per_request = o->n;
+  }
   if (o->first_ms == 0) {
     o->first_ms = now;
   } else {

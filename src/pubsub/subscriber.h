@@ -161,6 +161,8 @@ typedef struct trb_ps_subscriber_stats_s {
   uint64_t ack_invalid;
   uint64_t streams_opened; /* StreamingPull calls started (reconnects too) */
   uint64_t reconnects;  /* of which reopened after a failure */
+  /** Most ack ids in one Acknowledge / ModifyAckDeadline request. */
+  uint64_t peak_ids_per_request;
   /** Most messages held by the application at once. */
   uint64_t peak_held;
   /** Current ack deadline (seconds). */

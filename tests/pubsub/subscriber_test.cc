@@ -240,6 +240,33 @@ TEST_F(SubscriberTest, ReceivesAndAcksEveryMessageExactlyOnce) {
   EXPECT_EQ(0u, Backlog());
 }
 
+TEST_F(SubscriberTest, ThroughputAndAckBatchesOfAtMost1000) {
+  Start();
+  const int kN = 5000;
+  Publish(0, kN);
+  Rx rx;
+  trb_ps_subscriber_config_t c = Fast();
+  c.streams = 2;
+  c.max_outstanding_messages = 2000;
+  auto t0 = std::chrono::steady_clock::now();
+  Subscribe(c, &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= kN; }, 60000))
+      << rx.count.size();
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 20000, &st_)) << st_.msg;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  trb_ps_subscriber_stats_t s = Stats();
+  printf("subscriber: %d messages received and acked in %.3f s (%.0f msg/s), %llu Acknowledge "
+         "RPCs, largest %llu ids\n",
+         kN, secs, kN / secs, static_cast<unsigned long long>(s.ack_rpcs),
+         static_cast<unsigned long long>(s.peak_ids_per_request));
+  EXPECT_EQ(static_cast<uint64_t>(kN), s.acked);
+  EXPECT_LE(s.peak_ids_per_request, 1000u);
+  EXPECT_GT(s.peak_ids_per_request, 1u);  // batched
+  EXPECT_GE(s.ack_rpcs, static_cast<uint64_t>(kN / 1000));
+  for (const auto& kv : rx.count) EXPECT_EQ(1, kv.second) << kv.first;
+  EXPECT_EQ(0u, Backlog());
+}
+
 TEST_F(SubscriberTest, NackRedelivers) {
   Start();
   Publish(0, 5);
