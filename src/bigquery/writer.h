@@ -40,10 +40,13 @@
  * official clients document.
  *
  * Threading: trb_bq_writer_append is thread-safe. Completion callbacks run
- * on the loop's thread (or, for an append that produced no request, on the
- * caller's thread before trb_bq_writer_append returns; on the destroying
- * thread for appends cancelled by trb_bq_writer_destroy); they may call
- * trb_bq_writer_append. create/finalize/destroy block and must not be
+ * on the loop's thread — or on the writer's reconnect thread when it gives
+ * up (max_attempts), on the caller's thread before trb_bq_writer_append
+ * returns for an append that produced no request, and on the destroying
+ * thread for appends cancelled by trb_bq_writer_destroy. They never run
+ * with a writer lock held and may call trb_bq_writer_append.
+ * Each writer owns one thread (reconnects after a backoff, resumes sending
+ * after an in-stream retry's backoff). create/finalize/destroy block and must not be
  * called on the loop's thread.
  * Source: google/cloud/bigquery/storage/v1/storage.proto, stream.proto;
  * PROTOCOL.md A facts 5, 9–12, 16–21, 24–31.

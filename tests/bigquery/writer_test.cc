@@ -400,6 +400,9 @@ TEST_F(WriterTest, FaultsEveryRowExactlyOnce) {
   ExpectExactlyOnce(kAppends * kPer);
   trb_bq_writer_stats_t ws;
   trb_bq_writer_get_stats(w_, &ws);
+  printf("faults: connections %lld, sent %lld, resent %lld, already_exists %lld, in-stream retries %lld\n",
+         (long long)ws.connections, (long long)ws.requests_sent, (long long)ws.requests_resent,
+         (long long)ws.already_exists, (long long)ws.retries);
   EXPECT_GE(ws.connections, 5);  // initial, A, C (drop + two failed opens)
   EXPECT_GT(ws.requests_resent, 0);
   EXPECT_GE(ws.requests_sent, kAppends);
