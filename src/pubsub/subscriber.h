@@ -51,8 +51,13 @@
  * RPCs and the message callback run on the caller's trb_rpc_loop_t.
  *
  * Not implemented: per-ack results reported to the application (exactly-
- * once AcknowledgeStatus futures), stream confirmations, ordering-key
- * serialization of callbacks, receipt modacks.
+ * once AcknowledgeStatus futures), stream confirmations, receipt modacks,
+ * the 15 s keepalive-timeout check of Java (fact 54).
+ *
+ * Ordering keys: callbacks run one at a time on the loop thread in arrival
+ * order, and the server sends a key's messages on one stream in order, so
+ * a key's callbacks come in publish order (settling may happen later, in
+ * any order).
  *
  * Thread safety: every function is thread-safe, except that
  * trb_ps_subscriber_destroy needs exclusive access.

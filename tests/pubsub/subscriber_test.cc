@@ -29,6 +29,7 @@ struct Rx {
   enum Mode { kAck, kHold, kNackFirst } mode = kAck;
   trb_test::Cond cond;
   std::map<std::string, int> count;  // message data → deliveries
+  std::vector<std::string> order;    // data in delivery order
   std::vector<trb_ps_ack_handle_t*> held;
   size_t deliveries = 0;
   size_t max_held = 0;
@@ -41,6 +42,7 @@ struct Rx {
     int n = 0;
     rx->cond.Update([&] {
       n = ++rx->count[data];
+      rx->order.push_back(data);
       rx->deliveries++;
       if (rx->mode == kHold) {
         rx->held.push_back(h);
@@ -77,7 +79,7 @@ struct Rx {
 
 class SubscriberTest : public ::testing::Test {
  protected:
-  void Start(int ms_per_second = 0, bool exactly_once = false) {
+  void Start(int ms_per_second = 0, bool exactly_once = false, bool ordered = false) {
     trb_rpc_init();
     trb_emulator_config_t cfg = {};
     cfg.host = "127.0.0.1";
@@ -101,6 +103,7 @@ class SubscriberTest : public ::testing::Test {
     s.topic = &tn[0];
     s.ack_deadline_seconds = 10;
     s.enable_exactly_once_delivery = exactly_once;
+    s.enable_message_ordering = ordered;
     ASSERT_EQ(GRPC_STATUS_OK,
               trb_psemu_create_subscription(trb_emulator_pubsub(emu_), &s, &st_))
         << st_.msg;
@@ -122,10 +125,11 @@ class SubscriberTest : public ::testing::Test {
     trb_rpc_shutdown();
   }
 
-  void Publish(int from, int n) {
+  void Publish(int from, int n, const char* key = nullptr) {
     for (int i = from; i < from + n; i++) {
       std::string d = "m" + std::to_string(i);
       trb_ps_message_t m = {};
+      m.ordering_key = key;
       m.data = reinterpret_cast<const uint8_t*>(d.data());
       m.data_len = d.size();
       ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publish(pub_, &m, nullptr, nullptr, &st_)) << st_.msg;
@@ -405,6 +409,39 @@ TEST_F(SubscriberTest, ExactlyOnceExpiredAckIdIsPermanentFailureNotRetried) {
   EXPECT_EQ(0u, s.ack_retries);
   EXPECT_EQ(2u, s.acked);
   EXPECT_EQ(0u, Backlog());
+}
+
+TEST_F(SubscriberTest, OrderingKeyDeliveredInPublishOrder) {
+  Start(0, false, true);
+  Publish(0, 200, "k");
+  Rx rx;
+  trb_ps_subscriber_config_t c = Fast();
+  c.streams = 2;
+  Subscribe(c, &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 200; }, 20000));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  ASSERT_EQ(200u, rx.order.size());
+  for (int i = 0; i < 200; i++) EXPECT_EQ("m" + std::to_string(i), rx.order[i]);
+  EXPECT_EQ(0u, Backlog());
+}
+
+TEST_F(SubscriberTest, MissingSubscriptionEndsStreamsWithoutRetry) {
+  Start();
+  Rx rx;
+  trb_ps_subscriber_config_t c = Fast();
+  c.streams = 2;
+  std::string missing = "projects/" + project_ + "/subscriptions/nope";
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_create(loop_, ch_, missing.c_str(), &c, Rx::Cb,
+                                                     &rx, &sub_client_, &st_));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_start(sub_client_, &st_));
+  ASSERT_TRUE(WaitStats([](const trb_ps_subscriber_stats_t& s) {
+    return s.first_error.code != GRPC_STATUS_OK;
+  }));
+  EXPECT_EQ(GRPC_STATUS_NOT_FOUND, Stats().first_error.code) << Stats().first_error.msg;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  EXPECT_EQ(2u, Stats().streams_opened);
+  EXPECT_EQ(0u, Stats().reconnects);
+  EXPECT_EQ(GRPC_STATUS_FAILED_PRECONDITION, trb_ps_subscriber_start(sub_client_, &st_));
 }
 
 TEST_F(SubscriberTest, StopNacksMessagesStillHeld) {
