@@ -722,7 +722,9 @@ static void *timer_main(void *arg) {
     if (s->fill && now >= s->fill_since_ms + s->cfg.ack_flush_ms) {
       flush_fill(s, now);
     }
-    if (s->fill) wake = s->fill_since_ms + s->cfg.ack_flush_ms;
+    if (s->fill && s->fill_since_ms + s->cfg.ack_flush_ms < wake) {
+      wake = s->fill_since_ms + s->cfg.ack_flush_ms;
+    }
     /* Retries of ack requests. */
     op_t **pp = &s->retries;
     while (*pp) {

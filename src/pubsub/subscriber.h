@@ -165,7 +165,7 @@ typedef struct trb_ps_subscriber_stats_s {
    *  (exactly-once: e.g. an expired ack id). */
   uint64_t ack_invalid;
   uint64_t streams_opened; /* StreamingPull calls started (reconnects too) */
-  uint64_t reconnects;  /* of which reopened after a failure */
+  uint64_t reconnects;  /* stream ends scheduled for a reopen (backoff) */
   /** Most ack ids in one Acknowledge / ModifyAckDeadline request. */
   uint64_t peak_ids_per_request;
   /** Most messages held by the application at once. */
