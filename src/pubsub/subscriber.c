@@ -517,7 +517,7 @@ static char *dup_or_empty(const char *p) { return trb_strdup(p ? p : ""); }
 static trb_ps_ack_handle_t *make_handle(trb_ps_subscriber_t *s,
                                         const google_pubsub_v1_ReceivedMessage
                                             *rm,
-                                        int64_t now) {
+                                        int stream_deadline_s, int64_t now) {
   trb_ps_ack_handle_t *h = trb_calloc(1, sizeof(*h));
   content_t *c = trb_calloc(1, sizeof(*c));
   if (!h || !c) {
@@ -551,8 +551,10 @@ static trb_ps_ack_handle_t *make_handle(trb_ps_subscriber_t *s,
   c->delivery_attempt = rm->delivery_attempt;
   h->bytes = m->data.len;
   h->received_ms = now;
-  /* The stream's deadline applies from receipt (fact 48). */
-  h->extend_at_ms = now + sec_ms(s, s->deadline_s) * 3 / 4;
+  /* The stream's deadline applies from receipt (fact 48); a newer, shorter
+   * one applies from the first extension. */
+  int dl = stream_deadline_s < s->deadline_s ? stream_deadline_s : s->deadline_s;
+  h->extend_at_ms = now + sec_ms(s, dl) * 3 / 4;
   if (!h->ack_id || !c->message_id || !c->ordering_key || !c->data) {
     handle_free(h);
     return NULL;
@@ -590,7 +592,7 @@ static void on_stream_message(void *user, trb_rpc_stream_t *rs,
       s->stats.nacked++;
       continue;
     }
-    trb_ps_ack_handle_t *h = make_handle(s, rm, now);
+    trb_ps_ack_handle_t *h = make_handle(s, rm, sl->deadline_s, now);
     if (!h) {
       enqueue_id(s, false, 0, dup_or_empty(rm->ack_id));
       continue;
@@ -614,7 +616,9 @@ static void on_stream_close(void *user, trb_rpc_stream_t *rs,
   s->open_streams--;
   trb_rpc_stream_release(rs);
   if (!s->stopping) {
-    if (r->code == GRPC_STATUS_OK ||
+    /* CANCELLED not caused by stop is a server-side cancel (e.g. a server
+     * shutting down cancels its calls): Java retries it (fact 54). */
+    if (r->code == GRPC_STATUS_OK || r->code == GRPC_STATUS_CANCELLED ||
         trb_rpc_is_retryable(TRB_RPC_OP_STREAMING_PULL, r->code,
                              r->message)) {
       s->stats.reconnects++;

@@ -33,7 +33,9 @@
  *
  * Failures: a stream that ends with a code trb_rpc_is_retryable(
  * TRB_RPC_OP_STREAMING_PULL, ...) accepts (UNAVAILABLE from a server
- * closing streams, ABORTED, INTERNAL, ...) — or OK — is reopened after a
+ * closing streams, ABORTED, INTERNAL, ...) — or OK, or CANCELLED not
+ * caused by trb_ps_subscriber_stop (a server shutting down cancels its
+ * calls; Java retries CANCELLED) — is reopened after a
  * full-jitter backoff (100 ms doubling to 10 s, reset when the stream
  * delivers a response; fact 54). Any other code ends that stream for good
  * (stats.first_error). Ack / modack RPCs are retried with backoff while

