@@ -147,18 +147,20 @@ static void run_batch(trb_db_t *db, op_t *batch) {
       }
     }
   }
+  /* Count before any done callback runs, so that a caller woken by one
+   * sees its own transaction in trb_db_stats. */
   int n = 0;
+  for (op_t *op = batch; op; op = op->next) n++;
+  pthread_mutex_lock(&db->mu);
+  db->n_ops += n;
+  if (begin == GRPC_STATUS_OK) db->n_commits++;
+  pthread_mutex_unlock(&db->mu);
   while (batch) {
     op_t *next = batch->next;
     if (batch->done) batch->done(batch->user, batch->code, &batch->st);
     trb_free(batch);
     batch = next;
-    n++;
   }
-  pthread_mutex_lock(&db->mu);
-  db->n_ops += n;
-  if (begin == GRPC_STATUS_OK) db->n_commits++;
-  pthread_mutex_unlock(&db->mu);
 }
 
 static void *committer_main(void *arg) {
