@@ -129,3 +129,16 @@ double trb_bench_median(double *v, int n) {
   qsort(v, (size_t)n, sizeof(double), cmp_double);
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+void trb_bench_run_last_line(const char *cmd, char *out, size_t len) {
+  FILE *p = popen(cmd, "r");
+  if (!p) trb_bench_die("popen");
+  char line[256];
+  out[0] = '\0';
+  while (fgets(line, sizeof(line), p)) snprintf(out, len, "%s", line);
+  int rc = pclose(p);
+  if (rc != 0) {
+    fprintf(stderr, "bench: `%s` failed (%d): %s\n", cmd, rc, out);
+    exit(1);
+  }
+}

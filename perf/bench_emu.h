@@ -7,6 +7,7 @@
 #define TRB_PERF_BENCH_EMU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /** A running emulator child. */
@@ -41,6 +42,13 @@ double trb_bench_rusage_s(int who);
 
 /** Median of v[0..n) (sorts v in place). */
 double trb_bench_median(double *v, int n);
+
+/**
+ * Run the shell command `cmd` (e.g. a Node.js baseline script) and copy the
+ * last line it printed on stdout into out[0..len). Exits the process when
+ * the command cannot start or exits non-zero.
+ */
+void trb_bench_run_last_line(const char *cmd, char *out, size_t len);
 
 /** Print "bench: <what>" to stderr and exit(1). */
 void trb_bench_die(const char *what) __attribute__((noreturn));

@@ -198,14 +198,8 @@ static result_t bench_node(const emu_t *e, const char *dir, long n) {
            "cd %s && PUBSUB_EMULATOR_HOST=%s BENCH_PROJECT=" PROJECT
            " BENCH_N=%ld BENCH_FLOW=%d node subscribe_bench.mjs",
            dir, e->pubsub, n, FLOW_MESSAGES);
-  FILE *p = popen(cmd, "r");
-  if (!p) trb_bench_die("popen node");
-  char line[256], last[256] = "";
-  while (fgets(line, sizeof(line), p)) snprintf(last, sizeof(last), "%s", line);
-  if (pclose(p) != 0) {
-    fprintf(stderr, "node failed: %s\n", last);
-    exit(1);
-  }
+  char last[256];
+  trb_bench_run_last_line(cmd, last, sizeof(last));
   result_t r = {0, 0, 0};
   if (sscanf(last, "%lf %lf", &r.rate, &r.cpu_s) != 2) trb_bench_die("node output");
   r.per_cpu = (double)n / r.cpu_s;
