@@ -20,6 +20,7 @@
 #include "src/emulator/faults.h"
 #include "src/rpc/rpc.h"
 #include "src/rpc/server.h"
+#include "tests/emulator/bigquery/bq_fixture.h"
 #include "tests/testutil/wait.h"
 
 namespace {
@@ -81,59 +82,19 @@ struct Collector {
   }
 };
 
-class WriterTest : public ::testing::Test {
+// The emulator's BigQuery fixture (server on 127.0.0.1:0, loop, channel)
+// plus a writer on table ds.t.
+class WriterTest : public bqt::BqTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/bqwriter_test_XXXXXX";
-    ASSERT_NE(nullptr, mkdtemp(tmpl));
-    dir_ = tmpl;
-    trb_rpc_init();
-    trb_status_t st{};
-    faults_ = trb_faults_create();
-    char* path = trb_bqemu_db_path(dir_.c_str());
-    trb_db_options_t o = {};
-    o.name = "bigquery";
-    ASSERT_EQ(GRPC_STATUS_OK, trb_db_open(path, &o, &db_, &st)) << st.msg;
-    trb_free(path);
-    trb_bqemu_config_t c = {};
-    c.db = db_;
-    c.data_dir = dir_.c_str();
-    c.project = "demo";
-    c.faults = faults_;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_create(&c, &bq_, &st)) << st.msg;
-    trb_rpc_server_config_t sc = {};
-    sc.host = "127.0.0.1";
-    sc.n_threads = 2;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_create(&sc, &srv_, &st)) << st.msg;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_register(bq_, srv_, &st)) << st.msg;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_start(srv_, &port_, &st)) << st.msg;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_loop_create("bq-writer", &loop_, &st));
-    target_ = "127.0.0.1:" + std::to_string(port_);
-    trb_rpc_channel_config_t cc = {};
-    cc.target = target_.c_str();
-    ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_channel_create(&cc, &ch_, &st));
-    trb_bq_table_t t;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(kSchema, strlen(kSchema), &t, &st)) << st.msg;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_create_table(bq_, "ds", "t", &t, &st)) << st.msg;
-    trb_bq_table_deinit(&t);
+    bqt::BqTest::SetUp();
+    CreateTable("ds", "t", kSchema);
   }
 
   void TearDown() override {
     trb_bq_writer_destroy(w_);
-    if (bq_) trb_bqemu_shutdown(bq_);
-    trb_rpc_server_shutdown(srv_);
-    if (loop_) {
-      EXPECT_EQ(0, trb_rpc_loop_live_calls(loop_));
-    }
-    trb_rpc_loop_destroy(loop_);
-    trb_rpc_channel_destroy(ch_);
-    trb_rpc_server_destroy(srv_);
-    trb_db_close(db_);
-    trb_bqemu_destroy(bq_);
-    trb_faults_destroy(faults_);
-    trb_rpc_shutdown();
-    std::string cmd = "rm -rf " + dir_;
-    EXPECT_EQ(0, system(cmd.c_str()));
+    w_ = nullptr;
+    bqt::BqTest::TearDown();
   }
 
   void Create(trb_bq_stream_kind_t kind, size_t max_bytes = 0) {
@@ -191,15 +152,6 @@ class WriterTest : public ::testing::Test {
     EXPECT_EQ("{\"c\":" + std::to_string(n) + ",\"lo\":0,\"hi\":" + std::to_string(n - 1) + "}", d[0]);
   }
 
-  std::string dir_;
-  trb_faults_t* faults_ = nullptr;
-  trb_db_t* db_ = nullptr;
-  trb_bqemu_t* bq_ = nullptr;
-  trb_rpc_server_t* srv_ = nullptr;
-  int port_ = 0;
-  std::string target_;
-  trb_rpc_loop_t* loop_ = nullptr;
-  trb_rpc_channel_t* ch_ = nullptr;
   trb_bq_writer_t* w_ = nullptr;
 };
 
