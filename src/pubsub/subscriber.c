@@ -77,8 +77,24 @@ typedef struct slot_s {
   int deadline_s;       /* stream_ack_deadline_seconds last sent */
   int64_t reconnect_at_ms; /* NEVER when nothing to do */
   int64_t heartbeat_at_ms;
+  int64_t ping_at_ms;      /* oldest unanswered ping; NEVER when none */
+  bool keepalive_cancel;   /* cancelled by the keepalive check */
   trb_backoff_t bo;
 } slot_t;
+
+/* Who wants the result of one ack id (trb_ps_*_with_result). */
+typedef struct waiter_s {
+  trb_ps_ack_result_cb cb; /* NULL: nobody */
+  void *user;
+} waiter_t;
+
+/* A result to report once mu is released. */
+typedef struct done_s {
+  waiter_t w;
+  trb_ps_ack_status_t result;
+  grpc_status_code code;
+  const char *detail; /* ErrorInfo value or NULL */
+} done_t;
 
 /* A pending or in-flight Acknowledge / ModifyAckDeadline request. */
 typedef struct op_s {
@@ -87,6 +103,7 @@ typedef struct op_s {
   bool ack;   /* Acknowledge; else ModifyAckDeadline */
   int secs;   /* modack seconds */
   char **ids; /* owned */
+  waiter_t *w; /* parallel to ids; NULL until an id has a waiter */
   size_t n, cap;
   int64_t first_ms, retry_at_ms;
   trb_backoff_t bo;
@@ -243,15 +260,83 @@ static void op_free(op_t *o) {
   if (!o) return;
   for (size_t i = 0; i < o->n; i++) trb_free(o->ids[i]);
   trb_free(o->ids);
+  trb_free(o->w);
   trb_free(o);
+}
+
+/* Results to report after mu is released (a growable array). */
+typedef struct dones_s {
+  done_t *v;
+  size_t n, cap;
+} dones_t;
+
+static void dones_add(dones_t *d, waiter_t w, trb_ps_ack_status_t result,
+                      grpc_status_code code, const char *detail) {
+  if (!w.cb) return;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 16;
+    done_t *v = trb_realloc(d->v, cap * sizeof(*v));
+    if (!v) return; /* out of memory: the result is lost (documented) */
+    d->v = v;
+    d->cap = cap;
+  }
+  done_t *e = &d->v[d->n++];
+  e->w = w;
+  e->result = result;
+  e->code = code;
+  e->detail = detail;
+}
+
+/* Call the collected results, without mu held. `what` / `msg` complete
+ * the status of failures. Frees the array. */
+static void dones_run(dones_t *d, const char *what, const char *msg) {
+  for (size_t i = 0; i < d->n; i++) {
+    done_t *e = &d->v[i];
+    trb_status_t st = {0};
+    if (e->result == TRB_PS_ACK_SUCCESS) {
+      st.code = GRPC_STATUS_OK;
+    } else if (e->result == TRB_PS_ACK_STOPPED) {
+      trb_status_set(&st, GRPC_STATUS_CANCELLED, "subscriber stopped");
+    } else if (e->detail) {
+      trb_status_set(&st, e->code, "%s: %s (%s)", what, e->detail,
+                     msg ? msg : "");
+    } else {
+      trb_status_set(&st, e->code, "%s: %s", what, msg ? msg : "");
+    }
+    e->w.cb(e->w.user, e->result, &st);
+  }
+  trb_free(d->v);
+  d->v = NULL;
+  d->n = d->cap = 0;
+}
+
+static trb_ps_ack_status_t status_of_code(grpc_status_code c) {
+  if (c == GRPC_STATUS_OK) return TRB_PS_ACK_SUCCESS;
+  if (c == GRPC_STATUS_PERMISSION_DENIED) return TRB_PS_ACK_PERMISSION_DENIED;
+  if (c == GRPC_STATUS_FAILED_PRECONDITION) {
+    return TRB_PS_ACK_FAILED_PRECONDITION;
+  }
+  return TRB_PS_ACK_OTHER;
+}
+
+/* Every waiter of `o` gets `result`; then `o` is freed. */
+static void op_finish(op_t *o, dones_t *d, trb_ps_ack_status_t result,
+                      grpc_status_code code) {
+  if (o->w) {
+    for (size_t i = 0; i < o->n; i++) dones_add(d, o->w[i], result, code, NULL);
+  }
+  op_free(o);
 }
 
 static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now);
 
 /* Queue `id` (ownership taken) for an ack (ack=true) or a modack of
- * `secs`. With mu held. */
-static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs, char *id) {
-  if (!id) return;
+ * `secs`; `w` wants the result (w.cb NULL: nobody). Returns false when
+ * out of memory (the id is dropped; the caller reports `w`). With mu
+ * held. */
+static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs, char *id,
+                        waiter_t w) {
+  if (!id) return false;
   op_t *o = s->fill;
   for (; o; o = o->next) {
     if (o->ack == ack && (ack || o->secs == secs)) break;
@@ -260,21 +345,40 @@ static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs, char *id) {
     o = op_new(s, ack, secs);
     if (!o) {
       trb_free(id);
-      return;
+      return false;
     }
     o->next = s->fill;
     s->fill = o;
   }
   if (o->n == o->cap) {
-    size_t cap = o->cap ? o->cap * 2 : 16;
+    size_t cap = o->cap ? o->cap * 2 : 64;
+    if (cap > TRB_PS_MAX_ACK_IDS_PER_REQUEST) {
+      cap = TRB_PS_MAX_ACK_IDS_PER_REQUEST;
+    }
     char **ids = trb_realloc(o->ids, cap * sizeof(*ids));
     if (!ids) {
       trb_free(id);
-      return;
+      return false;
     }
     o->ids = ids;
+    if (o->w) {
+      waiter_t *nw = trb_realloc(o->w, cap * sizeof(*nw));
+      if (!nw) {
+        trb_free(id);
+        return false;
+      }
+      o->w = nw;
+    }
     o->cap = cap;
   }
+  if (w.cb && !o->w) {
+    o->w = trb_calloc(o->cap, sizeof(*o->w));
+    if (!o->w) {
+      trb_free(id);
+      return false;
+    }
+  }
+  if (o->w) o->w[o->n] = w;
   o->ids[o->n++] = id;
   if (s->fill_since_ms == NEVER) s->fill_since_ms = trb_clock_mono_ms();
   if (o->n >= TRB_PS_MAX_ACK_IDS_PER_REQUEST) {
@@ -286,6 +390,12 @@ static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs, char *id) {
     send_op(s, o, trb_clock_mono_ms());
   }
   pthread_cond_broadcast(&s->cv);
+  return true;
+}
+
+static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs, char *id) {
+  waiter_t none = {NULL, NULL};
+  (void)enqueue_idw(s, ack, secs, id, none);
 }
 
 static void flush_fill(trb_ps_subscriber_t *s, int64_t now) {
@@ -326,12 +436,16 @@ static bool error_info(const trb_rpc_result_t *r, google_rpc_ErrorInfo *info) {
 }
 
 /* Keep in `o` only the ids to retry: TRANSIENT_* ones, and ids the
- * ErrorInfo does not name when the code is retryable. Counts the rest as
- * failures. With mu held. */
+ * ErrorInfo does not name when the code is retryable. PERMANENT_* ids are
+ * failures; unnamed ids of a non-retryable code took effect (the service
+ * names every invalid id). `info` must outlive the results in `d` (their
+ * detail points into it). With mu held. */
 static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
                            const google_rpc_ErrorInfo *info,
-                           bool code_retryable) {
+                           grpc_status_code code, bool code_retryable,
+                           dones_t *d) {
   size_t keep = 0;
+  waiter_t none = {NULL, NULL};
   for (size_t i = 0; i < o->n; i++) {
     const char *v = NULL;
     for (pb_size_t k = 0; k < info->metadata_count; k++) {
@@ -340,14 +454,25 @@ static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
         break;
       }
     }
+    waiter_t w = o->w ? o->w[i] : none;
     bool retry = v ? strncmp(v, "TRANSIENT_", 10) == 0 : code_retryable;
     if (retry) {
+      if (o->w) o->w[keep] = w;
       o->ids[keep++] = o->ids[i];
-    } else {
-      if (v && strncmp(v, "PERMANENT_", 10) == 0) s->stats.ack_invalid++;
-      s->stats.ack_failures++;
-      trb_free(o->ids[i]);
+      continue;
     }
+    if (v) {
+      trb_ps_ack_status_t res = TRB_PS_ACK_OTHER;
+      if (strncmp(v, "PERMANENT_", 10) == 0) s->stats.ack_invalid++;
+      if (strcmp(v, "PERMANENT_FAILURE_INVALID_ACK_ID") == 0) {
+        res = TRB_PS_ACK_INVALID_ACK_ID;
+      }
+      s->stats.ack_failures++;
+      dones_add(d, w, res, code, v);
+    } else {
+      dones_add(d, w, TRB_PS_ACK_SUCCESS, GRPC_STATUS_OK, NULL);
+    }
+    trb_free(o->ids[i]);
   }
   o->n = keep;
 }
@@ -355,16 +480,23 @@ static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
 static void on_op_done(void *user, const trb_rpc_result_t *r) {
   op_t *o = user;
   trb_ps_subscriber_t *s = o->s;
+  const char *what = o->ack ? "Acknowledge" : "ModifyAckDeadline";
+  dones_t d = {NULL, 0, 0};
+  if (o->w) { /* `o` is not touched by others while in flight */
+    d.v = trb_malloc(o->n * sizeof(*d.v));
+    d.cap = d.v ? o->n : 0;
+  }
+  google_rpc_ErrorInfo info = google_rpc_ErrorInfo_init_zero;
+  bool have_info = false;
   pthread_mutex_lock(&s->mu);
   int64_t now = trb_clock_mono_ms();
   if (r->code == GRPC_STATUS_OK) {
-    op_free(o);
+    op_finish(o, &d, TRB_PS_ACK_SUCCESS, GRPC_STATUS_OK);
   } else {
     bool retryable = trb_rpc_is_retryable(TRB_RPC_OP_ACK, r->code, r->message);
-    google_rpc_ErrorInfo info = google_rpc_ErrorInfo_init_zero;
     if (error_info(r, &info)) {
-      keep_retryable(s, o, &info, retryable);
-      trb_pb_release(google_rpc_ErrorInfo_fields, &info);
+      have_info = true;
+      keep_retryable(s, o, &info, r->code, retryable, &d);
       retryable = o->n > 0;
     }
     if (retryable && now - o->first_ms < s->cfg.ack_retry_deadline_ms) {
@@ -373,15 +505,13 @@ static void on_op_done(void *user, const trb_rpc_result_t *r) {
       s->retries = o;
     } else {
       s->stats.ack_failures += o->n;
-      if (o->n > 0) {
-        set_first_error(s, r->code,
-                        o->ack ? "Acknowledge" : "ModifyAckDeadline",
-                        r->message);
-      }
-      op_free(o);
+      if (o->n > 0) set_first_error(s, r->code, what, r->message);
+      op_finish(o, &d, status_of_code(r->code), r->code);
     }
   }
   pthread_mutex_unlock(&s->mu);
+  dones_run(&d, what, r->message);
+  if (have_info) trb_pb_release(google_rpc_ErrorInfo_fields, &info);
   deliver_pending(s);
   /* Last: stop/destroy wait for this count, then may free `s`. */
   pthread_mutex_lock(&s->mu);
@@ -462,6 +592,7 @@ static void update_reading(trb_ps_subscriber_t *s) {
     slot_t *sl = &s->slots[i];
     if (!sl->rs || sl->reading_paused == pause) continue;
     sl->reading_paused = pause;
+    sl->ping_at_ms = NEVER; /* not checked while paused; fresh on resume */
     if (pause) {
       trb_rpc_stream_read_pause(sl->rs);
     } else {
@@ -509,6 +640,8 @@ static void open_stream(trb_ps_subscriber_t *s, slot_t *sl, int64_t now) {
   stream_write(sl, &r);
   sl->deadline_s = s->deadline_s;
   sl->heartbeat_at_ms = now + s->cfg.heartbeat_ms;
+  sl->ping_at_ms = NEVER;
+  sl->keepalive_cancel = false;
   update_reading(s);
 }
 
@@ -578,6 +711,7 @@ static void on_stream_message(void *user, trb_rpc_stream_t *rs,
   int64_t now = trb_clock_mono_ms();
   pthread_mutex_lock(&s->mu);
   trb_backoff_reset(&sl->bo);
+  sl->ping_at_ms = NEVER; /* any response answers the pings */
   if (r.has_subscription_properties &&
       r.subscription_properties.exactly_once_delivery_enabled && !s->eod) {
     /* Exactly-once: the ack deadline is at least 60 s (fact 56). */
@@ -611,25 +745,39 @@ static void on_stream_close(void *user, trb_rpc_stream_t *rs,
                             const trb_rpc_result_t *r) {
   slot_t *sl = user;
   trb_ps_subscriber_t *s = sl->s;
+  bool report = false;
+  int left = 0;
+  trb_status_t err = {0};
   pthread_mutex_lock(&s->mu);
   sl->rs = NULL;
   s->open_streams--;
   trb_rpc_stream_release(rs);
+  bool keepalive = sl->keepalive_cancel;
+  sl->keepalive_cancel = false;
+  sl->ping_at_ms = NEVER;
   if (!s->stopping) {
     /* CANCELLED not caused by stop is a server-side cancel (e.g. a server
-     * shutting down cancels its calls): Java retries it (fact 54). */
-    if (r->code == GRPC_STATUS_OK || r->code == GRPC_STATUS_CANCELLED ||
+     * shutting down cancels its calls): Java retries it (fact 54); so is
+     * the keepalive check's cancel. */
+    if (keepalive || r->code == GRPC_STATUS_OK ||
+        r->code == GRPC_STATUS_CANCELLED ||
         trb_rpc_is_retryable(TRB_RPC_OP_STREAMING_PULL, r->code,
                              r->message)) {
       s->stats.reconnects++;
       sl->reconnect_at_ms = trb_clock_mono_ms() + trb_backoff_next_ms(&sl->bo);
     } else {
       sl->dead = true;
+      s->stats.streams_failed++;
       set_first_error(s, r->code, "StreamingPull", r->message);
+      for (int i = 0; i < s->cfg.streams; i++) left += !s->slots[i].dead;
+      trb_status_set(&err, r->code, "StreamingPull: %s",
+                     r->message ? r->message : "");
+      report = s->cfg.on_stream_error != NULL;
     }
   }
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
+  if (report) s->cfg.on_stream_error(s->cfg.on_stream_error_user, &err, left);
 }
 
 /* Hand queued messages to the application while flow control allows. On
@@ -666,9 +814,10 @@ static void deliver_pending(trb_ps_subscriber_t *s) {
 
 /* ------------------------------------------------------------------ settle */
 
-static void settle(trb_ps_ack_handle_t *h, bool ack) {
+static void settle(trb_ps_ack_handle_t *h, bool ack, waiter_t w) {
   if (!h) return;
   trb_ps_subscriber_t *s = h->s;
+  trb_ps_ack_status_t now_result = TRB_PS_ACK_SUCCESS; /* SUCCESS: none */
   pthread_mutex_lock(&s->mu);
   if (h->state == H_HELD) {
     hl_remove(&s->held, h);
@@ -678,20 +827,49 @@ static void settle(trb_ps_ack_handle_t *h, bool ack) {
     } else {
       s->stats.nacked++;
     }
-    enqueue_id(s, ack, 0, h->ack_id);
+    if (!enqueue_idw(s, ack, 0, h->ack_id, w)) now_result = TRB_PS_ACK_OTHER;
     h->ack_id = NULL;
     update_reading(s);
   } else if (h->state == H_ABANDONED) {
     hl_remove(&s->abandoned, h);
+    now_result = TRB_PS_ACK_STOPPED;
   }
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   handle_free(h);
+  if (w.cb && now_result != TRB_PS_ACK_SUCCESS) {
+    trb_status_t st = {0};
+    if (now_result == TRB_PS_ACK_STOPPED) {
+      trb_status_set(&st, GRPC_STATUS_CANCELLED, "subscriber stopped");
+    } else {
+      trb_status_set(&st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                     "out of memory queueing the ack id");
+    }
+    w.cb(w.user, now_result, &st);
+  }
 }
 
-void trb_ps_ack(trb_ps_ack_handle_t *h) { settle(h, true); }
+void trb_ps_ack(trb_ps_ack_handle_t *h) {
+  waiter_t none = {NULL, NULL};
+  settle(h, true, none);
+}
 
-void trb_ps_nack(trb_ps_ack_handle_t *h) { settle(h, false); }
+void trb_ps_nack(trb_ps_ack_handle_t *h) {
+  waiter_t none = {NULL, NULL};
+  settle(h, false, none);
+}
+
+void trb_ps_ack_with_result(trb_ps_ack_handle_t *h, trb_ps_ack_result_cb cb,
+                            void *user) {
+  waiter_t w = {cb, user};
+  settle(h, true, w);
+}
+
+void trb_ps_nack_with_result(trb_ps_ack_handle_t *h, trb_ps_ack_result_cb cb,
+                             void *user) {
+  waiter_t w = {cb, user};
+  settle(h, false, w);
+}
 
 /* ------------------------------------------------------------------- timer */
 
@@ -752,17 +930,37 @@ static void *timer_main(void *arg) {
           continue;
         }
       }
-      if (sl->deadline_s != s->deadline_s || now >= sl->heartbeat_at_ms) {
-        google_pubsub_v1_StreamingPullRequest r =
-            google_pubsub_v1_StreamingPullRequest_init_zero;
-        if (sl->deadline_s != s->deadline_s) {
-          r.stream_ack_deadline_seconds = s->deadline_s;
-          sl->deadline_s = s->deadline_s;
-        }
+      if (sl->keepalive_cancel) continue; /* closing */
+      /* Keepalive: a ping unanswered for keepalive_timeout_ms (fact 54). */
+      if (sl->ping_at_ms != NEVER && !sl->reading_paused &&
+          now >= sl->ping_at_ms + s->cfg.keepalive_timeout_ms) {
+        s->stats.keepalive_timeouts++;
+        sl->keepalive_cancel = true;
+        sl->ping_at_ms = NEVER;
+        trb_rpc_stream_cancel(sl->rs);
+        continue;
+      }
+      google_pubsub_v1_StreamingPullRequest r =
+          google_pubsub_v1_StreamingPullRequest_init_zero;
+      if (sl->deadline_s != s->deadline_s) {
+        r.stream_ack_deadline_seconds = s->deadline_s;
+        sl->deadline_s = s->deadline_s;
+        stream_write(sl, &r);
+      }
+      if (now >= sl->heartbeat_at_ms) {
+        /* An empty request: the ping (protocol_version=1). */
+        r.stream_ack_deadline_seconds = 0;
         stream_write(sl, &r);
         sl->heartbeat_at_ms = now + s->cfg.heartbeat_ms;
+        if (sl->ping_at_ms == NEVER && !sl->reading_paused) {
+          sl->ping_at_ms = now;
+        }
       }
       if (sl->heartbeat_at_ms < wake) wake = sl->heartbeat_at_ms;
+      if (sl->ping_at_ms != NEVER &&
+          sl->ping_at_ms + s->cfg.keepalive_timeout_ms < wake) {
+        wake = sl->ping_at_ms + s->cfg.keepalive_timeout_ms;
+      }
     }
     if (s->timer_stop) break;
     wait_until(&s->cv, &s->mu, wake == NEVER ? -1 : wake);
@@ -800,6 +998,7 @@ grpc_status_code trb_ps_subscriber_create(
   c.backoff_max_ms = or_default(c.backoff_max_ms, 10000);
   if (c.backoff_multiplier == 0) c.backoff_multiplier = 2.0;
   c.heartbeat_ms = or_default(c.heartbeat_ms, 30000);
+  c.keepalive_timeout_ms = or_default(c.keepalive_timeout_ms, 15000);
   c.ms_per_second = (int)or_default(c.ms_per_second, 1000);
   if (c.seed == 0) c.seed = (uint64_t)trb_clock_mono_ns() | 1;
   if (c.streams < 1 || c.streams > 64 || c.max_outstanding_messages < 1 ||
@@ -808,7 +1007,8 @@ grpc_status_code trb_ps_subscriber_create(
       c.ack_flush_ms < 0 || c.ack_retry_deadline_ms < 1 ||
       c.rpc_timeout_ms < 1 || c.backoff_initial_ms < 1 ||
       c.backoff_max_ms < c.backoff_initial_ms || c.backoff_multiplier < 1.0 ||
-      c.heartbeat_ms < 1 || c.ms_per_second < 1) {
+      c.heartbeat_ms < 1 || c.keepalive_timeout_ms < 1 ||
+      c.ms_per_second < 1) {
     return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                           "subscriber config out of range (streams 1..64, "
                           "min_ack_deadline_s 10..600, positive limits)");
@@ -847,6 +1047,7 @@ grpc_status_code trb_ps_subscriber_create(
   for (int i = 0; i < c.streams; i++) {
     s->slots[i].s = s;
     s->slots[i].reconnect_at_ms = NEVER;
+    s->slots[i].ping_at_ms = NEVER;
     s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
     trb_backoff_init(&s->slots[i].bo, c.backoff_initial_ms, c.backoff_max_ms,
                      c.backoff_multiplier, s->rng | 1);
@@ -972,16 +1173,21 @@ void trb_ps_subscriber_destroy(trb_ps_subscriber_t *s) {
     hl_remove(&s->abandoned, h);
     handle_free(h);
   }
+  /* Requests never sent or still to be retried: their waiters learn that
+   * the subscriber stopped. */
+  dones_t d = {NULL, 0, 0};
   for (op_t *o = s->fill; o;) {
     op_t *n = o->next;
-    op_free(o);
+    op_finish(o, &d, TRB_PS_ACK_STOPPED, GRPC_STATUS_CANCELLED);
     o = n;
   }
   for (op_t *o = s->retries; o;) {
     op_t *n = o->next;
-    op_free(o);
+    op_finish(o, &d, TRB_PS_ACK_STOPPED, GRPC_STATUS_CANCELLED);
     o = n;
   }
+  s->fill = s->retries = NULL;
+  dones_run(&d, "Acknowledge", NULL);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   trb_free(s->sub);

@@ -49,12 +49,33 @@
  * exactly-once delivery (subscription_properties) the ack deadline is at
  * least 60 s.
  *
- * Threads: one timer thread (ack flushing, leases, reconnects, retries);
- * RPCs and the message callback run on the caller's trb_rpc_loop_t.
+ * Per-ack results (Java ackWithResponse / Python ack_with_response →
+ * AcknowledgeStatus): trb_ps_ack_with_result / trb_ps_nack_with_result
+ * take a callback called exactly once with SUCCESS or the final failure,
+ * after transient failures were retried. A failed request whose ErrorInfo
+ * names some ids fails those (PERMANENT_*) or retries them (TRANSIENT_*);
+ * the ids it does not name are retried when the code is retryable, else
+ * they succeeded (the service answers "Some acknowledgement ids in the
+ * request were invalid": the others took effect; Java's behaviour — Python
+ * reports them OTHER). Without an ErrorInfo, a retryable code is retried
+ * within ack_retry_deadline_ms, anything else is the result.
  *
- * Not implemented: per-ack results reported to the application (exactly-
- * once AcknowledgeStatus futures), stream confirmations, receipt modacks,
- * the 15 s keepalive-timeout check of Java (fact 54).
+ * Keepalive (fact 54): every `heartbeat_ms` each stream sends an empty
+ * request (a ping; the server answers streams with protocol_version=1).
+ * When no response of any kind arrives within `keepalive_timeout_ms` of
+ * the oldest unanswered ping, the stream is cancelled and reopened
+ * (stats.keepalive_timeouts). Not checked while the stream's reading is
+ * paused by flow control (responses are not read then).
+ *
+ * Errors: a stream that ends for good is reported once to
+ * cfg.on_stream_error with its status (and stats.first_error).
+ *
+ * Threads: one timer thread (ack flushing, leases, reconnects, retries,
+ * keepalive); RPCs and the message callback run on the caller's
+ * trb_rpc_loop_t.
+ *
+ * Not implemented: stream confirmations (acks are unary, fact 55),
+ * receipt modacks.
  *
  * Ordering keys: callbacks run one at a time on the loop thread in arrival
  * order, and the server sends a key's messages on one stream in order, so
@@ -113,8 +134,24 @@ typedef struct trb_ps_subscriber_config_s {
   int64_t backoff_initial_ms;
   int64_t backoff_max_ms;
   double backoff_multiplier;
-  /** Heartbeat interval on each stream (default 30 s, fact 54). */
+  /** Heartbeat (empty request, a keepalive ping) interval on each stream
+   *  (default 30 s, fact 54). */
   int64_t heartbeat_ms;
+  /** A stream with a ping unanswered this long (no response of any kind)
+   *  is cancelled and reopened (default 15 s, fact 54). */
+  int64_t keepalive_timeout_ms;
+  /** Optional: called once per stream that ends for good (a code that is
+   *  not retried: NOT_FOUND for a deleted subscription, PERMISSION_DENIED,
+   *  INVALID_ARGUMENT, FAILED_PRECONDITION for a detached one, ...), with
+   *  the status ("StreamingPull: <server message>") and the number of
+   *  streams still alive or reconnecting (0: no more messages will
+   *  arrive; the application should stop the subscriber). On the loop
+   *  thread, without subscriber locks held; must not block nor call
+   *  trb_ps_subscriber_stop / destroy. Not called for streams ended by
+   *  trb_ps_subscriber_stop. */
+  void (*on_stream_error)(void *user, const trb_status_t *st,
+                          int streams_left);
+  void *on_stream_error_user;
   /** TEST ONLY: milliseconds in one "second" of ack deadline on the client
    *  clock (lease timing, ack latency); match the emulator's
    *  test_ms_per_second. 0 = 1000. */
@@ -168,6 +205,10 @@ typedef struct trb_ps_subscriber_stats_s {
   uint64_t ack_invalid;
   uint64_t streams_opened; /* StreamingPull calls started (reconnects too) */
   uint64_t reconnects;  /* stream ends scheduled for a reopen (backoff) */
+  /** Streams cancelled because a ping went unanswered (then reopened). */
+  uint64_t keepalive_timeouts;
+  /** Streams ended for good (reported to on_stream_error). */
+  uint64_t streams_failed;
   /** Most ack ids in one Acknowledge / ModifyAckDeadline request. */
   uint64_t peak_ids_per_request;
   /** Most messages held by the application at once. */
@@ -213,11 +254,65 @@ void trb_ps_ack(trb_ps_ack_handle_t *h);
 /** Nack: ModifyAckDeadline 0, the message is redelivered. As trb_ps_ack. */
 void trb_ps_nack(trb_ps_ack_handle_t *h);
 
+/** Final outcome of one ack or nack (Java / Python AcknowledgeStatus). */
+typedef enum trb_ps_ack_status_e {
+  /** The Acknowledge / ModifyAckDeadline RPC carrying the id succeeded
+   *  (with exactly-once delivery: the ack is durable, the message will not
+   *  be redelivered, fact 59). */
+  TRB_PS_ACK_SUCCESS = 0,
+  /** PERMANENT_FAILURE_INVALID_ACK_ID (exactly-once: the lease expired or
+   *  the message was redelivered; the message may come again). */
+  TRB_PS_ACK_INVALID_ACK_ID,
+  /** The RPC failed with PERMISSION_DENIED (not retried). */
+  TRB_PS_ACK_PERMISSION_DENIED,
+  /** The RPC failed with FAILED_PRECONDITION (not retried). */
+  TRB_PS_ACK_FAILED_PRECONDITION,
+  /** Any other final failure: PERMANENT_FAILURE_OTHER, a non-retryable
+   *  code, or a retryable one when ack_retry_deadline_ms ran out (the
+   *  status says which). */
+  TRB_PS_ACK_OTHER,
+  /** The subscriber stopped before the outcome was known: the handle had
+   *  been given up by trb_ps_subscriber_stop (and nacked), or the request
+   *  was still pending or being retried at trb_ps_subscriber_destroy. */
+  TRB_PS_ACK_STOPPED,
+} trb_ps_ack_status_t;
+
+/**
+ * Ack / nack result callback: called exactly once per
+ * trb_ps_ack_with_result / trb_ps_nack_with_result call.
+ * Params:  user — as passed. result — the outcome. st — borrowed for the
+ *          call: OK for SUCCESS; else the RPC's code and a message naming
+ *          the RPC and the server's message (or the ErrorInfo value), or
+ *          CANCELLED "subscriber stopped" for TRB_PS_ACK_STOPPED.
+ * Thread:  the loop thread (the RPC's completion), or, for
+ *          TRB_PS_ACK_STOPPED, the thread calling trb_ps_*_with_result
+ *          (handle already given up) or trb_ps_subscriber_destroy. Never
+ *          with subscriber locks held; it may call trb_ps_ack / nack of
+ *          other handles, but must not block nor stop / destroy the
+ *          subscriber.
+ */
+typedef void (*trb_ps_ack_result_cb)(void *user, trb_ps_ack_status_t result,
+                                     const trb_status_t *st);
+
+/**
+ * trb_ps_ack with a result: as trb_ps_ack, and `cb(user, ...)` is called
+ * exactly once with the outcome (see trb_ps_ack_result_cb). `cb` may be
+ * NULL (then it is trb_ps_ack). Thread-safe.
+ */
+void trb_ps_ack_with_result(trb_ps_ack_handle_t *h, trb_ps_ack_result_cb cb,
+                            void *user);
+
+/** trb_ps_nack with a result (the ModifyAckDeadline 0 outcome). As
+ *  trb_ps_ack_with_result. */
+void trb_ps_nack_with_result(trb_ps_ack_handle_t *h, trb_ps_ack_result_cb cb,
+                             void *user);
+
 /**
  * Stop: cancel the streams, nack messages received but not delivered,
  * wait until `timeout_ms` (relative; negative = forever) for the
  * application to settle what it holds (leases still extended), nack the
- * rest (their handles still must be settled; that only frees them), send
+ * rest (their handles still must be settled; that only frees them and
+ * reports TRB_PS_ACK_STOPPED to a result callback), send
  * every pending ack / nack and wait for the ack RPCs in flight until the
  * same deadline. Idempotent.
  * Returns: OK; DEADLINE_EXCEEDED when messages were still held or ack

@@ -1,7 +1,8 @@
 // subscriber_test.cc — the Subscriber (src/pubsub/subscriber.h) against the
 // in-process emulator on 127.0.0.1:0: every message acked exactly once,
 // nack → redelivery, client flow control, stream drops → reconnect, ack
-// retries on UNAVAILABLE, lease extension past the ack deadline.
+// retries on UNAVAILABLE, lease extension past the ack deadline, per-ack
+// results (exactly-once), stream errors reported, the keepalive timeout.
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "google/pubsub/v1/pubsub.pb.h"
@@ -76,6 +78,44 @@ struct Rx {
     }
     trb_ps_ack(h);
     return true;
+  }
+};
+
+// Per-ack results (trb_ps_ack_result_cb): one Res per ack / nack call.
+struct Res {
+  trb_test::Cond* cond = nullptr;
+  int calls = 0;
+  trb_ps_ack_status_t result = TRB_PS_ACK_SUCCESS;
+  grpc_status_code code = GRPC_STATUS_OK;
+  std::string msg;
+  std::thread::id thread;
+
+  static void Cb(void* user, trb_ps_ack_status_t result, const trb_status_t* st) {
+    auto* r = static_cast<Res*>(user);
+    r->cond->Update([&] {
+      r->calls++;
+      r->result = result;
+      r->code = st->code;
+      r->msg = st->msg;
+      r->thread = std::this_thread::get_id();
+    });
+  }
+};
+
+// Streams ended for good (trb_ps_subscriber_config_t.on_stream_error).
+struct StreamErrors {
+  trb_test::Cond cond;
+  std::vector<grpc_status_code> codes;
+  std::vector<std::string> msgs;
+  std::vector<int> left;
+
+  static void Cb(void* user, const trb_status_t* st, int streams_left) {
+    auto* e = static_cast<StreamErrors*>(user);
+    e->cond.Update([&] {
+      e->codes.push_back(st->code);
+      e->msgs.push_back(st->msg);
+      e->left.push_back(streams_left);
+    });
   }
 };
 
@@ -163,6 +203,34 @@ class SubscriberTest : public ::testing::Test {
       c.WaitFor([] { return false; }, 2);  // poll interval, bounded by `end`
     }
     return pred(Stats());
+  }
+
+  // Take one held handle (the oldest), or nullptr.
+  static trb_ps_ack_handle_t* Take(Rx* rx) {
+    auto l = rx->cond.Lock();
+    if (rx->held.empty()) return nullptr;
+    trb_ps_ack_handle_t* h = rx->held.front();
+    rx->held.erase(rx->held.begin());
+    return h;
+  }
+
+  grpc_status_code DeleteSubscription() {
+    google_pubsub_v1_DeleteSubscriptionRequest r =
+        google_pubsub_v1_DeleteSubscriptionRequest_init_zero;
+    r.subscription = &sub_[0];
+    uint8_t* buf = nullptr;
+    size_t len = 0;
+    EXPECT_EQ(GRPC_STATUS_OK, trb_pb_encode(google_pubsub_v1_DeleteSubscriptionRequest_fields,
+                                            &r, &buf, &len, &st_));
+    trb_rpc_response_t resp = {};
+    trb_rpc_call_opts_t opts = {};
+    opts.timeout_ms = 10000;
+    trb_rpc_unary_call(loop_, ch_, "/google.pubsub.v1.Subscriber/DeleteSubscription", buf, len,
+                       &opts, &resp);
+    trb_free(buf);
+    grpc_status_code c = resp.code;
+    trb_rpc_response_deinit(&resp);
+    return c;
   }
 
   // Messages a unary Pull (return_immediately) finds in the subscription.
@@ -498,6 +566,220 @@ TEST_F(SubscriberTest, StopNacksMessagesStillHeld) {
   EXPECT_EQ(3u, found);
   while (rx.AckOne()) {  // settling abandoned handles only frees them
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(SubscriberTest, ExactlyOnceAckResultsStaleIdInvalidLiveIdSuccess) {
+  // As ExactlyOnceExpiredAckIdIsPermanentFailureNotRetried, with results:
+  // the stale delivery's ack is reported INVALID_ACK_ID once, the live
+  // one's SUCCESS once, both on the loop thread.
+  Start(10, true);
+  Publish(0, 1);
+  Rx rx;
+  rx.mode = Rx::kHold;
+  trb_ps_subscriber_config_t c = Fast();
+  c.ms_per_second = 10;
+  c.max_extension_ms = 50;
+  Subscribe(c, &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.held.size() == 2; }, 20000)) << rx.held.size();
+  trb_test::Cond cond;
+  Res stale, live;
+  stale.cond = live.cond = &cond;
+  trb_ps_ack_with_result(Take(&rx), Res::Cb, &stale);
+  ASSERT_TRUE(cond.WaitFor([&] { return stale.calls > 0; }, 20000));
+  trb_ps_ack_with_result(Take(&rx), Res::Cb, &live);
+  ASSERT_TRUE(cond.WaitFor([&] { return live.calls > 0; }, 20000));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  trb_ps_subscriber_destroy(sub_client_);
+  sub_client_ = nullptr;
+  EXPECT_EQ(1, stale.calls);
+  EXPECT_EQ(TRB_PS_ACK_INVALID_ACK_ID, stale.result);
+  EXPECT_NE(GRPC_STATUS_OK, stale.code);
+  EXPECT_NE(std::string::npos, stale.msg.find("PERMANENT_FAILURE_INVALID_ACK_ID")) << stale.msg;
+  EXPECT_NE(std::this_thread::get_id(), stale.thread);
+  EXPECT_EQ(1, live.calls);
+  EXPECT_EQ(TRB_PS_ACK_SUCCESS, live.result) << live.msg;
+  EXPECT_EQ(GRPC_STATUS_OK, live.code);
+  EXPECT_EQ(0u, Backlog());
+}
+
+TEST_F(SubscriberTest, ExactlyOnceTransientAckFailuresRetriedThenSuccess) {
+  // Two Acknowledge calls fail with UNAVAILABLE (retryable): the results
+  // wait for the retry that succeeds; every message is reported SUCCESS
+  // exactly once and none comes back.
+  Start(0, true);
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_faults_add_error(faults_, kAcknowledge, 2, GRPC_STATUS_UNAVAILABLE, "flaky", &st_));
+  Publish(0, 20);
+  Rx rx;
+  rx.mode = Rx::kHold;
+  Subscribe(Fast(), &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.held.size() == 20; }, 20000)) << rx.held.size();
+  trb_test::Cond cond;
+  std::vector<Res> res(20);
+  for (auto& r : res) {
+    r.cond = &cond;
+    trb_ps_ack_with_result(Take(&rx), Res::Cb, &r);
+  }
+  ASSERT_TRUE(cond.WaitFor(
+      [&] {
+        for (auto& r : res) {
+          if (r.calls == 0) return false;
+        }
+        return true;
+      },
+      20000));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  trb_ps_subscriber_destroy(sub_client_);
+  sub_client_ = nullptr;
+  EXPECT_EQ(2, trb_faults_injected(faults_));
+  for (auto& r : res) {
+    EXPECT_EQ(1, r.calls);
+    EXPECT_EQ(TRB_PS_ACK_SUCCESS, r.result) << r.msg;
+  }
+  EXPECT_EQ(20u, rx.deliveries);
+  EXPECT_EQ(0u, Backlog());
+}
+
+TEST_F(SubscriberTest, AckResultsReportFinalFailures) {
+  // Without exactly-once: PERMISSION_DENIED is final at once; UNAVAILABLE
+  // past ack_retry_deadline_ms is reported OTHER with its code; a nack is
+  // reported SUCCESS.
+  Start();
+  Publish(0, 3);
+  Rx rx;
+  rx.mode = Rx::kHold;
+  trb_ps_subscriber_config_t c = Fast();
+  c.ack_retry_deadline_ms = 100;
+  Subscribe(c, &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.held.size() == 3; }, 20000)) << rx.held.size();
+  trb_test::Cond cond;
+  Res denied, exhausted, nacked;
+  denied.cond = exhausted.cond = nacked.cond = &cond;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAcknowledge, 1,
+                                                 GRPC_STATUS_PERMISSION_DENIED, "no", &st_));
+  trb_ps_ack_with_result(Take(&rx), Res::Cb, &denied);
+  ASSERT_TRUE(cond.WaitFor([&] { return denied.calls > 0; }, 20000));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAcknowledge, -1,
+                                                 GRPC_STATUS_UNAVAILABLE, "down", &st_));
+  trb_ps_ack_with_result(Take(&rx), Res::Cb, &exhausted);
+  ASSERT_TRUE(cond.WaitFor([&] { return exhausted.calls > 0; }, 20000));
+  trb_faults_clear(faults_);
+  trb_ps_nack_with_result(Take(&rx), Res::Cb, &nacked);
+  ASSERT_TRUE(cond.WaitFor([&] { return nacked.calls > 0; }, 20000));
+  // The nacked message comes back; the others stay leased (their acks
+  // failed, their leases are no longer extended).
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.deliveries >= 4; }, 20000));
+  trb_ps_subscriber_stop(sub_client_, 0, &st_);
+  while (rx.AckOne()) {
+  }
+  trb_ps_subscriber_destroy(sub_client_);
+  sub_client_ = nullptr;
+  EXPECT_EQ(1, denied.calls);
+  EXPECT_EQ(TRB_PS_ACK_PERMISSION_DENIED, denied.result);
+  EXPECT_EQ(GRPC_STATUS_PERMISSION_DENIED, denied.code);
+  EXPECT_EQ(1, exhausted.calls);
+  EXPECT_EQ(TRB_PS_ACK_OTHER, exhausted.result);
+  EXPECT_EQ(GRPC_STATUS_UNAVAILABLE, exhausted.code);
+  EXPECT_NE(std::string::npos, exhausted.msg.find("down")) << exhausted.msg;
+  EXPECT_EQ(1, nacked.calls);
+  EXPECT_EQ(TRB_PS_ACK_SUCCESS, nacked.result) << nacked.msg;
+  EXPECT_EQ(4u, rx.deliveries);
+}
+
+TEST_F(SubscriberTest, AckResultAfterStopGaveUpIsStoppedOnCallerThread) {
+  Start();
+  Publish(0, 1);
+  Rx rx;
+  rx.mode = Rx::kHold;
+  Subscribe(Fast(), &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.held.size() == 1; }, 20000));
+  EXPECT_EQ(GRPC_STATUS_DEADLINE_EXCEEDED, trb_ps_subscriber_stop(sub_client_, 20, &st_));
+  trb_test::Cond cond;
+  Res r;
+  r.cond = &cond;
+  trb_ps_ack_with_result(Take(&rx), Res::Cb, &r);
+  EXPECT_EQ(1, r.calls);  // synchronously
+  EXPECT_EQ(TRB_PS_ACK_STOPPED, r.result);
+  EXPECT_EQ(GRPC_STATUS_CANCELLED, r.code);
+  EXPECT_EQ(std::this_thread::get_id(), r.thread);
+}
+
+TEST_F(SubscriberTest, DeletedSubscriptionReportedOncePerStream) {
+  Start();
+  Publish(0, 5);
+  Rx rx;
+  StreamErrors errs;
+  trb_ps_subscriber_config_t c = Fast();
+  c.streams = 2;
+  c.on_stream_error = StreamErrors::Cb;
+  c.on_stream_error_user = &errs;
+  Subscribe(c, &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 5; }, 20000));
+  // Both streams are open on the server once each has had a response.
+  ASSERT_TRUE(WaitStats([](const trb_ps_subscriber_stats_t& s) { return s.streams_opened == 2; }));
+  ASSERT_EQ(GRPC_STATUS_OK, DeleteSubscription());
+  ASSERT_TRUE(errs.cond.WaitFor([&] { return errs.codes.size() >= 2; }, 20000))
+      << errs.codes.size();
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  trb_ps_subscriber_stats_t s = Stats();
+  auto l = errs.cond.Lock();
+  ASSERT_EQ(2u, errs.codes.size());
+  for (size_t i = 0; i < 2; i++) {
+    EXPECT_EQ(GRPC_STATUS_NOT_FOUND, errs.codes[i]);
+    EXPECT_EQ(0u, errs.msgs[i].rfind("StreamingPull: ", 0)) << errs.msgs[i];
+  }
+  EXPECT_EQ(1, errs.left[0]);
+  EXPECT_EQ(0, errs.left[1]);
+  EXPECT_EQ(2u, s.streams_failed);
+  EXPECT_EQ(0u, s.reconnects);
+  EXPECT_EQ(GRPC_STATUS_NOT_FOUND, s.first_error.code);
+}
+
+TEST_F(SubscriberTest, KeepaliveTimeoutReopensStalledStream) {
+  // The server stalls every new StreamingPull for 1 s (fault latency):
+  // pings sent every 20 ms go unanswered, so after 100 ms the client
+  // cancels the stream and reopens it. Once the stall is removed, a stream
+  // answers and messages flow.
+  Start();
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_set_latency(
+                                faults_, "/google.pubsub.v1.Subscriber/StreamingPull", 1000, &st_));
+  Rx rx;
+  trb_ps_subscriber_config_t c = Fast();
+  c.heartbeat_ms = 20;
+  c.keepalive_timeout_ms = 100;
+  Subscribe(c, &rx);
+  ASSERT_TRUE(
+      WaitStats([](const trb_ps_subscriber_stats_t& s) { return s.keepalive_timeouts >= 1; }));
+  EXPECT_TRUE(WaitStats([](const trb_ps_subscriber_stats_t& s) { return s.streams_opened >= 2; }));
+  trb_faults_clear(faults_);
+  Publish(0, 10);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 10; }, 30000))
+      << rx.count.size();
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  EXPECT_EQ(GRPC_STATUS_OK, Stats().first_error.code) << Stats().first_error.msg;
+  EXPECT_EQ(0u, Backlog());
+}
+
+TEST_F(SubscriberTest, KeepaliveAnsweredKeepsStreamOpen) {
+  // Pings every 10 ms, answered by the server (protocol_version=1): no
+  // timeout in 30 pings' time.
+  Start();
+  Rx rx;
+  trb_ps_subscriber_config_t c = Fast();
+  c.heartbeat_ms = 10;
+  c.keepalive_timeout_ms = 200;
+  Subscribe(c, &rx);
+  Publish(0, 1);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 1; }, 20000));
+  trb_test::Cond idle;
+  idle.WaitFor([] { return false; }, 300);  // elapsed time is the subject
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  EXPECT_EQ(0u, Stats().keepalive_timeouts);
+  EXPECT_EQ(1u, Stats().streams_opened);
 }
 
 }  // namespace
