@@ -47,8 +47,19 @@ typedef struct append_s {
   struct append_s *next_done; /* completion list */
 } append_t;
 
+/* A writer schema: the table schema rows are transcoded against and the
+ * descriptor sent as writer_schema. Replaced (never changed) when the
+ * server reports updated_schema; chunks keep the one they were encoded
+ * with. `refs` is guarded by the writer's mutex. */
+typedef struct wschema_s {
+  int refs;
+  trb_bq_table_t table;
+  google_protobuf_DescriptorProto desc;
+} wschema_t;
+
 typedef struct chunk_s {
   append_t *ap;
+  wschema_t *schema; /* reference */
   trb_buf_t rows;   /* concatenated serialized rows */
   size_t *row_len;  /* per row */
   size_t *row_idx;  /* index in the append's json_rows */
@@ -75,8 +86,9 @@ struct trb_bq_writer_s {
   size_t max_bytes;
   int max_attempts;
   trb_bq_transcode_opts_t topts;
-  trb_bq_table_t schema;
-  google_protobuf_DescriptorProto desc;
+  wschema_t *cur;         /* schema for new appends (reference) */
+  wschema_t *conn_schema; /* writer_schema of the current connection, NULL
+                             until its first request (reference) */
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -157,8 +169,34 @@ static void finish_list(append_t *done) {
   }
 }
 
+static void schema_unref(wschema_t *ws) {
+  if (!ws || --ws->refs > 0) return;
+  trb_bq_descriptor_release(&ws->desc);
+  trb_bq_table_deinit(&ws->table);
+  trb_free(ws);
+}
+
+/* A new schema object owning `*table` (moved; left empty). */
+static grpc_status_code schema_new(trb_bq_table_t *table, wschema_t **out,
+                                   trb_status_t *st) {
+  wschema_t *ws = trb_calloc(1, sizeof *ws);
+  if (!ws) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  grpc_status_code code = trb_bq_descriptor_build(table, &ws->desc, st);
+  if (code != GRPC_STATUS_OK) {
+    trb_free(ws);
+    return code;
+  }
+  ws->table = *table;
+  memset(table, 0, sizeof *table);
+  ws->refs = 1;
+  *out = ws;
+  return GRPC_STATUS_OK;
+}
+
+/* Lock held when the chunk holds a schema reference (queued chunks). */
 static void chunk_free(chunk_t *c) {
   if (!c) return;
+  schema_unref(c->schema);
   trb_buf_deinit(&c->rows);
   trb_free(c->row_len);
   trb_free(c->row_idx);
@@ -194,7 +232,7 @@ static grpc_status_code send_chunk(trb_bq_writer_t *w, chunk_t *c) {
   if (w->first_on_conn) {
     r.proto_rows.has_writer_schema = true;
     r.proto_rows.writer_schema.has_proto_descriptor = true;
-    r.proto_rows.writer_schema.proto_descriptor = w->desc;
+    r.proto_rows.writer_schema.proto_descriptor = c->schema->desc;
   }
   r.proto_rows.has_rows = true;
   trb_pb_view_t *v = trb_calloc(c->n ? c->n : 1, sizeof *v);
@@ -221,6 +259,8 @@ static grpc_status_code send_chunk(trb_bq_writer_t *w, chunk_t *c) {
   return code;
 }
 
+static void reset_conn(trb_bq_writer_t *w, int64_t delay_ms);
+
 /* Send every unsent chunk while connected. Lock held. */
 static void pump(trb_bq_writer_t *w) {
   if (!w->conn) return;
@@ -231,6 +271,19 @@ static void pump(trb_bq_writer_t *w) {
   chunk_t *c = w->head;
   for (size_t i = 0; c && i < w->n_sent; i++) c = c->next;
   while (c) {
+    if (!w->conn_schema) {
+      w->conn_schema = c->schema;
+      w->conn_schema->refs++;
+    } else if (c->schema != w->conn_schema) {
+      /* Encoded under another writer schema: it goes on a new connection
+       * that starts with that schema (as the Java client does, fact 22),
+       * once every request of this one is answered. */
+      if (w->n_sent == 0) {
+        w->stats.schema_reconnects++;
+        reset_conn(w, 0);
+      }
+      return;
+    }
     if (send_chunk(w, c) != GRPC_STATUS_OK) return; /* on_close follows */
     if (c->sent) w->stats.requests_resent++;
     c->sent = true;
@@ -247,6 +300,8 @@ static void reset_conn(trb_bq_writer_t *w, int64_t delay_ms) {
     trb_rpc_stream_cancel(w->conn->s);
     w->conn = NULL;
   }
+  schema_unref(w->conn_schema);
+  w->conn_schema = NULL;
   w->gen++;
   w->n_sent = 0;
   w->hold_until_ms = 0;
@@ -345,7 +400,26 @@ static void on_message(void *user, trb_rpc_stream_t *s, const uint8_t *data,
       google_cloud_bigquery_storage_v1_AppendRowsResponse_fields, data, len,
       &r, &st);
   append_t *done = NULL;
+  /* updated_schema (fact 22): the table schema changed; build the new
+   * writer schema outside the lock, install it below if it differs. */
+  wschema_t *upd = NULL;
+  if (dc == GRPC_STATUS_OK && r.has_updated_schema) {
+    trb_bq_table_t t;
+    if (trb_bq_table_from_write_schema(&r.updated_schema, &t, &st) == GRPC_STATUS_OK) {
+      pthread_mutex_lock(&w->mu);
+      bool same = trb_bq_schema_equal(&t, &w->cur->table);
+      pthread_mutex_unlock(&w->mu);
+      if (!same && schema_new(&t, &upd, &st) != GRPC_STATUS_OK) upd = NULL;
+      trb_bq_table_deinit(&t);
+    }
+  }
   pthread_mutex_lock(&w->mu);
+  if (upd && cn->gen == w->gen && !trb_bq_schema_equal(&upd->table, &w->cur->table)) {
+    schema_unref(w->cur);
+    w->cur = upd;
+    upd = NULL;
+    w->stats.schema_updates++;
+  }
   if (cn->gen != w->gen || w->conn != cn || !w->head || w->n_sent == 0) {
     goto out; /* stale connection or unexpected response */
   }
@@ -388,7 +462,9 @@ static void on_message(void *user, trb_rpc_stream_t *s, const uint8_t *data,
   } else {
     head_failed(w, code, msg, &done);
   }
+  if (w->conn == cn) pump(w); /* requests held for a schema switch */
 out:
+  schema_unref(upd);
   pthread_mutex_unlock(&w->mu);
   trb_pb_release(google_cloud_bigquery_storage_v1_AppendRowsResponse_fields,
                  &r);
@@ -453,6 +529,8 @@ static void connect_now(trb_bq_writer_t *w, append_t **done) {
   }
   w->conn = cn;
   w->first_on_conn = true;
+  schema_unref(w->conn_schema);
+  w->conn_schema = NULL;
   w->stats.connections++;
   pump(w);
 }
@@ -573,9 +651,13 @@ static grpc_status_code fetch_stream(trb_bq_writer_t *w, trb_status_t *st) {
         code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     }
   }
+  trb_bq_table_t t;
+  memset(&t, 0, sizeof t);
   if (code == GRPC_STATUS_OK)
-    code = trb_bq_table_from_write_schema(&ws.table_schema, &w->schema, st);
+    code = trb_bq_table_from_write_schema(&ws.table_schema, &t, st);
   trb_pb_release(google_cloud_bigquery_storage_v1_WriteStream_fields, &ws);
+  if (code == GRPC_STATUS_OK) code = schema_new(&t, &w->cur, st);
+  trb_bq_table_deinit(&t);
   return code;
 }
 
@@ -616,8 +698,6 @@ grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
     snprintf(w->stream, n, "%s/streams/_default", w->table);
   }
   code = fetch_stream(w, st);
-  if (code != GRPC_STATUS_OK) goto fail;
-  code = trb_bq_descriptor_build(&w->schema, &w->desc, st);
   if (code != GRPC_STATUS_OK) goto fail;
   size_t rn = strlen(w->stream) + sizeof "write_stream=";
   w->routing = trb_malloc(rn);
@@ -669,6 +749,10 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
   a->cb = cb;
   a->user = user;
   a->offset = -1;
+  pthread_mutex_lock(&w->mu);
+  wschema_t *ws = w->cur; /* rows are encoded against this writer schema */
+  ws->refs++;
+  pthread_mutex_unlock(&w->mu);
   /* Transcode outside the lock into a private list of chunks. */
   chunk_t *first = NULL, *last = NULL;
   size_t budget = w->max_bytes > 512 ? w->max_bytes - 512 : w->max_bytes;
@@ -687,7 +771,7 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
     }
     size_t before = last->rows.len;
     const char *row = json_rows[i] ? json_rows[i] : "";
-    grpc_status_code rc = trb_bq_transcode_row(&w->schema, row, strlen(row),
+    grpc_status_code rc = trb_bq_transcode_row(&ws->table, row, strlen(row),
                                                &w->topts, &last->rows, &rst);
     if (rc == GRPC_STATUS_RESOURCE_EXHAUSTED) {
       code = trb_status_set(st, rc, "%s", rst.msg);
@@ -736,12 +820,13 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
   }
   pthread_mutex_lock(&w->mu);
   if (w->closing || w->fatal) {
-    pthread_mutex_unlock(&w->mu);
     code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
                           "writer: %s", w->closing ? "closing" : w->last_msg);
+    pthread_mutex_unlock(&w->mu);
     goto fail;
   }
   if (!first) {
+    schema_unref(ws);
     pthread_mutex_unlock(&w->mu);
     if (a->n_errs)
       append_set_error(a, GRPC_STATUS_INVALID_ARGUMENT, "every row was rejected");
@@ -752,7 +837,10 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
     a->chunks_left++;
     c->offset = w->next_offset;
     w->next_offset += (int64_t)c->n;
+    c->schema = ws;
+    ws->refs++;
   }
+  schema_unref(ws);
   w->n_pending_appends++;
   if (w->tail) w->tail->next = first; else w->head = first;
   w->tail = last;
@@ -762,9 +850,12 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
 fail:
   while (first) {
     chunk_t *nx = first->next;
-    chunk_free(first);
+    chunk_free(first); /* holds no schema reference yet */
     first = nx;
   }
+  pthread_mutex_lock(&w->mu);
+  schema_unref(ws);
+  pthread_mutex_unlock(&w->mu);
   for (size_t i = 0; i < a->n_errs; i++) trb_free(a->errs[i].message);
   trb_free(a->errs);
   trb_free(a);
@@ -917,8 +1008,8 @@ void trb_bq_writer_destroy(trb_bq_writer_t *w) {
   fail_all(w, GRPC_STATUS_CANCELLED, "writer destroyed", &done);
   pthread_mutex_unlock(&w->mu);
   finish_list(done);
-  trb_bq_descriptor_release(&w->desc);
-  trb_bq_table_deinit(&w->schema);
+  schema_unref(w->conn_schema);
+  schema_unref(w->cur);
   trb_free(w->table);
   trb_free(w->stream);
   trb_free(w->routing);

@@ -182,6 +182,12 @@ typedef struct trb_bq_writer_stats_s {
   int64_t already_exists;
   /** Retryable in-stream errors (AppendRowsResponse.error). */
   int64_t retries;
+  /** Newer table schemas taken from AppendRowsResponse.updated_schema
+   *  (each rebuilt the writer schema for the appends that follow). */
+  int64_t schema_updates;
+  /** Connections reopened to send requests encoded under a different
+   *  writer schema than the current connection's. */
+  int64_t schema_reconnects;
 } trb_bq_writer_stats_t;
 
 /** Copy the counters. Thread-safe. */

@@ -17,7 +17,9 @@ extern "C" {
 #endif
 
 /**
- * Register InjectFault, ClearFaults and DropStreams on `srv` (before it
+ * Register InjectFault, ClearFaults, DropStreams and UpdateTableSchema
+ * (forwarded to the hook of trb_faults_on_schema_update: UNIMPLEMENTED
+ * without one) on `srv` (before it
  * starts). `faults` borrowed; must outlive the server.
  * Returns: OK; the server's registration error.
  * Handlers answer: OK; INVALID_ARGUMENT for a malformed request, an empty

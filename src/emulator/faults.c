@@ -18,6 +18,7 @@ typedef struct rule_s {
   grpc_status_code code;
   char *message;
   int latency_ms;
+  int drop_after_write; /* successful appends to answer by a dropped stream */
   struct rule_s *next;
 } rule_t;
 
@@ -32,6 +33,10 @@ struct trb_faults_s {
   } droppers[MAX_DROPPERS];
   int n_droppers;
   int64_t injected;
+  /* Held while the schema hook runs, so off_schema_update can wait. */
+  pthread_mutex_t schema_mu;
+  trb_faults_schema_cb schema_cb;
+  void *schema_user;
 };
 
 trb_faults_t *trb_faults_create(void) {
@@ -39,6 +44,7 @@ trb_faults_t *trb_faults_create(void) {
   if (f) {
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->drop_mu, NULL);
+    pthread_mutex_init(&f->schema_mu, NULL);
   }
   return f;
 }
@@ -66,6 +72,7 @@ void trb_faults_destroy(trb_faults_t *f) {
   trb_faults_clear(f);
   pthread_mutex_destroy(&f->mu);
   pthread_mutex_destroy(&f->drop_mu);
+  pthread_mutex_destroy(&f->schema_mu);
   trb_free(f);
 }
 
@@ -206,4 +213,69 @@ int64_t trb_faults_injected(trb_faults_t *f) {
   int64_t n = f->injected;
   pthread_mutex_unlock(&f->mu);
   return n;
+}
+
+grpc_status_code trb_faults_add_drop_after_write(trb_faults_t *f,
+                                                 const char *method, int count,
+                                                 trb_status_t *st) {
+  if (!method || !*method)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "drop-after-write rule needs a method name or \"*\"");
+  pthread_mutex_lock(&f->mu);
+  rule_t *r = rule_for(f, method);
+  if (r) r->drop_after_write = count > 0 ? count : 0;
+  pthread_mutex_unlock(&f->mu);
+  if (!r) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "fault rule");
+  return GRPC_STATUS_OK;
+}
+
+bool trb_faults_take_drop_after_write(trb_faults_t *f, const char *method) {
+  if (!f) return false;
+  bool take = false;
+  pthread_mutex_lock(&f->mu);
+  rule_t *exact = NULL, *any = NULL;
+  for (rule_t *r = f->rules; r; r = r->next) {
+    if (strcmp(r->method, method) == 0) exact = r;
+    else if (strcmp(r->method, "*") == 0) any = r;
+  }
+  rule_t *r = exact && exact->drop_after_write ? exact
+              : (any && any->drop_after_write ? any : NULL);
+  if (r) {
+    r->drop_after_write--;
+    f->injected++;
+    take = true;
+  }
+  pthread_mutex_unlock(&f->mu);
+  return take;
+}
+
+void trb_faults_on_schema_update(trb_faults_t *f, trb_faults_schema_cb cb,
+                                 void *user) {
+  pthread_mutex_lock(&f->schema_mu);
+  f->schema_cb = cb;
+  f->schema_user = user;
+  pthread_mutex_unlock(&f->schema_mu);
+}
+
+void trb_faults_off_schema_update(trb_faults_t *f, trb_faults_schema_cb cb,
+                                  void *user) {
+  pthread_mutex_lock(&f->schema_mu);
+  if (f->schema_cb == cb && f->schema_user == user) {
+    f->schema_cb = NULL;
+    f->schema_user = NULL;
+  }
+  pthread_mutex_unlock(&f->schema_mu);
+}
+
+grpc_status_code trb_faults_update_table_schema(trb_faults_t *f,
+                                                const char *table,
+                                                const char *schema_json,
+                                                size_t len, trb_status_t *st) {
+  pthread_mutex_lock(&f->schema_mu);
+  grpc_status_code c =
+      f->schema_cb ? f->schema_cb(f->schema_user, table, schema_json, len, st)
+                   : trb_status_set(st, GRPC_STATUS_UNIMPLEMENTED,
+                                    "no BigQuery service takes schema updates");
+  pthread_mutex_unlock(&f->schema_mu);
+  return c;
 }

@@ -93,6 +93,56 @@ void trb_faults_off_drop(trb_faults_t *f, trb_faults_drop_cb cb, void *user);
 void trb_faults_drop_streams(trb_faults_t *f, grpc_status_code code,
                              const char *message);
 
+/**
+ * Make the next `count` successful appends of `method` (today only
+ * "/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows" consults
+ * it) be written (durably, offsets advanced) and then have their stream
+ * ended with UNAVAILABLE instead of the reply: the client never learns the
+ * append landed, so a resend with the same offset meets ALREADY_EXISTS.
+ * `count` <= 0 removes the rule. Replaces an earlier count for `method`.
+ * Returns: OK; INVALID_ARGUMENT (empty method); RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_faults_add_drop_after_write(trb_faults_t *f,
+                                                 const char *method, int count,
+                                                 trb_status_t *st);
+
+/** Consume one unit of a drop-after-write rule for `method` (exact name or
+ *  "*"); true when the stream must be dropped instead of replying. Counted
+ *  in trb_faults_injected. NULL `f`: false. */
+bool trb_faults_take_drop_after_write(trb_faults_t *f, const char *method);
+
+/**
+ * Schema-update hook: the BigQuery service registers how to change a
+ * table's schema at run time, so EmulatorAdmin.UpdateTableSchema (which only
+ * knows the registry) can reach it. `table` is "projects/{p}/datasets/{d}/
+ * tables/{t}" or "{d}.{t}"; `schema_json` (`len` bytes) a table file or
+ * schema array as src/bigquery/schema.h parses. Runs on the caller's
+ * thread; returns the update's status.
+ */
+typedef grpc_status_code (*trb_faults_schema_cb)(void *user, const char *table,
+                                                 const char *schema_json,
+                                                 size_t len, trb_status_t *st);
+
+/** Register the (single) schema-update hook; a later one replaces it. */
+void trb_faults_on_schema_update(trb_faults_t *f, trb_faults_schema_cb cb,
+                                 void *user);
+
+/** Unregister the hook if it is (cb, user). Not callable from inside it;
+ *  waits for a running call of it to return. */
+void trb_faults_off_schema_update(trb_faults_t *f, trb_faults_schema_cb cb,
+                                  void *user);
+
+/**
+ * Change a table's schema through the registered hook.
+ * Returns: the hook's status (OK; NOT_FOUND; INVALID_ARGUMENT for a
+ *          schema that is not an additive change; ...); UNIMPLEMENTED when
+ *          no hook is registered.
+ */
+grpc_status_code trb_faults_update_table_schema(trb_faults_t *f,
+                                                const char *table,
+                                                const char *schema_json,
+                                                size_t len, trb_status_t *st);
+
 /** Total calls failed by error rules so far (tests). */
 int64_t trb_faults_injected(trb_faults_t *f);
 

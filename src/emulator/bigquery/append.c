@@ -41,6 +41,10 @@ struct bq_conn_s {
   google_protobuf_DescriptorProto desc;
   trb_rowdec_plan_t *plan;
   bq_table_t *plan_table;
+  const trb_bq_table_t *plan_def; /* the definition the plan was built for */
+  /* plan_table->schema_ver the writer schema is known to be current for:
+   * while it is below the table's, OK responses carry updated_schema. */
+  uint64_t desc_ver;
   int missing_default; /* sticky default_missing_value_interpretation */
   bq_conn_t *prev, *next; /* in bq->conns, guarded by bq->mu */
 };
@@ -151,17 +155,30 @@ static bool encode_error(grpc_status_code code, const char *msg, int se_code,
   return ok;
 }
 
-static bool encode_ok(const bq_stream_t *s, int64_t start, uint8_t **out, size_t *out_len) {
+/* An OK response; mu held. When the table's schema changed after the
+ * connection's writer schema was set, it carries updated_schema (the whole
+ * new TableSchema, as BigQuery does, until a writer schema that has every
+ * top-level column arrives). */
+static bool encode_ok(const bq_conn_t *c, const bq_stream_t *s, int64_t start, uint8_t **out,
+                      size_t *out_len) {
   resp_t r;
   memset(&r, 0, sizeof r);
+  if (c->desc_ver < s->table->schema_ver) {
+    if (trb_bq_table_to_proto(s->table->def, &r.updated_schema, NULL) != GRPC_STATUS_OK)
+      return false;
+    r.has_updated_schema = true;
+  }
   r.which_response = google_cloud_bigquery_storage_v1_AppendRowsResponse_append_result_tag;
   if (s->type != BQ_DEFAULT_TYPE) {
     r.response.append_result.has_offset = true;
     r.response.append_result.offset.value = start;
   }
   r.write_stream = s->name;
-  return trb_pb_encode(google_cloud_bigquery_storage_v1_AppendRowsResponse_fields, &r, out,
-                       out_len, NULL) == GRPC_STATUS_OK;
+  bool ok = trb_pb_encode(google_cloud_bigquery_storage_v1_AppendRowsResponse_fields, &r, out,
+                          out_len, NULL) == GRPC_STATUS_OK;
+  if (r.has_updated_schema)
+    trb_pb_release(google_cloud_bigquery_storage_v1_TableSchema_fields, &r.updated_schema);
+  return ok;
 }
 
 /* ---- db op -------------------------------------------------------------- */
@@ -222,7 +239,12 @@ static void append_done(void *user, grpc_status_code code, const trb_status_t *s
     }
     pthread_mutex_unlock(&bq->mu);
   }
-  if (code == GRPC_STATUS_OK) {
+  if (code == GRPC_STATUS_OK && s && trb_faults_take_drop_after_write(c->bq->faults, M_APPEND)) {
+    /* Fault: the rows are written, the reply is lost with the stream. */
+    conn_finish(c, GRPC_STATUS_UNAVAILABLE,
+                "stream dropped after the append was written (fault injection)");
+    conn_respond(c, NULL, 0);
+  } else if (code == GRPC_STATUS_OK) {
     conn_respond(c, op->resp, op->resp_len);
   } else {
     uint8_t *b = NULL;
@@ -294,11 +316,19 @@ static bool build_plan(bq_conn_t *c, bq_table_t *t, char *err, size_t errlen, bo
     return false;
   }
   trb_status_t st;
-  if (trb_rowdec_plan_create(&c->desc, &t->def, &c->plan, extra, &st) != GRPC_STATUS_OK) {
+  pthread_mutex_lock(&c->bq->mu);
+  const trb_bq_table_t *def = t->def; /* never freed before the table */
+  uint64_t ver = t->schema_ver;
+  pthread_mutex_unlock(&c->bq->mu);
+  if (trb_rowdec_plan_create(&c->desc, def, &c->plan, extra, &st) != GRPC_STATUS_OK) {
     snprintf(err, errlen, "%s", st.msg);
     return false;
   }
   c->plan_table = t;
+  c->plan_def = def;
+  /* A writer schema with fewer top-level fields than the table is behind
+   * it (a client that missed the updated_schema of an earlier connection). */
+  c->desc_ver = (size_t)c->desc.field_count >= def->n_fields ? ver : 0;
   return true;
 }
 
@@ -524,7 +554,7 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
   for (pb_size_t i = 0; i < r.missing_value_interpretations_count; i++) {
     const char *k = r.missing_value_interpretations[i].key ? r.missing_value_interpretations[i].key : "";
     int v = (int)r.missing_value_interpretations[i].value;
-    if (trb_bq_field_find(s->table->def.fields, s->table->def.n_fields, k, strlen(k)) < 0) {
+    if (trb_bq_field_find(c->plan_def->fields, c->plan_def->n_fields, k, strlen(k)) < 0) {
       snprintf(msg, sizeof msg, "missing_value_interpretations: %s is not a top-level column", k);
       goto fail;
     }
@@ -561,7 +591,7 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
     return;
   }
   fill_t fill;
-  if (!fill_init(&fill, &r, &c->plan_table->def, c->missing_default, &op->text, msg,
+  if (!fill_init(&fill, &r, c->plan_def, c->missing_default, &op->text, msg,
                  sizeof msg)) {
     fill_deinit(&fill);
     release_req(&r);
@@ -642,7 +672,7 @@ static void handle(bq_conn_t *c, const uint8_t *data, size_t len) {
   op->start = s->next;
   op->epoch = s->epoch;
   op->stream = s;
-  if (!encode_ok(s, op->start, &op->resp, &op->resp_len)) {
+  if (!encode_ok(c, s, op->start, &op->resp, &op->resp_len)) {
     pthread_mutex_unlock(&bq->mu);
     release_req(&r);
     op_free(op);

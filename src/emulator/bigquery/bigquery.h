@@ -99,6 +99,38 @@ grpc_status_code trb_bqemu_create_table(trb_bqemu_t *bq, const char *dataset,
                                         trb_status_t *st);
 
 /**
+ * Change the schema of table `dataset`.`table` at run time to `def`
+ * (borrowed; only its fields are used, table options are kept), as
+ * BigQuery's tables.patch allows: additive changes only — every existing
+ * column kept in place with its name, type and max_length/precision/
+ * scale, its mode kept or relaxed REQUIRED -> NULLABLE (also inside
+ * RECORDs); new columns (top level or inside RECORDs) after the existing
+ * ones, NULLABLE or REPEATED. Durable (the SQL tables get the new columns,
+ * NULL in existing rows).
+ * Effect on AppendRows: requests decoded after the change use the new
+ * definition for connections whose writer schema arrives afterwards;
+ * connections whose writer schema predates the change keep decoding with
+ * it (new columns NULL) and every OK response on them carries
+ * AppendRowsResponse.updated_schema (the new TableSchema) until a request
+ * brings a writer schema with every top-level column (fact 22). A
+ * connection opened later with a writer schema that has fewer top-level
+ * fields than the table also gets updated_schema. GetWriteStream and
+ * CreateWriteStream return the new schema.
+ * Returns: OK (also when `def` equals the current schema: nothing
+ *          changes); NOT_FOUND (no such table); INVALID_ARGUMENT (not an
+ *          additive change; the message names the column); INTERNAL;
+ *          RESOURCE_EXHAUSTED.
+ * Threading: thread-safe; blocks on the db; must not be called from a db
+ * callback. Two concurrent updates of one table: one may fail (INTERNAL).
+ * EmulatorAdmin.UpdateTableSchema reaches it through the fault registry
+ * (trb_faults_update_table_schema) when the service has one.
+ */
+grpc_status_code trb_bqemu_update_table_schema(trb_bqemu_t *bq, const char *dataset,
+                                               const char *table,
+                                               const trb_bq_table_t *def,
+                                               trb_status_t *st);
+
+/**
  * End every open AppendRows stream with UNAVAILABLE and refuse new ones.
  * Call before shutting the rpc server down. Idempotent.
  */

@@ -38,13 +38,28 @@ struct bq_stream_s {
   bq_stream_t *hnext;
 };
 
+/* A table definition replaced by a schema update: kept until the table is
+ * freed, because row decoding plans of open connections borrow it. */
+typedef struct bq_old_def_s {
+  trb_bq_table_t *def;
+  struct bq_old_def_s *next;
+} bq_old_def_t;
+
 struct bq_table_s {
   char *dataset, *table;
   char *sql_name;     /* "dataset.table" */
-  trb_bq_table_t def;
+  trb_bq_table_t *def; /* current definition; the pointer is replaced (under
+                          trb_bqemu_t.mu) by trb_bqemu_update_table_schema,
+                          the pointee never changes */
+  uint64_t schema_ver; /* bumped by each schema update; guarded by mu */
+  bq_old_def_t *old_defs;
   int64_t create_us;
-  char *insert_sql;   /* INSERT INTO "d.t" VALUES(?...) */
-  char *stage_sql;    /* INSERT INTO "_staging.d.t" VALUES(?, ?, ?...) */
+  /* SQL texts: read and (on a schema update) replaced on the db committer
+   * thread only. Column lists are explicit, so a statement built for an
+   * older definition still inserts (the new columns NULL). */
+  char *insert_sql;   /* INSERT INTO "d.t"(cols) VALUES(?...) */
+  char *stage_sql;    /* INSERT INTO "_staging.d.t"(_stream,_offset,cols)
+                         VALUES(?, ?, ?...) */
   char *move_sql;     /* INSERT INTO "d.t" SELECT cols FROM staging WHERE
                          _stream = ?1 AND _offset < ?2 ORDER BY _offset */
   char *unstage_sql;  /* DELETE FROM staging WHERE _stream = ?1 AND

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "google/cloud/bigquery/storage/v1/storage.pb.h"
@@ -164,40 +165,72 @@ static const char *sql_type(trb_bq_type_t t) {
   }
 }
 
-/* Build the per-table SQL statements. */
-static bool table_sql(bq_table_t *t) {
+/* Append `"c1","c2",...` of `d`. */
+static int column_list(trb_buf_t *b, const trb_bq_table_t *d) {
+  int e = 0;
+  for (size_t i = 0; !e && i < d->n_fields; i++)
+    e = (i && trb_buf_append_str(b, ",")) || quote_ident(b, d->fields[i].name);
+  return e;
+}
+
+/* The per-table SQL statements for definition `d`. */
+typedef struct table_sqls_s {
+  char *insert_sql, *stage_sql, *move_sql, *unstage_sql;
+} table_sqls_t;
+
+static void sqls_free(table_sqls_t *q) {
+  trb_free(q->insert_sql);
+  trb_free(q->stage_sql);
+  trb_free(q->move_sql);
+  trb_free(q->unstage_sql);
+  memset(q, 0, sizeof *q);
+}
+
+static bool build_sqls(const char *sql_name, const trb_bq_table_t *d, table_sqls_t *q) {
+  memset(q, 0, sizeof *q);
   trb_buf_t b = TRB_BUF_INIT;
   char stage[1100];
-  snprintf(stage, sizeof stage, "_staging.%s", t->sql_name);
-  const trb_bq_table_t *d = &t->def;
-  int e = trb_buf_append_str(&b, "INSERT INTO ") || quote_ident(&b, t->sql_name) ||
-          trb_buf_append_str(&b, " VALUES(");
+  snprintf(stage, sizeof stage, "_staging.%s", sql_name);
+  int e = trb_buf_append_str(&b, "INSERT INTO ") || quote_ident(&b, sql_name) ||
+          trb_buf_append_str(&b, "(") || column_list(&b, d) ||
+          trb_buf_append_str(&b, ") VALUES(");
   for (size_t i = 0; !e && i < d->n_fields; i++) e = trb_buf_append_str(&b, i ? ",?" : "?");
   e = e || trb_buf_append_str(&b, ")");
   if (e) goto fail;
-  t->insert_sql = trb_buf_take(&b, NULL);
+  q->insert_sql = trb_buf_take(&b, NULL);
   e = trb_buf_append_str(&b, "INSERT INTO ") || quote_ident(&b, stage) ||
-      trb_buf_append_str(&b, " VALUES(?,?");
+      trb_buf_append_str(&b, "(_stream,_offset,") || column_list(&b, d) ||
+      trb_buf_append_str(&b, ") VALUES(?,?");
   for (size_t i = 0; !e && i < d->n_fields; i++) e = trb_buf_append_str(&b, ",?");
   e = e || trb_buf_append_str(&b, ")");
   if (e) goto fail;
-  t->stage_sql = trb_buf_take(&b, NULL);
-  e = trb_buf_append_str(&b, "INSERT INTO ") || quote_ident(&b, t->sql_name) ||
-      trb_buf_append_str(&b, " SELECT ");
-  for (size_t i = 0; !e && i < d->n_fields; i++)
-    e = (i && trb_buf_append_str(&b, ",")) || quote_ident(&b, d->fields[i].name);
+  q->stage_sql = trb_buf_take(&b, NULL);
+  e = trb_buf_append_str(&b, "INSERT INTO ") || quote_ident(&b, sql_name) ||
+      trb_buf_append_str(&b, "(") || column_list(&b, d) ||
+      trb_buf_append_str(&b, ") SELECT ") || column_list(&b, d);
   e = e || trb_buf_append_str(&b, " FROM ") || quote_ident(&b, stage) ||
       trb_buf_append_str(&b, " WHERE _stream = ?1 AND _offset < ?2 ORDER BY _offset");
   if (e) goto fail;
-  t->move_sql = trb_buf_take(&b, NULL);
+  q->move_sql = trb_buf_take(&b, NULL);
   e = trb_buf_append_str(&b, "DELETE FROM ") || quote_ident(&b, stage) ||
       trb_buf_append_str(&b, " WHERE _stream = ?1 AND _offset < ?2");
   if (e) goto fail;
-  t->unstage_sql = trb_buf_take(&b, NULL);
-  return t->insert_sql && t->stage_sql && t->move_sql && t->unstage_sql;
+  q->unstage_sql = trb_buf_take(&b, NULL);
+  if (q->insert_sql && q->stage_sql && q->move_sql && q->unstage_sql) return true;
 fail:
   trb_buf_deinit(&b);
+  sqls_free(q);
   return false;
+}
+
+static bool table_sql(bq_table_t *t) {
+  table_sqls_t q;
+  if (!build_sqls(t->sql_name, t->def, &q)) return false;
+  t->insert_sql = q.insert_sql;
+  t->stage_sql = q.stage_sql;
+  t->move_sql = q.move_sql;
+  t->unstage_sql = q.unstage_sql;
+  return true;
 }
 
 static grpc_status_code create_sql_tables(trb_db_t *db, const bq_table_t *t,
@@ -210,8 +243,8 @@ static grpc_status_code create_sql_tables(trb_db_t *db, const bq_table_t *t,
     e = trb_buf_append_str(&b, "CREATE TABLE IF NOT EXISTS ") ||
         quote_ident(&b, pass ? stage : t->sql_name) ||
         trb_buf_append_str(&b, pass ? "(_stream TEXT NOT NULL, _offset INTEGER NOT NULL" : "(");
-    for (size_t i = 0; !e && i < t->def.n_fields; i++) {
-      const trb_bq_field_t *f = &t->def.fields[i];
+    for (size_t i = 0; !e && i < t->def->n_fields; i++) {
+      const trb_bq_field_t *f = &t->def->fields[i];
       e = ((pass || i) && trb_buf_append_str(&b, ", ")) || quote_ident(&b, f->name) ||
           trb_buf_appendf(&b, " %s", f->mode == TRB_BQ_MODE_REPEATED ? "TEXT" : sql_type(f->type));
     }
@@ -249,7 +282,13 @@ static void table_free(bq_table_t *t) {
   trb_free(t->move_sql);
   trb_free(t->unstage_sql);
   trb_free(t->dflt.name);
-  trb_bq_table_deinit(&t->def);
+  trb_bq_table_free(t->def);
+  while (t->old_defs) {
+    bq_old_def_t *o = t->old_defs;
+    t->old_defs = o->next;
+    trb_bq_table_free(o->def);
+    trb_free(o);
+  }
   trb_free(t);
 }
 
@@ -264,8 +303,9 @@ static bq_table_t *table_new(const trb_bqemu_t *bq, const char *d, const char *t
   t->sql_name = trb_malloc(n);
   t->dflt.name = trb_malloc(nn);
   t->create_us = create_us;
-  if (!t->dataset || !t->table || !t->sql_name || !t->dflt.name ||
-      trb_bq_table_copy(def, &t->def, NULL) != GRPC_STATUS_OK) {
+  t->def = trb_calloc(1, sizeof *t->def);
+  if (!t->dataset || !t->table || !t->sql_name || !t->dflt.name || !t->def ||
+      trb_bq_table_copy(def, t->def, NULL) != GRPC_STATUS_OK) {
     table_free(t);
     return NULL;
   }
@@ -348,6 +388,35 @@ static void on_drop(void *user, grpc_status_code code, const char *message) {
   trb_bqemu_drop_conns(user, code, message);
 }
 
+/* The fault registry's schema-update hook (EmulatorAdmin.UpdateTableSchema):
+ * `name` is "projects/{p}/datasets/{d}/tables/{t}" or "{d}.{t}". */
+static grpc_status_code on_schema_update(void *user, const char *name, const char *json,
+                                         size_t len, trb_status_t *st) {
+  trb_bqemu_t *bq = user;
+  char d[1025], t[1025];
+  rname_t r;
+  if (name && parse_table_name(name, &r) && !*r.rest && r.dlen < sizeof d && r.tlen < sizeof t) {
+    if (r.plen != strlen(bq->project) || strncmp(r.project, bq->project, r.plen) != 0)
+      return trb_status_set(st, GRPC_STATUS_NOT_FOUND, "Not found: project of %s", name);
+    snprintf(d, sizeof d, "%.*s", (int)r.dlen, r.dataset);
+    snprintf(t, sizeof t, "%.*s", (int)r.tlen, r.table);
+  } else {
+    const char *dot = name ? strchr(name, '.') : NULL;
+    if (!dot || (size_t)(dot - name) >= sizeof d || strlen(dot + 1) >= sizeof t)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "table: want projects/P/datasets/D/tables/T or D.T, got \"%s\"",
+                            name ? name : "");
+    snprintf(d, sizeof d, "%.*s", (int)(dot - name), name);
+    snprintf(t, sizeof t, "%s", dot + 1);
+  }
+  trb_bq_table_t def;
+  grpc_status_code c = trb_bq_table_parse(json ? json : "", json ? len : 0, &def, st);
+  if (c) return c;
+  c = trb_bqemu_update_table_schema(bq, d, t, &def, st);
+  trb_bq_table_deinit(&def);
+  return c;
+}
+
 grpc_status_code trb_bqemu_create(const trb_bqemu_config_t *cfg,
                                   trb_bqemu_t **out, trb_status_t *st) {
   *out = NULL;
@@ -364,6 +433,8 @@ grpc_status_code trb_bqemu_create(const trb_bqemu_config_t *cfg,
   grpc_status_code c = trb_db_run(bq->db, load_apply, bq, st);
   if (c == GRPC_STATUS_OK && bq->faults)
     c = trb_faults_on_drop(bq->faults, on_drop, bq, st);
+  if (c == GRPC_STATUS_OK && bq->faults)
+    trb_faults_on_schema_update(bq->faults, on_schema_update, bq);
   if (c) {
     trb_bqemu_destroy(bq);
     return c;
@@ -383,6 +454,7 @@ void trb_bqemu_shutdown(trb_bqemu_t *bq) {
 
 void trb_bqemu_destroy(trb_bqemu_t *bq) {
   if (!bq) return;
+  if (bq->faults) trb_faults_off_schema_update(bq->faults, on_schema_update, bq);
   for (size_t i = 0; i < bq->n_buckets; i++) {
     bq_stream_t *s = bq->buckets[i];
     while (s) {
@@ -417,7 +489,7 @@ static grpc_status_code ct_apply(trb_db_t *db, sqlite3 *conn, void *user,
   grpc_status_code c = create_sql_tables(db, op->t, st);
   if (c) return c;
   char *js = NULL;
-  if ((c = trb_bq_table_to_json(&op->t->def, &js, st))) return c;
+  if ((c = trb_bq_table_to_json(op->t->def, &js, st))) return c;
   sqlite3_stmt *s = trb_db_stmt(db, "INSERT INTO _bq_tables VALUES(?1, ?2, ?3, ?4)", st);
   if (!s) {
     trb_free(js);
@@ -446,7 +518,7 @@ grpc_status_code trb_bqemu_create_table(trb_bqemu_t *bq, const char *dataset,
                           dataset, table);
   pthread_mutex_lock(&bq->mu);
   bq_table_t *t = trb_bqemu_find_table(bq, dataset, strlen(dataset), table, strlen(table));
-  bool same = t && trb_bq_schema_equal(&t->def, def);
+  bool same = t && trb_bq_schema_equal(t->def, def);
   pthread_mutex_unlock(&bq->mu);
   if (t) {
     return same ? trb_status_set(st, GRPC_STATUS_ALREADY_EXISTS,
@@ -475,6 +547,198 @@ grpc_status_code trb_bqemu_create_table(trb_bqemu_t *bq, const char *dataset,
   bq->tables = op.t;
   pthread_mutex_unlock(&bq->mu);
   return GRPC_STATUS_OK;
+}
+
+/* ---- update_table_schema ------------------------------------------------ */
+
+/* Whether `nw` (n_nw fields) is an additive change of `old` as BigQuery
+ * allows it: every old field kept in place with the same name
+ * (case-insensitive), type, max_length, precision and scale, its mode kept
+ * or relaxed REQUIRED -> NULLABLE, RECORDs checked recursively; new fields
+ * only after the old ones and NULLABLE or REPEATED. */
+static bool additive(const trb_bq_field_t *old, size_t n_old, const trb_bq_field_t *nw,
+                     size_t n_nw, const char *path, trb_status_t *st) {
+  if (n_nw < n_old) {
+    trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                   "%s: the new schema drops columns (%zu of %zu kept); only additive "
+                   "changes are allowed", path, n_nw, n_old);
+    return false;
+  }
+  for (size_t i = 0; i < n_nw; i++) {
+    const trb_bq_field_t *b = &nw[i];
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", b->name);
+    if (i >= n_old) {
+      if (b->mode == TRB_BQ_MODE_REQUIRED) {
+        trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                       "%s: a new column must be NULLABLE or REPEATED, not REQUIRED", sub);
+        return false;
+      }
+      continue;
+    }
+    const trb_bq_field_t *a = &old[i];
+    if (strcasecmp(a->name, b->name) != 0) {
+      trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                     "%s: column %zu was %s; existing columns keep their names and "
+                     "order (new ones go at the end)", sub, i, a->name);
+      return false;
+    }
+    if (a->type != b->type || a->max_length != b->max_length ||
+        a->precision != b->precision || a->scale != b->scale) {
+      trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                     "%s: the type of an existing column cannot change (%s -> %s)", sub,
+                     trb_bq_type_name(a->type), trb_bq_type_name(b->type));
+      return false;
+    }
+    if (a->mode != b->mode &&
+        !(a->mode == TRB_BQ_MODE_REQUIRED && b->mode == TRB_BQ_MODE_NULLABLE)) {
+      trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                     "%s: mode %s -> %s is not allowed (only REQUIRED -> NULLABLE)", sub,
+                     trb_bq_mode_name(a->mode), trb_bq_mode_name(b->mode));
+      return false;
+    }
+    if (a->type == TRB_BQ_TYPE_STRUCT &&
+        !additive(a->fields, a->n_fields, b->fields, b->n_fields, sub, st))
+      return false;
+  }
+  return true;
+}
+
+typedef struct us_op_s {
+  trb_bqemu_t *bq;
+  bq_table_t *t;
+  trb_bq_table_t *def; /* the new definition (owned until installed) */
+  size_t n_old;        /* top-level columns before */
+  table_sqls_t sqls;   /* statements for `def` */
+} us_op_t;
+
+static grpc_status_code us_apply(trb_db_t *db, sqlite3 *conn, void *user,
+                                 trb_status_t *st) {
+  (void)conn;
+  us_op_t *op = user;
+  bq_table_t *t = op->t;
+  char stage[1100];
+  snprintf(stage, sizeof stage, "_staging.%s", t->sql_name);
+  trb_buf_t b = TRB_BUF_INIT;
+  int e = 0;
+  for (size_t i = op->n_old; !e && i < op->def->n_fields; i++) {
+    const trb_bq_field_t *f = &op->def->fields[i];
+    for (int pass = 0; pass < 2 && !e; pass++) {
+      e = trb_buf_append_str(&b, "ALTER TABLE ") || quote_ident(&b, pass ? stage : t->sql_name) ||
+          trb_buf_append_str(&b, " ADD COLUMN ") || quote_ident(&b, f->name) ||
+          trb_buf_appendf(&b, " %s;", f->mode == TRB_BQ_MODE_REPEATED ? "TEXT" : sql_type(f->type));
+    }
+  }
+  if (e) {
+    trb_buf_deinit(&b);
+    return oom(st);
+  }
+  grpc_status_code c = b.len ? trb_db_exec(db, b.data, st) : GRPC_STATUS_OK;
+  trb_buf_deinit(&b);
+  if (c) return c;
+  char *js = NULL;
+  if ((c = trb_bq_table_to_json(op->def, &js, st))) return c;
+  sqlite3_stmt *s = trb_db_stmt(db, "UPDATE _bq_tables SET def = ?3 WHERE dataset = ?1 AND "
+                                    "tbl = ?2", st);
+  if (!s) {
+    trb_free(js);
+    return st ? st->code : GRPC_STATUS_INTERNAL;
+  }
+  sqlite3_bind_text(s, 1, t->dataset, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, t->table, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, js, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  trb_free(js);
+  if (rc != SQLITE_DONE) return trb_db_error(db, "update table schema", st);
+  return GRPC_STATUS_OK;
+}
+
+/* Swap the table's SQL texts for the new ones (the old ones are freed by
+ * the caller through op->sqls). Runs on the committer thread. */
+static grpc_status_code us_install(trb_db_t *db, sqlite3 *conn, void *user,
+                                   trb_status_t *st) {
+  (void)db;
+  (void)conn;
+  (void)st;
+  us_op_t *op = user;
+  bq_table_t *t = op->t;
+  char *x;
+  x = t->insert_sql, t->insert_sql = op->sqls.insert_sql, op->sqls.insert_sql = x;
+  x = t->stage_sql, t->stage_sql = op->sqls.stage_sql, op->sqls.stage_sql = x;
+  x = t->move_sql, t->move_sql = op->sqls.move_sql, op->sqls.move_sql = x;
+  x = t->unstage_sql, t->unstage_sql = op->sqls.unstage_sql, op->sqls.unstage_sql = x;
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code trb_bqemu_update_table_schema(trb_bqemu_t *bq, const char *dataset,
+                                               const char *table,
+                                               const trb_bq_table_t *def,
+                                               trb_status_t *st) {
+  pthread_mutex_lock(&bq->mu);
+  bq_table_t *t = trb_bqemu_find_table(bq, dataset, strlen(dataset), table, strlen(table));
+  const trb_bq_table_t *cur = t ? t->def : NULL;
+  pthread_mutex_unlock(&bq->mu);
+  if (!t)
+    return trb_status_set(st, GRPC_STATUS_NOT_FOUND, "Not found: Table %s:%s.%s",
+                          bq->project, dataset, table);
+  /* `cur` stays valid: definitions are never freed before the table. */
+  if (!additive(cur->fields, cur->n_fields, def->fields, def->n_fields, "", st))
+    return st ? st->code : GRPC_STATUS_INVALID_ARGUMENT;
+  if (trb_bq_schema_equal(cur, def)) return GRPC_STATUS_OK;
+  us_op_t op = {bq, t, trb_calloc(1, sizeof *op.def), cur->n_fields, {0}};
+  if (!op.def || trb_bq_table_copy(def, op.def, st) != GRPC_STATUS_OK) {
+    trb_free(op.def);
+    return oom(st);
+  }
+  /* Table options (partitioning, clustering, description) are kept. */
+  trb_bq_table_t *o = op.def;
+  trb_free(o->description);
+  trb_free(o->partition_type);
+  trb_free(o->partition_field);
+  for (size_t i = 0; i < o->n_clustering; i++) trb_free(o->clustering[i]);
+  trb_free(o->clustering);
+  o->description = o->partition_type = o->partition_field = NULL;
+  o->clustering = NULL;
+  o->n_clustering = 0;
+  trb_bq_table_t opts = *cur;
+  opts.n_fields = 0;
+  opts.fields = NULL;
+  trb_bq_table_t tmp;
+  if (trb_bq_table_copy(&opts, &tmp, st) != GRPC_STATUS_OK) {
+    trb_bq_table_free(op.def);
+    return oom(st);
+  }
+  tmp.n_fields = o->n_fields;
+  tmp.fields = o->fields;
+  o->n_fields = 0;
+  o->fields = NULL;
+  trb_bq_table_deinit(o);
+  *o = tmp;
+  bq_old_def_t *old = trb_calloc(1, sizeof *old);
+  if (!old || !build_sqls(t->sql_name, op.def, &op.sqls)) {
+    trb_free(old);
+    trb_bq_table_free(op.def);
+    return oom(st);
+  }
+  grpc_status_code c = trb_db_run(bq->db, us_apply, &op, st);
+  if (c) {
+    trb_free(old);
+    sqls_free(&op.sqls);
+    trb_bq_table_free(op.def);
+    return c;
+  }
+  /* Install: the SQL texts through an op (they are committer-thread
+   * state), the definition under mu. */
+  c = trb_db_run(bq->db, us_install, &op, st);
+  pthread_mutex_lock(&bq->mu);
+  old->def = t->def;
+  old->next = t->old_defs;
+  t->old_defs = old;
+  t->def = op.def;
+  t->schema_ver++;
+  pthread_mutex_unlock(&bq->mu);
+  sqls_free(&op.sqls);
+  return c;
 }
 
 /* ---- shared helpers ----------------------------------------------------- */
@@ -589,7 +853,7 @@ static void fill_ws(const bq_stream_t *s, bool full,
   ws->write_mode = google_cloud_bigquery_storage_v1_WriteStream_WriteMode_INSERT;
   if (full) {
     ws->has_table_schema =
-        trb_bq_table_to_proto(&s->table->def, &ws->table_schema, NULL) == GRPC_STATUS_OK;
+        trb_bq_table_to_proto(s->table->def, &ws->table_schema, NULL) == GRPC_STATUS_OK;
   }
 }
 
