@@ -19,6 +19,7 @@ packages=(
   libgtest-dev
   libjansson-dev libsqlite3-dev
   python3
+  clang libclang-rt-dev
 )
 
 missing=()

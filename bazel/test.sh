@@ -41,6 +41,18 @@ if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
 fi
 
+# Fuzz: the transcoder's libFuzzer target (tests/bigquery/transcode_fuzz.c,
+# clang -fsanitize=fuzzer,address,undefined) for a bounded time
+# (TRB_FUZZ_SECONDS, default 30), counted as one test. A crash fails the run
+# and prints the reproducer's path. TRB_TEST_FUZZ=0 skips it.
+if [ "${TRB_TEST_FUZZ:-1}" = "1" ]; then
+  if tests/bigquery/transcode_fuzz.sh --seconds "${TRB_FUZZ_SECONDS:-30}" "${config[@]}"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+fi
+
 # Conformance: Google's official Node.js clients against the emulator binary
 # that the bazel run above built (under the same sanitizers). Node's test
 # runner prints TAP; its "# pass N" / "# fail N" summary joins the counts.

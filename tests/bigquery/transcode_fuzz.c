@@ -5,7 +5,8 @@
  * Bazel builds it with gcc as `//tests/bigquery:transcode_fuzz_replay`,
  * a plain binary whose main() replays the files named on the command line
  * (a regression corpus); with clang and libFuzzer:
- *   clang -fsanitize=fuzzer,address,undefined ... (see tests/bigquery/BUILD)
+ *   tests/bigquery/transcode_fuzz.sh (clang -fsanitize=fuzzer,address,
+ *   undefined), which bazel/test.sh runs for a bounded time.
  * Invariants checked (abort on violation): the result is OK or
  * INVALID_ARGUMENT (RESOURCE_EXHAUSTED only if memory ran out); on error
  * the output buffer keeps its previous length; an INVALID_ARGUMENT message
