@@ -24,6 +24,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "src/common/alloc.h"
 #include "src/common/clock.h"
+#include "src/pubsub/pull_codec.h"
 #include "src/rpc/details.h"
 #include "src/rpc/pb.h"
 #include "src/rpc/retry.h"
@@ -39,28 +40,21 @@ static const char kModifyAckDeadline[] =
 
 typedef enum { H_QUEUED, H_HELD, H_ABANDONED } hstate_t;
 
-/* Owned copy of a received message until it is delivered. */
-typedef struct content_s {
-  char *message_id;
-  uint8_t *data;
-  size_t data_len;
-  trb_ps_attr_t *attrs; /* keys/values owned */
-  size_t n_attrs;
-  char *ordering_key;
-  int64_t publish_s;
-  int32_t publish_nanos;
-  int32_t delivery_attempt;
-} content_t;
-
+/* One allocation per message: this struct, then the attribute array, the
+ * message id, ordering key and attribute strings (NUL-terminated) and the
+ * data, all pointed at by `msg`. The ack id is allocated apart: it moves to
+ * an ack request when the message is settled. */
 struct trb_ps_ack_handle_s {
   trb_ps_ack_handle_t *prev, *next; /* queue, held or abandoned list */
   trb_ps_subscriber_t *s;
   hstate_t state;
+  bool in_cb;   /* its message callback is running */
+  bool settled; /* settled during the callback: freed after it */
   char *ack_id;
   size_t bytes;
-  content_t *content; /* until delivered */
   int64_t received_ms;
   int64_t extend_at_ms; /* next lease extension; NEVER after max */
+  trb_ps_received_t msg;
 };
 
 typedef struct hlist_s {
@@ -79,6 +73,7 @@ typedef struct slot_s {
   int64_t heartbeat_at_ms;
   int64_t ping_at_ms;      /* oldest unanswered ping; NEVER when none */
   bool keepalive_cancel;   /* cancelled by the keepalive check */
+  trb_ps_pull_response_t resp; /* decoded response, reused */
   trb_backoff_t bo;
 } slot_t;
 
@@ -133,6 +128,9 @@ struct trb_ps_subscriber_s {
   int64_t fill_since_ms;
   op_t *retries;
   int ops_in_flight;
+
+  int64_t timer_wake_ms;  /* when the sleeping timer wakes; 0 while awake */
+  int64_t next_extend_ms; /* no lease extension due before this */
 
   uint32_t hist[MAX_DEADLINE_S + 1];
   uint64_t n_samples;
@@ -189,21 +187,7 @@ static void hl_remove(hlist_t *l, trb_ps_ack_handle_t *h) {
   l->bytes -= (int64_t)h->bytes;
 }
 
-static void content_free(content_t *c) {
-  if (!c) return;
-  trb_free(c->message_id);
-  trb_free(c->data);
-  for (size_t i = 0; i < c->n_attrs; i++) {
-    trb_free((char *)c->attrs[i].key);
-    trb_free((char *)c->attrs[i].value);
-  }
-  trb_free(c->attrs);
-  trb_free(c->ordering_key);
-  trb_free(c);
-}
-
 static void handle_free(trb_ps_ack_handle_t *h) {
-  content_free(h->content);
   trb_free(h->ack_id);
   trb_free(h);
 }
@@ -216,6 +200,15 @@ static void set_first_error(trb_ps_subscriber_t *s, grpc_status_code code,
 
 static int64_t sec_ms(const trb_ps_subscriber_t *s, int secs) {
   return (int64_t)secs * s->cfg.ms_per_second;
+}
+
+/* Something is due at `t`: wake the timer when it sleeps past it. (Not on
+ * every ack: the timer is woken once per ack batch.) With mu held. */
+static void wake_timer_at(trb_ps_subscriber_t *s, int64_t t) {
+  if (t < s->timer_wake_ms) {
+    s->timer_wake_ms = t;
+    pthread_cond_broadcast(&s->cv);
+  }
 }
 
 /* ---------------------------------------------------------- ack deadline */
@@ -239,7 +232,10 @@ static void record_latency(trb_ps_subscriber_t *s, int64_t ms) {
   }
   if (p99 < s->cfg.min_ack_deadline_s) p99 = s->cfg.min_ack_deadline_s;
   if (s->eod && p99 < 60) p99 = 60;
-  s->deadline_s = p99;
+  if (p99 != s->deadline_s) {
+    s->deadline_s = p99;
+    wake_timer_at(s, 0); /* tell the streams */
+  }
 }
 
 /* ------------------------------------------------------------ ack batches */
@@ -380,7 +376,10 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs, char *id,
   }
   if (o->w) o->w[o->n] = w;
   o->ids[o->n++] = id;
-  if (s->fill_since_ms == NEVER) s->fill_since_ms = trb_clock_mono_ms();
+  if (s->fill_since_ms == NEVER) {
+    s->fill_since_ms = trb_clock_mono_ms();
+    wake_timer_at(s, s->fill_since_ms + s->cfg.ack_flush_ms);
+  }
   if (o->n >= TRB_PS_MAX_ACK_IDS_PER_REQUEST) {
     /* Full: send now. */
     op_t **pp = &s->fill;
@@ -389,7 +388,7 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs, char *id,
     if (!s->fill) s->fill_since_ms = NEVER;
     send_op(s, o, trb_clock_mono_ms());
   }
-  pthread_cond_broadcast(&s->cv);
+  if (s->stopping) pthread_cond_broadcast(&s->cv);
   return true;
 }
 
@@ -570,6 +569,7 @@ static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now) {
     o->retry_at_ms = now + trb_backoff_next_ms(&o->bo);
     o->next = s->retries;
     s->retries = o;
+    wake_timer_at(s, o->retry_at_ms);
   }
 }
 
@@ -645,53 +645,67 @@ static void open_stream(trb_ps_subscriber_t *s, slot_t *sl, int64_t now) {
   update_reading(s);
 }
 
-static char *dup_or_empty(const char *p) { return trb_strdup(p ? p : ""); }
+static char *dupn(const char *p, size_t n) {
+  char *d = trb_malloc(n + 1);
+  if (d) {
+    if (n) memcpy(d, p, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+/* Copy n bytes to *at, NUL-terminate, advance. */
+static char *put_str(char **at, const char *p, size_t n) {
+  char *d = *at;
+  if (n) memcpy(d, p, n);
+  d[n] = '\0';
+  *at += n + 1;
+  return d;
+}
 
 static trb_ps_ack_handle_t *make_handle(trb_ps_subscriber_t *s,
-                                        const google_pubsub_v1_ReceivedMessage
-                                            *rm,
+                                        const trb_ps_rx_msg_t *m,
                                         int stream_deadline_s, int64_t now) {
-  trb_ps_ack_handle_t *h = trb_calloc(1, sizeof(*h));
-  content_t *c = trb_calloc(1, sizeof(*c));
-  if (!h || !c) {
+  size_t size = sizeof(trb_ps_ack_handle_t) +
+                m->n_attrs * sizeof(trb_ps_attr_t) + m->message_id_len + 1 +
+                m->ordering_key_len + 1 + m->attr_bytes + 2 * m->n_attrs +
+                m->data_len;
+  trb_ps_ack_handle_t *h = trb_malloc(size);
+  char *ack_id = dupn(m->ack_id, m->ack_id_len);
+  if (!h || !ack_id) {
     trb_free(h);
-    trb_free(c);
+    trb_free(ack_id);
     return NULL;
   }
+  memset(h, 0, sizeof(*h));
   h->s = s;
-  h->content = c;
-  h->ack_id = dup_or_empty(rm->ack_id);
-  const google_pubsub_v1_PubsubMessage *m = &rm->message;
-  c->message_id = dup_or_empty(m->message_id);
-  c->ordering_key = dup_or_empty(m->ordering_key);
-  c->data_len = m->data.len;
-  c->data = trb_malloc(m->data.len ? m->data.len : 1);
-  if (c->data && m->data.len) memcpy(c->data, m->data.data, m->data.len);
-  if (m->attributes_count) {
-    c->attrs = trb_calloc(m->attributes_count, sizeof(*c->attrs));
-    if (c->attrs) {
-      c->n_attrs = m->attributes_count;
-      for (size_t i = 0; i < c->n_attrs; i++) {
-        c->attrs[i].key = dup_or_empty(m->attributes[i].key);
-        c->attrs[i].value = dup_or_empty(m->attributes[i].value);
-      }
-    }
+  h->ack_id = ack_id;
+  trb_ps_attr_t *attrs = (trb_ps_attr_t *)(h + 1);
+  char *at = (char *)(attrs + m->n_attrs);
+  h->msg.message_id = put_str(&at, m->message_id, m->message_id_len);
+  h->msg.ordering_key = put_str(&at, m->ordering_key, m->ordering_key_len);
+  size_t pos = 0, n = 0;
+  const char *k, *v;
+  size_t kl, vl;
+  while (n < m->n_attrs && trb_ps_rx_attr_next(m, &pos, &k, &kl, &v, &vl)) {
+    attrs[n].key = put_str(&at, k, kl);
+    attrs[n].value = put_str(&at, v, vl);
+    n++;
   }
-  if (m->has_publish_time) {
-    c->publish_s = m->publish_time.seconds;
-    c->publish_nanos = m->publish_time.nanos;
-  }
-  c->delivery_attempt = rm->delivery_attempt;
-  h->bytes = m->data.len;
+  h->msg.attrs = n ? attrs : NULL;
+  h->msg.n_attrs = n;
+  if (m->data_len) memcpy(at, m->data, m->data_len);
+  h->msg.data = (const uint8_t *)at;
+  h->msg.data_len = m->data_len;
+  h->msg.publish_time_s = m->publish_s;
+  h->msg.publish_time_nanos = m->publish_nanos;
+  h->msg.delivery_attempt = m->delivery_attempt;
+  h->bytes = m->data_len;
   h->received_ms = now;
   /* The stream's deadline applies from receipt (fact 48); a newer, shorter
    * one applies from the first extension. */
   int dl = stream_deadline_s < s->deadline_s ? stream_deadline_s : s->deadline_s;
   h->extend_at_ms = now + sec_ms(s, dl) * 3 / 4;
-  if (!h->ack_id || !c->message_id || !c->ordering_key || !c->data) {
-    handle_free(h);
-    return NULL;
-  }
   return h;
 }
 
@@ -700,44 +714,47 @@ static void on_stream_message(void *user, trb_rpc_stream_t *rs,
   (void)rs;
   slot_t *sl = user;
   trb_ps_subscriber_t *s = sl->s;
-  google_pubsub_v1_StreamingPullResponse r =
-      google_pubsub_v1_StreamingPullResponse_init_zero;
+  trb_ps_pull_response_t *r = &sl->resp; /* one read at a time per stream */
   trb_status_t st;
-  if (trb_pb_decode(google_pubsub_v1_StreamingPullResponse_fields, data, len,
-                    &r, &st) != GRPC_STATUS_OK) {
-    trb_pb_release(google_pubsub_v1_StreamingPullResponse_fields, &r);
+  if (trb_ps_pull_response_decode(data, len, r, &st) != GRPC_STATUS_OK) {
     return;
   }
   int64_t now = trb_clock_mono_ms();
   pthread_mutex_lock(&s->mu);
   trb_backoff_reset(&sl->bo);
   sl->ping_at_ms = NEVER; /* any response answers the pings */
-  if (r.has_subscription_properties &&
-      r.subscription_properties.exactly_once_delivery_enabled && !s->eod) {
+  if (r->has_properties && r->exactly_once && !s->eod) {
     /* Exactly-once: the ack deadline is at least 60 s (fact 56). */
     s->eod = true;
-    if (s->deadline_s < 60) s->deadline_s = 60;
+    if (s->deadline_s < 60) {
+      s->deadline_s = 60;
+      wake_timer_at(s, 0);
+    }
   }
-  for (pb_size_t i = 0; i < r.received_messages_count; i++) {
+  int64_t first_extend = NEVER;
+  for (size_t i = 0; i < r->n; i++) {
     s->stats.received++;
-    const google_pubsub_v1_ReceivedMessage *rm = &r.received_messages[i];
+    const trb_ps_rx_msg_t *m = &r->msgs[i];
     if (s->stopping) {
-      enqueue_id(s, false, 0, dup_or_empty(rm->ack_id));
+      enqueue_id(s, false, 0, dupn(m->ack_id, m->ack_id_len));
       s->stats.nacked++;
       continue;
     }
-    trb_ps_ack_handle_t *h = make_handle(s, rm, sl->deadline_s, now);
+    trb_ps_ack_handle_t *h = make_handle(s, m, sl->deadline_s, now);
     if (!h) {
-      enqueue_id(s, false, 0, dup_or_empty(rm->ack_id));
+      enqueue_id(s, false, 0, dupn(m->ack_id, m->ack_id_len));
       continue;
     }
     h->state = H_QUEUED;
     hl_push(&s->queue, h);
+    if (h->extend_at_ms < first_extend) first_extend = h->extend_at_ms;
+  }
+  if (first_extend < s->next_extend_ms) {
+    s->next_extend_ms = first_extend;
+    wake_timer_at(s, first_extend);
   }
   update_reading(s);
-  pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
-  trb_pb_release(google_pubsub_v1_StreamingPullResponse_fields, &r);
   deliver_pending(s);
 }
 
@@ -798,15 +815,15 @@ static void deliver_pending(trb_ps_subscriber_t *s) {
       s->stats.peak_held = (uint64_t)s->held.n;
     }
     s->stats.delivered++;
-    content_t *c = h->content;
-    h->content = NULL;
+    h->in_cb = true;
     pthread_mutex_unlock(&s->mu);
-    trb_ps_received_t m = {c->message_id, c->data,         c->data_len,
-                           c->attrs,      c->n_attrs,      c->ordering_key,
-                           c->publish_s,  c->publish_nanos, c->delivery_attempt};
-    s->cb(s->user, &m, h); /* h may be freed from here on */
-    content_free(c);
+    s->cb(s->user, &h->msg, h); /* may settle h: freed below, not before */
     pthread_mutex_lock(&s->mu);
+    if (h->settled) {
+      handle_free(h);
+    } else {
+      h->in_cb = false;
+    }
   }
   update_reading(s);
   pthread_mutex_unlock(&s->mu);
@@ -834,9 +851,13 @@ static void settle(trb_ps_ack_handle_t *h, bool ack, waiter_t w) {
     hl_remove(&s->abandoned, h);
     now_result = TRB_PS_ACK_STOPPED;
   }
-  pthread_cond_broadcast(&s->cv);
+  if (s->stopping) pthread_cond_broadcast(&s->cv);
+  /* Settled inside its own callback: the message stays readable until the
+   * callback returns (deliver_pending frees it). */
+  bool free_now = !h->in_cb;
+  h->settled = true;
   pthread_mutex_unlock(&s->mu);
-  handle_free(h);
+  if (free_now) handle_free(h);
   if (w.cb && now_result != TRB_PS_ACK_SUCCESS) {
     trb_status_t st = {0};
     if (now_result == TRB_PS_ACK_STOPPED) {
@@ -897,9 +918,15 @@ static void *timer_main(void *arg) {
   while (!s->timer_stop) {
     int64_t now = trb_clock_mono_ms();
     int64_t wake = NEVER;
-    /* Leases (held and queued messages). */
-    extend_list(s, &s->held, now, &wake);
-    extend_list(s, &s->queue, now, &wake);
+    s->timer_wake_ms = 0; /* awake: nobody needs to wake us */
+    /* Leases (held and queued messages), when one may be due. */
+    if (now >= s->next_extend_ms) {
+      int64_t next = NEVER;
+      extend_list(s, &s->held, now, &next);
+      extend_list(s, &s->queue, now, &next);
+      s->next_extend_ms = next;
+    }
+    if (s->next_extend_ms < wake) wake = s->next_extend_ms;
     /* Ack batches. */
     if (s->fill && now >= s->fill_since_ms + s->cfg.ack_flush_ms) {
       flush_fill(s, now);
@@ -963,6 +990,7 @@ static void *timer_main(void *arg) {
       }
     }
     if (s->timer_stop) break;
+    s->timer_wake_ms = wake;
     wait_until(&s->cv, &s->mu, wake == NEVER ? -1 : wake);
   }
   pthread_mutex_unlock(&s->mu);
@@ -1022,6 +1050,7 @@ grpc_status_code trb_ps_subscriber_create(
   s->user = user;
   s->rng = c.seed;
   s->fill_since_ms = NEVER;
+  s->next_extend_ms = NEVER;
   s->deadline_s = c.min_ack_deadline_s > 60 ? c.min_ack_deadline_s : 60;
   s->sub = trb_strdup(subscription);
   size_t plen = strlen(subscription) + 16;
@@ -1190,6 +1219,9 @@ void trb_ps_subscriber_destroy(trb_ps_subscriber_t *s) {
   dones_run(&d, "Acknowledge", NULL);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
+  for (int i = 0; i < s->cfg.streams; i++) {
+    trb_ps_pull_response_deinit(&s->slots[i].resp);
+  }
   trb_free(s->sub);
   trb_free(s->params);
   trb_free(s->slots);
