@@ -84,9 +84,11 @@ typedef struct trb_wal_config_s {
   int64_t max_group_delay_us;
 } trb_wal_config_t;
 
-/** Log sequence number: starts at 1, strictly increasing across segments
- *  and restarts (an lsn whose append failed may be given again after the
- *  WAL is reopened: it never reached the log). */
+/** Log sequence number: starts at 1 (0 is never a record's lsn, so callers
+ *  may use it for "none"), strictly increasing across segments and restarts
+ *  (an lsn whose record is not in the log at the next open — its append
+ *  failed, or it was torn off the tail by a crash before it was durable —
+ *  is given again after the WAL is reopened). */
 typedef uint64_t trb_wal_lsn_t;
 
 /**
@@ -105,8 +107,10 @@ typedef void (*trb_wal_replay_cb)(void *user, trb_wal_lsn_t lsn, uint8_t type,
  * RESOURCE_EXHAUSTED when the disk is full (ENOSPC/EDQUOT), DATA_LOSS on an
  * fdatasync error, `message` naming the file and the errno text. Records
  * after a failed one also fail with the same code: the WAL is then broken
- * (FAILED_PRECONDITION for later appends). `message` is borrowed for the
- * call. The callback may call trb_wal_append/appendv/release/stats, never
+ * (FAILED_PRECONDITION for later appends; close it and open it again). A
+ * failed record is not known to be durable, yet it may have reached the disk:
+ * the next open may replay it. `message` is borrowed for the call. The
+ * callback may call trb_wal_append/appendv/release/stats, never
  * trb_wal_close.
  */
 typedef void (*trb_wal_done_cb)(void *user, trb_wal_lsn_t lsn, grpc_status_code code,
