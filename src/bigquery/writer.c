@@ -19,6 +19,7 @@
 #include "google/cloud/bigquery/storage/v1/stream.pb.h"
 #include "src/bigquery/descriptor.h"
 #include "src/bigquery/transcode.h"
+#include "src/bigquery/write_rpc.h"
 #include "src/common/alloc.h"
 #include "src/common/arena.h"
 #include "src/rpc/pb.h"
@@ -65,6 +66,8 @@ typedef struct chunk_s {
   size_t *row_idx;  /* index in the append's json_rows */
   size_t n;
   int64_t offset;   /* COMMITTED: offset of the first row */
+  uint64_t epoch;   /* the stream it goes to (see trb_bq_writer_s) */
+  int64_t first_fail_ms; /* first retryable failure it waited on; 0 none */
   bool sent;        /* written on some connection before */
   struct chunk_s *next;
 } chunk_t;
@@ -81,8 +84,14 @@ struct trb_bq_writer_s {
   char *table;
   char *stream;
   char *routing; /* "write_stream=<name>" */
-  bool committed; /* explicit stream with offsets (COMMITTED or PENDING) */
+  bool committed; /* explicit stream with offsets (COMMITTED, PENDING,
+                     BUFFERED) */
   bool pending;
+  bool buffered;
+  int stream_type;  /* WriteStream.Type; 0 for _default */
+  int64_t max_retry_ms;
+  char **retired;   /* stream names / routing values replaced by rotations */
+  size_t n_retired;
   size_t max_bytes;
   int max_attempts;
   trb_bq_transcode_opts_t topts;
@@ -111,6 +120,13 @@ struct trb_bq_writer_s {
   grpc_status_code last_code;
   char last_msg[TRB_STATUS_MSG_MAX];
   int64_t hold_until_ms; /* unsent chunks wait until then (backoff) */
+  /* Rotation: chunks carry the epoch of the stream they belong to;
+   * `stream_epoch` is w->stream's, `append_epoch` the one new appends get
+   * (ahead of stream_epoch while a rotation drains the old stream). */
+  uint64_t stream_epoch, append_epoch;
+  bool rotating;
+  bool hold_connect;     /* no connection while the streams are swapped */
+  int64_t rot_old_next;  /* while rotating: the old stream's next offset */
   trb_bq_writer_stats_t stats;
 };
 
@@ -212,6 +228,7 @@ static void pop_head(trb_bq_writer_t *w, append_t **done) {
   if (w->n_sent) w->n_sent--;
   append_t *a = c->ap;
   chunk_free(c);
+  if (w->rotating) pthread_cond_broadcast(&w->cv);
   if (--a->chunks_left == 0) {
     w->n_pending_appends--;
     a->next_done = *done;
@@ -271,6 +288,7 @@ static void pump(trb_bq_writer_t *w) {
   chunk_t *c = w->head;
   for (size_t i = 0; c && i < w->n_sent; i++) c = c->next;
   while (c) {
+    if (c->epoch != w->stream_epoch) return; /* for the next stream */
     if (!w->conn_schema) {
       w->conn_schema = c->schema;
       w->conn_schema->refs++;
@@ -320,11 +338,55 @@ static void fail_all(trb_bq_writer_t *w, grpc_status_code code,
   w->n_sent = 0;
 }
 
+/* The head chunk failed for good: report it and shift the offsets of the
+ * chunks behind it (same stream). Lock held. */
+static void drop_head(trb_bq_writer_t *w, grpc_status_code code,
+                      const char *msg, append_t **done) {
+  chunk_t *c = w->head;
+  append_set_error(c->ap, code, msg);
+  if (w->committed) {
+    for (chunk_t *x = c->next; x; x = x->next)
+      if (x->epoch == c->epoch) x->offset -= (int64_t)c->n;
+    if (c->epoch == w->append_epoch) w->next_offset -= (int64_t)c->n;
+    else w->rot_old_next -= (int64_t)c->n;
+  }
+  pop_head(w, done);
+}
+
+/* drop_head, then resend what was already sent behind it (at its new
+ * offset, on a new connection). Lock held. */
+static void head_failed(trb_bq_writer_t *w, grpc_status_code code,
+                        const char *msg, append_t **done) {
+  bool later_sent = w->n_sent > 1;
+  drop_head(w, code, msg, done);
+  if (w->committed && later_sent) reset_conn(w, 0);
+}
+
+/* A retryable failure: every queued chunk now waits on a retry (from this
+ * moment unless it already did); from the head, the chunks that have been
+ * waiting for max_retry_ms fail with this status (the total retry time
+ * per append, Java's maxRetryDuration, fact 29). Returns whether any
+ * failed. Lock held. */
+static bool expire_retries(trb_bq_writer_t *w, grpc_status_code code,
+                           const char *msg, append_t **done) {
+  int64_t now = now_ms();
+  for (chunk_t *c = w->head; c; c = c->next)
+    if (!c->first_fail_ms) c->first_fail_ms = now;
+  bool any = false;
+  while (w->head && now - w->head->first_fail_ms >= w->max_retry_ms) {
+    w->stats.retries_expired++;
+    drop_head(w, code, msg, done);
+    any = true;
+  }
+  return any;
+}
+
 /* A retryable failure (connection or in-stream). Lock held. */
 static void retry_later(trb_bq_writer_t *w, grpc_status_code code,
                         const char *msg, append_t **done) {
   w->last_code = code;
   snprintf(w->last_msg, sizeof w->last_msg, "%s", msg ? msg : "");
+  expire_retries(w, code, msg, done);
   if (++w->attempts >= w->max_attempts) {
     w->fatal = true;
     fail_all(w, code, msg, done);
@@ -347,6 +409,12 @@ static void retry_later(trb_bq_writer_t *w, grpc_status_code code,
 static void retry_head(trb_bq_writer_t *w, grpc_status_code code,
                        const char *msg, append_t **done) {
   w->stats.retries++;
+  if (expire_retries(w, code, msg, done)) {
+    /* The head (and maybe more) failed: requests sent behind it on a
+     * stream with offsets are resent at their new offsets. */
+    if (w->committed && w->n_sent > 0) reset_conn(w, 0);
+    return;
+  }
   if (w->committed && w->n_sent > 1) {
     retry_later(w, code, msg, done);
     return;
@@ -371,21 +439,6 @@ static void retry_head(trb_bq_writer_t *w, grpc_status_code code,
   w->hold_until_ms = now_ms() + trb_backoff_next_ms(&w->backoff);
   if (w->hold_until_ms == 0) w->hold_until_ms = 1;
   pthread_cond_broadcast(&w->cv);
-}
-
-/* The head chunk failed for good: report it, shift the offsets behind it,
- * and resend what was already sent behind it. Lock held. */
-static void head_failed(trb_bq_writer_t *w, grpc_status_code code,
-                        const char *msg, append_t **done) {
-  chunk_t *c = w->head;
-  bool later_sent = w->n_sent > 1;
-  append_set_error(c->ap, code, msg);
-  if (w->committed) {
-    for (chunk_t *x = c->next; x; x = x->next) x->offset -= (int64_t)c->n;
-    w->next_offset -= (int64_t)c->n;
-  }
-  pop_head(w, done);
-  if (w->committed && later_sent) reset_conn(w, 0);
 }
 
 static void on_message(void *user, trb_rpc_stream_t *s, const uint8_t *data,
@@ -552,7 +605,7 @@ static void *supervisor(void *arg) {
       ts.tv_sec += ns / 1000000000;
       ts.tv_nsec = ns % 1000000000;
       pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    } else if (w->want_connect && !w->fatal) {
+    } else if (w->want_connect && !w->fatal && !w->hold_connect) {
       int64_t now = now_ms();
       if (now >= w->connect_at_ms) {
         w->want_connect = false;
@@ -579,88 +632,6 @@ static void *supervisor(void *arg) {
   return NULL;
 }
 
-/* Fetch the stream and its schema. */
-static grpc_status_code fetch_stream(trb_bq_writer_t *w, trb_status_t *st) {
-  google_cloud_bigquery_storage_v1_WriteStream ws;
-  memset(&ws, 0, sizeof ws);
-  uint8_t *req = NULL;
-  size_t req_len = 0;
-  char *params = NULL;
-  const char *method;
-  grpc_status_code code;
-  if (w->committed) {
-    google_cloud_bigquery_storage_v1_CreateWriteStreamRequest r;
-    memset(&r, 0, sizeof r);
-    r.parent = w->table;
-    r.has_write_stream = true;
-    r.write_stream.type =
-        w->pending ? google_cloud_bigquery_storage_v1_WriteStream_Type_PENDING
-                   : google_cloud_bigquery_storage_v1_WriteStream_Type_COMMITTED;
-    code = trb_pb_encode(
-        google_cloud_bigquery_storage_v1_CreateWriteStreamRequest_fields, &r,
-        &req, &req_len, st);
-    method = SVC "CreateWriteStream";
-    if (asprintf(&params, "parent=%s", w->table) < 0) params = NULL;
-  } else {
-    google_cloud_bigquery_storage_v1_GetWriteStreamRequest r;
-    memset(&r, 0, sizeof r);
-    r.name = w->stream;
-    r.view = google_cloud_bigquery_storage_v1_WriteStreamView_FULL;
-    code = trb_pb_encode(
-        google_cloud_bigquery_storage_v1_GetWriteStreamRequest_fields, &r,
-        &req, &req_len, st);
-    method = SVC "GetWriteStream";
-    if (asprintf(&params, "name=%s", w->stream) < 0) params = NULL;
-  }
-  if (code != GRPC_STATUS_OK) {
-    free(params);
-    return code;
-  }
-  if (!params) {
-    trb_free(req);
-    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-  trb_rpc_md_t md = {"x-goog-request-params", params, 0};
-  trb_rpc_call_opts_t o = {0};
-  o.md = &md;
-  o.n_md = 1;
-  trb_rpc_response_t resp = {0};
-  code = trb_rpc_unary_call(w->loop, w->ch, method, req, req_len, &o, &resp);
-  trb_free(req);
-  free(params);
-  if (code != GRPC_STATUS_OK) {
-    trb_status_set(st, code, "%s: %s", method + strlen(SVC),
-                   resp.message ? resp.message : "");
-    trb_rpc_response_deinit(&resp);
-    return code;
-  }
-  code = trb_pb_decode(google_cloud_bigquery_storage_v1_WriteStream_fields,
-                       resp.response, resp.response_len, &ws, st);
-  trb_rpc_response_deinit(&resp);
-  if (code == GRPC_STATUS_OK && !ws.has_table_schema) {
-    code = trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
-                          "the write stream came without table_schema");
-  }
-  if (code == GRPC_STATUS_OK && w->committed) {
-    if (!ws.name || !*ws.name) {
-      code = trb_status_set(st, GRPC_STATUS_INTERNAL,
-                            "CreateWriteStream returned no name");
-    } else {
-      w->stream = trb_strdup(ws.name);
-      if (!w->stream)
-        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    }
-  }
-  trb_bq_table_t t;
-  memset(&t, 0, sizeof t);
-  if (code == GRPC_STATUS_OK)
-    code = trb_bq_table_from_write_schema(&ws.table_schema, &t, st);
-  trb_pb_release(google_cloud_bigquery_storage_v1_WriteStream_fields, &ws);
-  if (code == GRPC_STATUS_OK) code = schema_new(&t, &w->cur, st);
-  trb_bq_table_deinit(&t);
-  return code;
-}
-
 grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
                                       trb_rpc_channel_t *ch,
                                       const trb_bq_writer_config_t *cfg,
@@ -674,7 +645,11 @@ grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
   w->loop = loop;
   w->ch = ch;
   w->pending = cfg->kind == TRB_BQ_STREAM_PENDING;
-  w->committed = cfg->kind == TRB_BQ_STREAM_COMMITTED || w->pending;
+  w->buffered = cfg->kind == TRB_BQ_STREAM_BUFFERED;
+  w->committed = cfg->kind == TRB_BQ_STREAM_COMMITTED || w->pending || w->buffered;
+  w->stream_type = (int)cfg->kind; /* equal to WriteStream.Type (0 = _default) */
+  w->max_retry_ms = cfg->max_retry_ms > 0 ? cfg->max_retry_ms
+                    : cfg->max_retry_ms == 0 ? 300000 : INT64_MAX;
   w->max_bytes = cfg->max_request_bytes ? cfg->max_request_bytes : 9000000;
   w->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 10;
   w->topts.ignore_unknown_fields = cfg->ignore_unknown_fields;
@@ -697,8 +672,13 @@ grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
     }
     snprintf(w->stream, n, "%s/streams/_default", w->table);
   }
-  code = fetch_stream(w, st);
-  if (code != GRPC_STATUS_OK) goto fail;
+  {
+    trb_bq_table_t t;
+    code = trb_bq_rpc_open_stream(loop, ch, w->table, w->stream_type, &w->stream, &t, st);
+    if (code == GRPC_STATUS_OK) code = schema_new(&t, &w->cur, st);
+    trb_bq_table_deinit(&t);
+    if (code != GRPC_STATUS_OK) goto fail;
+  }
   size_t rn = strlen(w->stream) + sizeof "write_stream=";
   w->routing = trb_malloc(rn);
   if (!w->routing) {
@@ -839,6 +819,7 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
     w->next_offset += (int64_t)c->n;
     c->schema = ws;
     ws->refs++;
+    c->epoch = w->append_epoch;
   }
   schema_unref(ws);
   w->n_pending_appends++;
@@ -883,111 +864,153 @@ grpc_status_code trb_bq_writer_finalize(trb_bq_writer_t *w,
   if (trb_bq_writer_pending(w))
     return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
                           "finalize: appends are pending");
-  google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest r;
-  memset(&r, 0, sizeof r);
-  r.name = w->stream;
-  uint8_t *req = NULL;
-  size_t len = 0;
-  grpc_status_code code = trb_pb_encode(
-      google_cloud_bigquery_storage_v1_FinalizeWriteStreamRequest_fields, &r,
-      &req, &len, st);
-  if (code != GRPC_STATUS_OK) return code;
-  trb_rpc_md_t md = {"x-goog-request-params", w->routing + strlen("write_stream="), 0};
-  char *params = NULL;
-  if (asprintf(&params, "name=%s", w->stream) < 0) {
-    trb_free(req);
-    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-  md.value = params;
-  trb_rpc_call_opts_t o = {0};
-  o.md = &md;
-  o.n_md = 1;
-  trb_rpc_response_t resp = {0};
-  code = trb_rpc_unary_call(w->loop, w->ch, SVC "FinalizeWriteStream", req,
-                            len, &o, &resp);
-  trb_free(req);
-  free(params);
-  if (code == GRPC_STATUS_OK) {
-    google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse fr;
-    memset(&fr, 0, sizeof fr);
-    code = trb_pb_decode(
-        google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse_fields,
-        resp.response, resp.response_len, &fr, st);
-    if (code == GRPC_STATUS_OK && row_count) *row_count = fr.row_count;
-    trb_pb_release(
-        google_cloud_bigquery_storage_v1_FinalizeWriteStreamResponse_fields, &fr);
-  } else {
-    trb_status_set(st, code, "FinalizeWriteStream: %s",
-                   resp.message ? resp.message : "");
-  }
-  trb_rpc_response_deinit(&resp);
+  return trb_bq_rpc_finalize(w->loop, w->ch, w->stream, row_count, st);
+}
+
+grpc_status_code trb_bq_writer_flush(trb_bq_writer_t *w, int64_t offset,
+                                     int64_t *flushed_offset, trb_status_t *st) {
+  if (!w->buffered)
+    return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "flush: only BUFFERED streams are flushed");
+  if (offset < 0)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "flush: offset %lld < 0",
+                          (long long)offset);
+  pthread_mutex_lock(&w->mu);
+  char *name = trb_strdup(w->stream);
+  pthread_mutex_unlock(&w->mu);
+  if (!name) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  grpc_status_code code = trb_bq_rpc_flush(w->loop, w->ch, name, offset, flushed_offset, st);
+  trb_free(name);
   return code;
 }
 
-grpc_status_code trb_bq_batch_commit(trb_rpc_loop_t *loop,
-                                     trb_rpc_channel_t *ch, const char *table,
-                                     const char *const *streams, size_t n,
-                                     int64_t *commit_time_us,
-                                     trb_status_t *st) {
-  if (!table || !streams || n == 0 || n > 0xffff)
-    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
-                          "batch commit: a table and 1..65535 streams");
-  google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsRequest r;
-  memset(&r, 0, sizeof r);
-  r.parent = (char *)table;
-  r.write_streams_count = (pb_size_t)n;
-  r.write_streams = (char **)streams;
-  uint8_t *req = NULL;
-  size_t len = 0;
-  grpc_status_code code = trb_pb_encode(
-      google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsRequest_fields,
-      &r, &req, &len, st);
-  if (code != GRPC_STATUS_OK) return code;
-  char *params = NULL;
-  if (asprintf(&params, "parent=%s", table) < 0) {
-    trb_free(req);
+/* Keep a retired string until destroy (trb_bq_writer_stream's pointers
+ * stay valid). Lock held. */
+static void retire(trb_bq_writer_t *w, char *s) {
+  char **n = trb_realloc(w->retired, (w->n_retired + 1) * sizeof *n);
+  if (!n) abort();
+  w->retired = n;
+  w->retired[w->n_retired++] = s;
+}
+
+/* Give the chunks queued since the rotation began back to the old stream:
+ * their offsets continue after its rows. Lock held. */
+static void rotation_abort(trb_bq_writer_t *w) {
+  for (chunk_t *c = w->head; c; c = c->next) {
+    if (c->epoch != w->append_epoch) continue;
+    c->offset += w->rot_old_next;
+    c->epoch = w->stream_epoch;
+  }
+  w->next_offset += w->rot_old_next;
+  w->append_epoch = w->stream_epoch;
+  w->rotating = false;
+  w->hold_connect = false;
+  w->connect_at_ms = now_ms();
+  pthread_cond_broadcast(&w->cv);
+}
+
+grpc_status_code trb_bq_writer_rotate(trb_bq_writer_t *w, int64_t *row_count,
+                                      char **old_stream, trb_status_t *st) {
+  if (old_stream) *old_stream = NULL;
+  if (!w->committed)
+    return trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
+                          "rotate: not supported on _default");
+  pthread_mutex_lock(&w->mu);
+  if (w->rotating || w->closing || w->fatal) {
+    grpc_status_code c = trb_status_set(
+        st, GRPC_STATUS_FAILED_PRECONDITION, "rotate: %s",
+        w->rotating ? "a rotation is running" : w->closing ? "closing" : w->last_msg);
+    pthread_mutex_unlock(&w->mu);
+    return c;
+  }
+  /* From here on appends go to the next stream, from offset 0. */
+  w->rotating = true;
+  w->rot_old_next = w->next_offset;
+  w->next_offset = 0;
+  w->append_epoch++;
+  /* Wait for the old stream's requests to be answered (or failed). */
+  while (!w->fatal && !w->closing && w->head && w->head->epoch == w->stream_epoch)
+    pthread_cond_wait(&w->cv, &w->mu);
+  if (w->fatal || w->closing) {
+    grpc_status_code c = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION, "rotate: %s",
+                                        w->closing ? "closing" : w->last_msg);
+    rotation_abort(w);
+    pthread_mutex_unlock(&w->mu);
+    return c;
+  }
+  /* Close the old stream's connection; no new one until the swap. */
+  w->hold_connect = true;
+  reset_conn(w, 0);
+  char *old = trb_strdup(w->stream);
+  pthread_mutex_unlock(&w->mu);
+  if (!old) {
+    pthread_mutex_lock(&w->mu);
+    rotation_abort(w);
+    pthread_mutex_unlock(&w->mu);
     return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
-  trb_rpc_md_t md = {"x-goog-request-params", params, 0};
-  trb_rpc_call_opts_t o = {0};
-  o.md = &md;
-  o.n_md = 1;
-  trb_rpc_response_t resp = {0};
-  code = trb_rpc_unary_call(loop, ch, SVC "BatchCommitWriteStreams", req, len,
-                            &o, &resp);
-  trb_free(req);
-  free(params);
+  grpc_status_code code = trb_bq_rpc_finalize(w->loop, w->ch, old, row_count, st);
   if (code != GRPC_STATUS_OK) {
-    trb_status_set(st, code, "BatchCommitWriteStreams: %s",
-                   resp.message ? resp.message : "");
-    trb_rpc_response_deinit(&resp);
+    /* The old stream still takes appends: carry on there. */
+    pthread_mutex_lock(&w->mu);
+    rotation_abort(w);
+    pthread_mutex_unlock(&w->mu);
+    trb_free(old);
     return code;
   }
-  google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsResponse br;
-  memset(&br, 0, sizeof br);
-  code = trb_pb_decode(
-      google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsResponse_fields,
-      resp.response, resp.response_len, &br, st);
-  trb_rpc_response_deinit(&resp);
-  if (code == GRPC_STATUS_OK) {
-    if (br.stream_errors_count > 0) {
-      const google_cloud_bigquery_storage_v1_StorageError *e = &br.stream_errors[0];
-      code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
-                            "batch commit: %s: StorageError %d: %s",
-                            e->entity ? e->entity : "?", (int)e->code,
-                            e->error_message ? e->error_message : "");
-    } else if (!br.has_commit_time) {
-      code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
-                            "batch commit: no commit_time (not committed)");
-    } else if (commit_time_us) {
-      *commit_time_us = br.commit_time.seconds * 1000000 +
-                        br.commit_time.nanos / 1000;
-    }
+  char *name = NULL;
+  trb_bq_table_t t;
+  code = trb_bq_rpc_open_stream(w->loop, w->ch, w->table, w->stream_type, &name, &t, st);
+  wschema_t *ws = NULL;
+  char *routing = NULL;
+  if (code == GRPC_STATUS_OK && asprintf(&routing, "write_stream=%s", name) < 0) {
+    routing = NULL;
+    code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
-  trb_pb_release(
-      google_cloud_bigquery_storage_v1_BatchCommitWriteStreamsResponse_fields,
-      &br);
-  return code;
+  append_t *done = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (code == GRPC_STATUS_OK && !trb_bq_schema_equal(&t, &w->cur->table) &&
+      schema_new(&t, &ws, st) == GRPC_STATUS_OK) {
+    schema_unref(w->cur); /* the new stream's schema is newer */
+    w->cur = ws;
+    w->stats.schema_updates++;
+  }
+  if (code != GRPC_STATUS_OK) {
+    /* The old stream is finalized and there is no new one: the queued
+     * appends cannot be written. */
+    w->fatal = true;
+    w->last_code = code;
+    snprintf(w->last_msg, sizeof w->last_msg, "%s", st ? st->msg : "rotate failed");
+    fail_all(w, code, w->last_msg, &done);
+    w->rotating = false;
+    w->hold_connect = false;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    finish_list(done);
+    free(routing);
+    trb_free(name);
+    trb_bq_table_deinit(&t);
+    trb_free(old);
+    return code;
+  }
+  retire(w, w->stream);
+  retire(w, w->routing);
+  w->stream = name;
+  w->routing = trb_strdup(routing);
+  free(routing);
+  if (!w->routing) abort();
+  w->stream_epoch = w->append_epoch;
+  w->rotating = false;
+  w->hold_connect = false;
+  w->want_connect = true;
+  w->connect_at_ms = now_ms();
+  w->stats.rotations++;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  trb_bq_table_deinit(&t);
+  if (old_stream) *old_stream = old;
+  else trb_free(old);
+  return GRPC_STATUS_OK;
 }
 
 void trb_bq_writer_destroy(trb_bq_writer_t *w) {
@@ -1010,6 +1033,8 @@ void trb_bq_writer_destroy(trb_bq_writer_t *w) {
   finish_list(done);
   schema_unref(w->conn_schema);
   schema_unref(w->cur);
+  for (size_t i = 0; i < w->n_retired; i++) trb_free(w->retired[i]);
+  trb_free(w->retired);
   trb_free(w->table);
   trb_free(w->stream);
   trb_free(w->routing);

@@ -75,6 +75,9 @@ typedef enum trb_bq_stream_kind_e {
   /** A new explicit PENDING stream: with offsets; rows become visible only
    *  after trb_bq_writer_finalize and trb_bq_batch_commit (fact 7). */
   TRB_BQ_STREAM_PENDING = 2,
+  /** A new explicit BUFFERED stream: with offsets; rows become visible
+   *  only up to the offset given to trb_bq_writer_flush (fact 8, 28). */
+  TRB_BQ_STREAM_BUFFERED = 3,
 } trb_bq_stream_kind_t;
 
 /** Writer settings. Zero-initialize, then set what you need. */
@@ -92,8 +95,18 @@ typedef struct trb_bq_writer_config_s {
   int64_t backoff_max_ms;
   /** Consecutive failed attempts (reconnects or retryable errors without
    *  any acknowledged request in between) before every queued append
-   *  fails with the last status; 0 = 10. */
+   *  fails with the last status and the writer stops (FAILED_PRECONDITION
+   *  for later appends); 0 = 10. */
   int max_attempts;
+  /** Total retry time per append, milliseconds: an append still waiting
+   *  on retries (reconnects, retryable in-stream errors) this long after
+   *  the first failure it waited on fails with the last status, at the
+   *  next failure (so within one backoff of the limit); the writer goes on
+   *  with the appends behind it (on a stream with offsets they move down).
+   *  0 = 300000 (5 minutes, the Java client's default maxRetryDuration,
+   *  fact 29); < 0 = no time limit. Whichever of this and max_attempts
+   *  comes first applies. */
+  int64_t max_retry_ms;
 } trb_bq_writer_config_t;
 
 /** One rejected row of an append. */
@@ -151,7 +164,9 @@ grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
                                       trb_bq_writer_t **out, trb_status_t *st);
 
 /** The write stream's name ("projects/../streams/<id>" or "_default"
- *  form); valid until destroy. */
+ *  form); valid until destroy (a rotation makes it the old stream's name:
+ *  call again for the new one). Not concurrently with
+ *  trb_bq_writer_rotate. */
 const char *trb_bq_writer_stream(const trb_bq_writer_t *w);
 
 /**
@@ -188,6 +203,10 @@ typedef struct trb_bq_writer_stats_s {
   /** Connections reopened to send requests encoded under a different
    *  writer schema than the current connection's. */
   int64_t schema_reconnects;
+  /** Completed trb_bq_writer_rotate calls. */
+  int64_t rotations;
+  /** Requests failed because they hit max_retry_ms. */
+  int64_t retries_expired;
 } trb_bq_writer_stats_t;
 
 /** Copy the counters. Thread-safe. */
@@ -206,6 +225,47 @@ size_t trb_bq_writer_pending(trb_bq_writer_t *w);
  */
 grpc_status_code trb_bq_writer_finalize(trb_bq_writer_t *w,
                                         int64_t *row_count, trb_status_t *st);
+
+/**
+ * Stream rotation (COMMITTED, PENDING or BUFFERED): finalize the current
+ * write stream and continue on a new one of the same type, without gaps or
+ * duplicates. Appends made from the moment of the call go to the new
+ * stream, at offsets from 0 (they are held until it exists); the appends
+ * made before are completed on the old stream first (retries and resends
+ * included), then the old stream's connection is closed,
+ * FinalizeWriteStream is called on it and CreateWriteStream opens the new
+ * one (whose table schema replaces the writer schema if it is newer).
+ * Params:  row_count — may be NULL; receives the old stream's
+ *          FinalizeWriteStreamResponse.row_count.
+ *          old_stream — may be NULL; receives the old stream's name
+ *          (trb_malloc'd; trb_free) — a PENDING stream still needs
+ *          trb_bq_batch_commit, a BUFFERED one its last flush before.
+ * Returns: OK; FAILED_PRECONDITION on _default, while another rotation
+ *          runs, after a fatal writer error or while destroying; the
+ *          status of FinalizeWriteStream — then nothing changed and the
+ *          writer carries on with the old stream (the held appends follow
+ *          its rows); the status of CreateWriteStream — then the old stream
+ *          is finalized, there is no new one, the held appends fail with
+ *          that status and the writer stops (FAILED_PRECONDITION after).
+ * Threading: blocks; not on the loop's thread; not concurrently with
+ *          finalize, flush, destroy or trb_bq_writer_stream. Appends may
+ *          run concurrently.
+ */
+grpc_status_code trb_bq_writer_rotate(trb_bq_writer_t *w, int64_t *row_count,
+                                      char **old_stream, trb_status_t *st);
+
+/**
+ * FlushRows on a BUFFERED stream: rows at offsets up to and including
+ * `offset` become visible (fact 28). Offsets are those the appends'
+ * results report (trb_bq_append_result_t.offset + rows).
+ * Params:  flushed_offset — may be NULL; receives FlushRowsResponse.offset.
+ * Returns: OK; FAILED_PRECONDITION for other stream kinds; INVALID_ARGUMENT
+ *          (offset < 0); the RPC's status (OUT_OF_RANGE beyond the rows
+ *          written, ...).
+ * Threading: blocks; not on the loop's thread; thread-safe otherwise.
+ */
+grpc_status_code trb_bq_writer_flush(trb_bq_writer_t *w, int64_t offset,
+                                     int64_t *flushed_offset, trb_status_t *st);
 
 /**
  * BatchCommitWriteStreams: commit finalized PENDING streams of `table`
