@@ -1,0 +1,271 @@
+/*
+ * jsonfield.c — single-pass field lookup (see jsonfield.h).
+ */
+#include "src/streamer/jsonfield.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+
+typedef struct {
+  const char *p, *end;
+} scan_t;
+
+static void ws(scan_t *s) {
+  while (s->p < s->end &&
+         (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+    s->p++;
+}
+
+/* At an opening quote: move past the closing one; body in *b, *bl. */
+static bool str(scan_t *s, const char **b, size_t *bl) {
+  if (s->p >= s->end || *s->p != '"') return false;
+  const char *start = ++s->p;
+  while (s->p < s->end) {
+    unsigned char c = (unsigned char)*s->p;
+    if (c == '"') {
+      *b = start;
+      *bl = (size_t)(s->p - start);
+      s->p++;
+      return true;
+    }
+    if (c < 0x20) return false;
+    if (c == '\\') {
+      if (s->end - s->p < 2) return false;
+      s->p += 2;
+      continue;
+    }
+    s->p++;
+  }
+  return false;
+}
+
+static bool lit(scan_t *s, const char *w) {
+  size_t n = strlen(w);
+  if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0) return false;
+  s->p += n;
+  return true;
+}
+
+static bool num(scan_t *s) {
+  const char *st = s->p;
+  if (s->p < s->end && *s->p == '-') s->p++;
+  const char *d = s->p;
+  while (s->p < s->end &&
+         ((*s->p >= '0' && *s->p <= '9') || *s->p == '.' || *s->p == 'e' ||
+          *s->p == 'E' || *s->p == '+' || *s->p == '-'))
+    s->p++;
+  return s->p > d && s->p > st;
+}
+
+/* Skip one value of any kind. */
+static bool skip(scan_t *s, int depth) {
+  ws(s);
+  if (s->p >= s->end) return false;
+  const char *b;
+  size_t bl;
+  switch (*s->p) {
+    case '"': return str(s, &b, &bl);
+    case 't': return lit(s, "true");
+    case 'f': return lit(s, "false");
+    case 'n': return lit(s, "null");
+    case '{':
+    case '[': {
+      if (depth >= MAX_DEPTH) return false;
+      char close = *s->p == '{' ? '}' : ']';
+      bool obj = close == '}';
+      s->p++;
+      ws(s);
+      if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return true;
+      }
+      for (;;) {
+        ws(s);
+        if (obj) {
+          if (!str(s, &b, &bl)) return false;
+          ws(s);
+          if (s->p >= s->end || *s->p != ':') return false;
+          s->p++;
+        }
+        if (!skip(s, depth + 1)) return false;
+        ws(s);
+        if (s->p >= s->end) return false;
+        if (*s->p == ',') {
+          s->p++;
+          continue;
+        }
+        if (*s->p == close) {
+          s->p++;
+          return true;
+        }
+        return false;
+      }
+    }
+    default: return num(s);
+  }
+}
+
+static trb_json_kind_t kind_at(char c) {
+  switch (c) {
+    case '"': return TRB_JSON_STRING;
+    case '{': return TRB_JSON_OBJECT;
+    case '[': return TRB_JSON_ARRAY;
+    case 't':
+    case 'f': return TRB_JSON_BOOL;
+    case 'n': return TRB_JSON_NULL;
+    default: return TRB_JSON_NUMBER;
+  }
+}
+
+trb_json_kind_t trb_json_field(const char *json, size_t len, const char *path,
+                               const char **val, size_t *val_len) {
+  scan_t s = {json, json + len};
+  const char *seg = path;
+  for (;;) {
+    const char *dot = strchr(seg, '.');
+    size_t seg_len = dot ? (size_t)(dot - seg) : strlen(seg);
+    ws(&s);
+    if (s.p >= s.end) return TRB_JSON_MALFORMED;
+    if (*s.p != '{') return skip(&s, 0) ? TRB_JSON_MISSING : TRB_JSON_MALFORMED;
+    s.p++;
+    ws(&s);
+    /* Scan every member; remember the last match (duplicates: last wins). */
+    const char *hit = NULL, *hit_end = NULL;
+    if (s.p < s.end && *s.p == '}') {
+      s.p++;
+    } else {
+      for (;;) {
+        const char *kb;
+        size_t kl;
+        ws(&s);
+        if (!str(&s, &kb, &kl)) return TRB_JSON_MALFORMED;
+        ws(&s);
+        if (s.p >= s.end || *s.p != ':') return TRB_JSON_MALFORMED;
+        s.p++;
+        ws(&s);
+        const char *vstart = s.p;
+        if (!skip(&s, 1)) return TRB_JSON_MALFORMED;
+        if (kl == seg_len && memcmp(kb, seg, kl) == 0) {
+          hit = vstart;
+          hit_end = s.p;
+        }
+        ws(&s);
+        if (s.p >= s.end) return TRB_JSON_MALFORMED;
+        if (*s.p == ',') {
+          s.p++;
+          continue;
+        }
+        if (*s.p == '}') {
+          s.p++;
+          break;
+        }
+        return TRB_JSON_MALFORMED;
+      }
+    }
+    if (!hit) return TRB_JSON_MISSING;
+    if (dot) {
+      seg = dot + 1;
+      s.p = hit;
+      s.end = hit_end;
+      continue;
+    }
+    trb_json_kind_t k = kind_at(*hit);
+    if (k == TRB_JSON_STRING) {
+      *val = hit + 1;
+      *val_len = (size_t)(hit_end - hit) - 2;
+    } else {
+      *val = hit;
+      *val_len = (size_t)(hit_end - hit);
+    }
+    return k;
+  }
+}
+
+static int hexv(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static bool hex4(const char *p, const char *end, uint32_t *out) {
+  if (end - p < 4) return false;
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) {
+    int h = hexv(p[i]);
+    if (h < 0) return false;
+    v = v << 4 | (uint32_t)h;
+  }
+  *out = v;
+  return true;
+}
+
+bool trb_json_string_equals(const char *raw, size_t raw_len, const char *want) {
+  const char *p = raw, *end = raw + raw_len;
+  const unsigned char *w = (const unsigned char *)want;
+  while (p < end) {
+    if (*p != '\\') {
+      if (*w == 0 || (unsigned char)*p != *w) return false;
+      p++;
+      w++;
+      continue;
+    }
+    if (end - p < 2) return false;
+    char e = p[1];
+    p += 2;
+    unsigned char c;
+    switch (e) {
+      case '"': c = '"'; break;
+      case '\\': c = '\\'; break;
+      case '/': c = '/'; break;
+      case 'b': c = '\b'; break;
+      case 'f': c = '\f'; break;
+      case 'n': c = '\n'; break;
+      case 'r': c = '\r'; break;
+      case 't': c = '\t'; break;
+      case 'u': {
+        uint32_t cp;
+        if (!hex4(p, end, &cp)) return false;
+        p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          uint32_t lo;
+          if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+              !hex4(p + 2, end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            return false;
+          p += 6;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        unsigned char u[4];
+        int n;
+        if (cp < 0x80) {
+          u[0] = (unsigned char)cp;
+          n = 1;
+        } else if (cp < 0x800) {
+          u[0] = (unsigned char)(0xC0 | cp >> 6);
+          u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+          n = 2;
+        } else if (cp < 0x10000) {
+          u[0] = (unsigned char)(0xE0 | cp >> 12);
+          u[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+          u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+          n = 3;
+        } else {
+          u[0] = (unsigned char)(0xF0 | cp >> 18);
+          u[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+          u[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+          u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+          n = 4;
+        }
+        for (int i = 0; i < n; i++, w++)
+          if (*w != u[i]) return false;
+        continue;
+      }
+      default: return false;
+    }
+    if (*w != c) return false;
+    w++;
+  }
+  return *w == 0;
+}

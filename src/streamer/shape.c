@@ -1,0 +1,129 @@
+/*
+ * shape.c — rows and dead-letter attributes (see shape.h).
+ */
+#include "src/streamer/shape.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int put_json_string(trb_buf_t *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  if (trb_buf_append(b, "\"", 1)) return -1;
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc = NULL;
+    char u[7];
+    if (c == '"') esc = "\\\"";
+    else if (c == '\\') esc = "\\\\";
+    else if (c == '\n') esc = "\\n";
+    else if (c == '\r') esc = "\\r";
+    else if (c == '\t') esc = "\\t";
+    else if (c < 0x20) {
+      u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
+      u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
+      esc = u;
+    }
+    if (!esc) continue;
+    if (trb_buf_append(b, s + run, i - run) || trb_buf_append_str(b, esc))
+      return -1;
+    run = i + 1;
+  }
+  if (trb_buf_append(b, s + run, n - run)) return -1;
+  return trb_buf_append(b, "\"", 1);
+}
+
+static int put_meta(trb_buf_t *b, const trb_shape_meta_t *m) {
+  char ts[64];
+  time_t t = (time_t)m->publish_time_s;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t k = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(ts + k, sizeof ts - k, ".%06dZ", (int)(m->publish_time_nanos / 1000));
+  if (trb_buf_append_str(b, "\"subscription_name\":") ||
+      put_json_string(b, m->subscription, strlen(m->subscription)) ||
+      trb_buf_append_str(b, ",\"message_id\":") ||
+      put_json_string(b, m->message_id, strlen(m->message_id)) ||
+      trb_buf_append_str(b, ",\"publish_time\":") ||
+      put_json_string(b, ts, strlen(ts)) ||
+      trb_buf_append_str(b, ",\"attributes\":"))
+    return -1;
+  trb_buf_t a = TRB_BUF_INIT;
+  int rc = trb_buf_append(&a, "{", 1);
+  for (size_t i = 0; rc == 0 && i < m->n_attrs; i++) {
+    if (i) rc = trb_buf_append(&a, ",", 1);
+    if (!rc) rc = put_json_string(&a, m->attrs[i].key, strlen(m->attrs[i].key));
+    if (!rc) rc = trb_buf_append(&a, ":", 1);
+    if (!rc)
+      rc = put_json_string(&a, m->attrs[i].value, strlen(m->attrs[i].value));
+  }
+  if (!rc) rc = trb_buf_append(&a, "}", 1);
+  if (!rc) rc = put_json_string(b, a.data, a.len);
+  trb_buf_deinit(&a);
+  return rc;
+}
+
+grpc_status_code trb_shape_row(const uint8_t *data, size_t len, bool envelope,
+                               bool write_metadata, const trb_shape_meta_t *m,
+                               trb_buf_t *out, trb_status_t *st) {
+  trb_buf_reset(out);
+  int rc;
+  if (envelope) {
+    rc = trb_buf_append_str(out, "{\"payload\":");
+    if (!rc) rc = put_json_string(out, (const char *)data, len);
+    if (!rc && write_metadata) rc = trb_buf_append(out, ",", 1);
+    if (!rc && write_metadata) rc = put_meta(out, m);
+    if (!rc) rc = trb_buf_append(out, "}", 1);
+  } else if (write_metadata) {
+    /* Find the object's closing brace and whether it has members. */
+    size_t e = len;
+    while (e > 0 && (data[e - 1] == ' ' || data[e - 1] == '\n' ||
+                     data[e - 1] == '\r' || data[e - 1] == '\t'))
+      e--;
+    size_t b = 0;
+    while (b < e && (data[b] == ' ' || data[b] == '\n' || data[b] == '\r' ||
+                     data[b] == '\t'))
+      b++;
+    if (e < b + 2 || data[b] != '{' || data[e - 1] != '}')
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "$: message data is not a JSON object");
+    size_t inner = e - 1;
+    size_t k = b + 1;
+    while (k < inner && (data[k] == ' ' || data[k] == '\n' || data[k] == '\r' ||
+                         data[k] == '\t'))
+      k++;
+    bool empty = k == inner;
+    rc = trb_buf_append(out, data + b, inner - b);
+    if (!rc && !empty) rc = trb_buf_append(out, ",", 1);
+    if (!rc) rc = put_meta(out, m);
+    if (!rc) rc = trb_buf_append(out, "}", 1);
+  } else {
+    rc = trb_buf_append(out, data, len);
+  }
+  if (rc) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return GRPC_STATUS_OK;
+}
+
+const char *trb_dl_stage_name(trb_dl_stage_t s) {
+  switch (s) {
+    case TRB_DL_PARSE: return "parse";
+    case TRB_DL_ROUTE: return "route";
+    case TRB_DL_TRANSCODE: return "transcode";
+    case TRB_DL_APPEND: return "append";
+  }
+  return "unknown";
+}
+
+const char *trb_dl_split_path(const char *msg, char *path, size_t cap) {
+  path[0] = 0;
+  if (msg[0] != '$') return msg;
+  const char *sep = strstr(msg, ": ");
+  if (!sep) return msg;
+  size_t n = (size_t)(sep - msg);
+  if (n >= cap) n = cap - 1;
+  memcpy(path, msg, n);
+  path[n] = 0;
+  return sep + 2;
+}

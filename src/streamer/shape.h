@@ -1,0 +1,90 @@
+/*
+ * shape.h — the row a message becomes, before transcoding (pure, no I/O):
+ * the message data as is, or with metadata columns added (as BigQuery
+ * subscriptions' write_metadata: subscription_name, message_id,
+ * publish_time, attributes), or as an envelope (the whole data as the
+ * STRING column `payload`).
+ *
+ * Also the attributes of a dead letter: why a message could not be
+ * written (stage, reason, table, JSON path) plus where it came from.
+ *
+ * Threading: thread-safe (no state).
+ */
+#ifndef TRB_SRC_STREAMER_SHAPE_H
+#define TRB_SRC_STREAMER_SHAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/status.h>
+
+#include "src/common/arena.h"
+#include "src/common/status.h"
+#include "src/pubsub/codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a message carries besides its data. Borrowed strings. */
+typedef struct trb_shape_meta_s {
+  const char *subscription;
+  const char *message_id;
+  int64_t publish_time_s;
+  int32_t publish_time_nanos;
+  const trb_ps_attr_t *attrs;
+  size_t n_attrs;
+} trb_shape_meta_t;
+
+/**
+ * Build the JSON row for a message into `out` (reset first).
+ * envelope: {"payload": "<data as a JSON string>"}; write_metadata: the
+ * members "subscription_name", "message_id", "publish_time" (RFC 3339 UTC,
+ * microseconds) and "attributes" (a JSON object text, as a string) are
+ * added after the message's own members.
+ * Returns: OK; INVALID_ARGUMENT when metadata must be added to data that is
+ *          not a JSON object ("message data is not a JSON object");
+ *          RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_shape_row(const uint8_t *data, size_t len, bool envelope,
+                               bool write_metadata, const trb_shape_meta_t *m,
+                               trb_buf_t *out, trb_status_t *st);
+
+/** Where the pipeline gave up on a message (attribute values). */
+typedef enum trb_dl_stage_e {
+  TRB_DL_PARSE = 0,     /* not JSON */
+  TRB_DL_ROUTE = 1,     /* no route matched and no default table */
+  TRB_DL_TRANSCODE = 2, /* does not fit the table's schema */
+  TRB_DL_APPEND = 3,    /* BigQuery rejected the row (row error) */
+} trb_dl_stage_t;
+
+/** "parse", "route", "transcode", "append". */
+const char *trb_dl_stage_name(trb_dl_stage_t s);
+
+/** Attribute keys added to dead letters. */
+#define TRB_DL_ATTR_STAGE "tributary_error_stage"
+#define TRB_DL_ATTR_REASON "tributary_error_reason"
+#define TRB_DL_ATTR_TABLE "tributary_table"
+#define TRB_DL_ATTR_PATH "tributary_json_path"
+#define TRB_DL_ATTR_SUBSCRIPTION "tributary_source_subscription"
+#define TRB_DL_ATTR_MESSAGE_ID "tributary_source_message_id"
+#define TRB_DL_ATTR_ATTEMPT "tributary_delivery_attempt"
+#define TRB_DL_ATTR_PUBLISH_TIME "tributary_source_publish_time"
+
+/** Most attributes of a dead letter besides the original ones. */
+#define TRB_DL_MAX_EXTRA 8
+
+/**
+ * Split a transcoder / server message "<$.path>: <reason>" into its JSON
+ * path and reason. Without a leading "$" the path is empty.
+ * Params:  path — receives up to `cap` bytes, NUL-terminated.
+ * Returns: pointer to the reason inside `msg`.
+ */
+const char *trb_dl_split_path(const char *msg, char *path, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRB_SRC_STREAMER_SHAPE_H */

@@ -1,0 +1,317 @@
+// Pure streamer codecs: pipeline file and routing, JSON field lookup, row
+// shaping, WAL record layouts, the message-id set.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "src/streamer/idset.h"
+#include "src/streamer/jsonfield.h"
+#include "src/streamer/pipeline.h"
+#include "src/streamer/shape.h"
+#include "src/streamer/walrec.h"
+}
+
+namespace {
+
+struct Pipe {
+  trb_pipeline_t p{};
+  Pipe() { EXPECT_EQ(trb_pipeline_defaults(&p, nullptr), GRPC_STATUS_OK); }
+  ~Pipe() { trb_pipeline_free(&p); }
+  grpc_status_code Load(const std::string &json, std::string *err) {
+    trb_status_t st{};
+    grpc_status_code c =
+        trb_pipeline_apply_json(&p, "pipe.json", json.data(), json.size(), &st);
+    if (c == GRPC_STATUS_OK) c = trb_pipeline_finish(&p, &st);
+    if (err) *err = st.msg;
+    return c;
+  }
+};
+
+const char kSeed[] = R"({
+  "project": "local-project",
+  "subscription": "backend-events-tributary",
+  "dead_letter_topic": "tributary-dead-letter",
+  "workers": 3, "batch_max_bytes": "1MiB", "batch_max_latency": "20ms",
+  "routes": [
+    {"equals": "order", "table": "backend_events.order_events"},
+    {"equals": "inventory", "table": "backend_events.inventory_events"},
+    {"field": "meta.kind", "equals": 7, "table": "d.numbers"},
+    {"attribute": "type", "equals": "issue", "table": "tributary.issues"}
+  ],
+  "tables": {"tributary.issues": {"envelope": true, "write_metadata": true,
+                                  "unknown_fields": "ignore"}}
+})";
+
+TEST(Pipeline, LoadsTheSeedShape) {
+  Pipe p;
+  std::string err;
+  ASSERT_EQ(p.Load(kSeed, &err), GRPC_STATUS_OK) << err;
+  EXPECT_STREQ(p.p.subscription,
+               "projects/local-project/subscriptions/backend-events-tributary");
+  EXPECT_STREQ(p.p.dead_letter_topic,
+               "projects/local-project/topics/tributary-dead-letter");
+  EXPECT_EQ(p.p.workers, 3);
+  EXPECT_EQ(p.p.batch_max_bytes, 1 << 20);
+  EXPECT_EQ(p.p.batch_max_latency_ms, 20);
+  EXPECT_EQ(p.p.delivery, TRB_DELIVERY_EXACTLY_ONCE);
+  ASSERT_EQ(p.p.n_tables, 4u);
+  EXPECT_STREQ(p.p.tables[0].name, "tributary.issues");
+  EXPECT_TRUE(p.p.tables[0].envelope);
+  EXPECT_TRUE(p.p.tables[0].ignore_unknown_fields);
+  EXPECT_STREQ(p.p.tables[1].path,
+               "projects/local-project/datasets/backend_events/tables/"
+               "order_events");
+  EXPECT_EQ(p.p.default_table, -1);
+}
+
+TEST(Pipeline, RoutesByFieldNestedFieldAttributeAndDefault) {
+  Pipe p;
+  ASSERT_EQ(p.Load(kSeed, nullptr), GRPC_STATUS_OK);
+  auto route = [&](const std::string &j, const char *ak = nullptr,
+                   const char *av = nullptr) {
+    const char *k[1] = {ak}, *v[1] = {av};
+    return trb_pipeline_route(&p.p, j.data(), j.size(), k, v, ak ? 1 : 0);
+  };
+  EXPECT_EQ(route(R"({"event_type":"order","x":[1,{"event_type":"no"}]})"), 1);
+  EXPECT_EQ(route(R"({"a":{"event_type":"order"},"event_type":"inventory"})"),
+            2);
+  EXPECT_EQ(route(R"({"event_type":"\u006frder"})"), 1);  // escapes decoded
+  EXPECT_EQ(route(R"({"meta":{"kind":7}})"), 3);
+  EXPECT_EQ(route(R"({"meta":{"kind":"7"}})"), 3);  // string "7" matches too
+  EXPECT_EQ(route(R"({"meta":{"kind":70}})"), -1);
+  EXPECT_EQ(route(R"({"event_type":"unknown"})"), -1);
+  EXPECT_EQ(route("not json", "type", "issue"), 0);
+  EXPECT_EQ(route(R"({"event_type":"order")"), -1);  // truncated
+  std::string err;
+  Pipe q;
+  ASSERT_EQ(q.Load(R"({"project":"p","subscription":"s",
+      "dead_letter_topic":"d","default_table":"tributary.issues"})",
+                   &err),
+            GRPC_STATUS_OK)
+      << err;
+  const char *none[1] = {nullptr};
+  EXPECT_EQ(trb_pipeline_route(&q.p, "{}", 2, none, none, 0), 0);
+}
+
+TEST(Pipeline, ErrorsNameFilePathAndReason) {
+  struct Case {
+    const char *json, *want;
+  } cases[] = {
+      {"{", "pipe.json: $: line 1"},
+      {"[]", "pipe.json: $: the pipeline file must be a JSON object"},
+      {R"({"wokers": 2})", "unknown configuration key \"wokers\""},
+      {R"({"workers": 0})", "below the minimum 1"},
+      {R"({"batch_max_latency": "fast"})", "batch_max_latency"},
+      {R"({"routes": {}})", "pipe.json: $.routes: must be an array"},
+      {R"({"routes": [{"equals": "x", "table": "nodot"}]})",
+       "$.routes[0]: table must be \"<dataset>.<table>\""},
+      {R"({"routes": [{"table": "a.b"}]})", "$.routes[0]: equals is required"},
+      {R"({"routes": [{"equals":"x","table":"a.b","tabel":1}]})",
+       "unknown key \"tabel\""},
+      {R"({"tables": {"a.b": {"unknown_fields": "drop"}}})",
+       "$.tables[\"a.b\"].unknown_fields: must be \"reject\" or \"ignore\""},
+      {R"({"project":"p","subscription":"s","dead_letter_topic":"d"})",
+       "no route and no default_table"},
+      {R"({"project":"p","dead_letter_topic":"d","default_table":"a.b"})",
+       "subscription: is required"},
+      {R"({"project":"p","subscription":"s","dead_letter_topic":"d",
+          "default_table":"a.b","delivery":"twice"})",
+       "delivery: \"twice\" is not exactly_once or at_least_once"},
+      {R"({"project":"p","subscription":"projects/p/topics/x",
+          "dead_letter_topic":"d","default_table":"a.b"})",
+       "is not a subscriptions name"},
+  };
+  for (const auto &c : cases) {
+    Pipe p;
+    std::string err;
+    EXPECT_EQ(p.Load(c.json, &err), GRPC_STATUS_INVALID_ARGUMENT) << c.json;
+    EXPECT_NE(err.find(c.want), std::string::npos)
+        << c.json << "\n got: " << err;
+  }
+}
+
+TEST(JsonField, KindsEscapesAndMalformedText) {
+  const char *v;
+  size_t n;
+  std::string j = R"( {"a" : "x\"y", "b": -1.5e3, "c": true, "d": null,
+                      "e": {"f": [1, 2]}, "a": "last"} )";
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "a", &v, &n), TRB_JSON_STRING);
+  EXPECT_EQ(std::string(v, n), "last");
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "b", &v, &n), TRB_JSON_NUMBER);
+  EXPECT_EQ(std::string(v, n), "-1.5e3");
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "c", &v, &n), TRB_JSON_BOOL);
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "d", &v, &n), TRB_JSON_NULL);
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "e.f", &v, &n), TRB_JSON_ARRAY);
+  EXPECT_EQ(std::string(v, n), "[1, 2]");
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "e.g", &v, &n),
+            TRB_JSON_MISSING);
+  EXPECT_EQ(trb_json_field(j.data(), j.size(), "a.b", &v, &n),
+            TRB_JSON_MISSING);
+  std::string bad = R"({"a": [1, 2}, "b": 1})";
+  EXPECT_EQ(trb_json_field(bad.data(), bad.size(), "b", &v, &n),
+            TRB_JSON_MALFORMED);
+  std::string deep(100, '[');
+  deep = "{\"a\":" + deep;
+  EXPECT_EQ(trb_json_field(deep.data(), deep.size(), "b", &v, &n),
+            TRB_JSON_MALFORMED);
+  EXPECT_TRUE(trb_json_string_equals("caf\\u00e9 \\ud83d\\ude00", 22,
+                                     "caf\xc3\xa9 \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(trb_json_string_equals("ab", 2, "abc"));
+  EXPECT_FALSE(trb_json_string_equals("abc", 3, "ab"));
+  EXPECT_FALSE(trb_json_string_equals("\\ud83d", 6, "x"));  // lone surrogate
+}
+
+TEST(Shape, MetadataEnvelopeAndErrors) {
+  trb_ps_attr_t attrs[2] = {{"k", "v\"1"}, {"type", "issue"}};
+  trb_shape_meta_t m = {"projects/p/subscriptions/s", "42", 1700000000,
+                        123456789, attrs, 2};
+  trb_buf_t out = TRB_BUF_INIT;
+  std::string d = " {\"a\": 1} \n";
+  ASSERT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), false, true, &m,
+                          &out, nullptr),
+            GRPC_STATUS_OK);
+  EXPECT_EQ(std::string(out.data, out.len),
+            "{\"a\": 1,\"subscription_name\":\"projects/p/subscriptions/s\","
+            "\"message_id\":\"42\",\"publish_time\":"
+            "\"2023-11-14T22:13:20.123456Z\",\"attributes\":"
+            "\"{\\\"k\\\":\\\"v\\\\\\\"1\\\",\\\"type\\\":\\\"issue\\\"}\"}");
+  d = "{ }";
+  ASSERT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), false, true, &m,
+                          &out, nullptr),
+            GRPC_STATUS_OK);
+  EXPECT_EQ(std::string(out.data, 23), "{ \"subscription_name\":\"");
+  d = "[1]";
+  trb_status_t st{};
+  EXPECT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), false, true, &m,
+                          &out, &st),
+            GRPC_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(st.msg).find("not a JSON object"), std::string::npos);
+  d = "not \"json\"\n\x01";
+  ASSERT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), true, false, &m,
+                          &out, nullptr),
+            GRPC_STATUS_OK);
+  EXPECT_EQ(std::string(out.data, out.len),
+            "{\"payload\":\"not \\\"json\\\"\\n\\u0001\"}");
+  trb_buf_deinit(&out);
+  char path[64];
+  const char *reason = trb_dl_split_path("$.items[2].price: not a number",
+                                         path, sizeof path);
+  EXPECT_STREQ(path, "$.items[2].price");
+  EXPECT_STREQ(reason, "not a number");
+  reason = trb_dl_split_path("no route", path, sizeof path);
+  EXPECT_STREQ(path, "");
+  EXPECT_STREQ(reason, "no route");
+}
+
+TEST(WalRec, BatchRoundTripAndCorruption) {
+  const char *ids[3] = {"1", "22", "333"};
+  std::string rows = "abcdefghij";
+  size_t lens[3] = {2, 0, 8};
+  trb_buf_t b = TRB_BUF_INIT;
+  ASSERT_EQ(trb_walrec_batch_header("projects/p/datasets/d/tables/t",
+                                    "projects/p/datasets/d/tables/t/streams/s",
+                                    1234567890123LL, 3, ids, lens, &b, nullptr),
+            GRPC_STATUS_OK);
+  std::string rec(b.data, b.len);
+  rec += rows;
+  trb_walrec_batch_t d;
+  ASSERT_EQ(trb_walrec_batch_decode((const uint8_t *)rec.data(), rec.size(),
+                                    &d, nullptr),
+            GRPC_STATUS_OK);
+  EXPECT_EQ(std::string(d.table, d.table_len), "projects/p/datasets/d/tables/t");
+  EXPECT_EQ(d.offset, 1234567890123LL);
+  ASSERT_EQ(d.n, 3u);
+  for (uint32_t i = 0; i < 3; i++) {
+    const char *id;
+    size_t il;
+    trb_walrec_batch_id(&d, i, &id, &il);
+    EXPECT_EQ(std::string(id, il), ids[i]);
+    EXPECT_EQ(trb_walrec_batch_row_len(&d, i), lens[i]);
+  }
+  EXPECT_EQ(std::string((const char *)d.rows, d.rows_len), rows);
+  // Every truncation and a wrong version are DATA_LOSS, never a crash.
+  for (size_t cut = 0; cut < rec.size(); cut++)
+    EXPECT_EQ(trb_walrec_batch_decode((const uint8_t *)rec.data(), cut, &d,
+                                      nullptr),
+              GRPC_STATUS_DATA_LOSS)
+        << cut;
+  rec[0] = 2;
+  EXPECT_EQ(trb_walrec_batch_decode((const uint8_t *)rec.data(), rec.size(),
+                                    &d, nullptr),
+            GRPC_STATUS_DATA_LOSS);
+  trb_buf_deinit(&b);
+
+  uint8_t done[9];
+  trb_walrec_done(77, done);
+  uint64_t lsn = 0;
+  EXPECT_EQ(trb_walrec_done_decode(done, 9, &lsn, nullptr), GRPC_STATUS_OK);
+  EXPECT_EQ(lsn, 77u);
+  EXPECT_EQ(trb_walrec_done_decode(done, 8, &lsn, nullptr),
+            GRPC_STATUS_DATA_LOSS);
+  trb_buf_t dd = TRB_BUF_INIT;
+  ASSERT_EQ(trb_walrec_dead("msg-9", &dd, nullptr), GRPC_STATUS_OK);
+  const char *id;
+  size_t il;
+  ASSERT_EQ(trb_walrec_dead_decode((const uint8_t *)dd.data, dd.len, &id, &il,
+                                   nullptr),
+            GRPC_STATUS_OK);
+  EXPECT_EQ(std::string(id, il), "msg-9");
+  EXPECT_EQ(trb_walrec_dead_decode((const uint8_t *)dd.data, dd.len - 1, &id,
+                                   &il, nullptr),
+            GRPC_STATUS_DATA_LOSS);
+  trb_buf_deinit(&dd);
+}
+
+void Collect(void *ctx, void *waiter, trb_id_state_t st) {
+  auto *v = static_cast<std::vector<std::pair<intptr_t, int>> *>(ctx);
+  v->push_back({reinterpret_cast<intptr_t>(waiter), st});
+}
+
+TEST(IdSet, ClaimParkMarkForget) {
+  trb_idset_t *s = trb_idset_create();
+  ASSERT_NE(s, nullptr);
+  std::vector<std::pair<intptr_t, int>> got;
+  uint64_t tag = 0;
+  EXPECT_EQ(trb_idset_claim(s, "a", 1, (void *)1, &tag), TRB_ID_NONE);
+  EXPECT_EQ(trb_idset_claim(s, "a", 1, (void *)2, &tag), TRB_ID_PENDING);
+  EXPECT_EQ(trb_idset_claim(s, "a", 1, (void *)3, &tag), TRB_ID_PENDING);
+  trb_idset_mark(s, "a", 1, TRB_ID_WRITTEN, 9, Collect, &got);
+  ASSERT_EQ(got.size(), 2u);  // both parked copies handed back as WRITTEN
+  EXPECT_EQ(got[0].second, TRB_ID_WRITTEN);
+  EXPECT_EQ(trb_idset_claim(s, "a", 1, (void *)4, &tag), TRB_ID_WRITTEN);
+  EXPECT_EQ(tag, 9u);
+  EXPECT_FALSE(trb_idset_forget_tagged(s, "a", 1, 8));  // older record
+  EXPECT_TRUE(trb_idset_forget_tagged(s, "a", 1, 9));
+  EXPECT_EQ(trb_idset_get(s, "a", 1), TRB_ID_NONE);
+  // A failed first copy hands its parked copies back as NONE (nack them).
+  got.clear();
+  EXPECT_EQ(trb_idset_claim(s, "b", 1, nullptr, nullptr), TRB_ID_NONE);
+  EXPECT_EQ(trb_idset_claim(s, "b", 1, (void *)5, nullptr), TRB_ID_PENDING);
+  trb_idset_forget(s, "b", 1, Collect, &got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, 5);
+  EXPECT_EQ(got[0].second, TRB_ID_NONE);
+  // Growth across many ids; every one found with its state.
+  for (int i = 0; i < 20000; i++) {
+    std::string id = "id-" + std::to_string(i);
+    trb_idset_mark(s, id.data(), id.size(),
+                   i % 2 ? TRB_ID_DEAD : TRB_ID_WRITTEN, (uint64_t)i, nullptr,
+                   nullptr);
+  }
+  EXPECT_EQ(trb_idset_size(s), 20000u);
+  for (int i = 0; i < 20000; i += 997) {
+    std::string id = "id-" + std::to_string(i);
+    EXPECT_EQ(trb_idset_get(s, id.data(), id.size()),
+              i % 2 ? TRB_ID_DEAD : TRB_ID_WRITTEN);
+  }
+  got.clear();
+  EXPECT_EQ(trb_idset_claim(s, "c", 1, nullptr, nullptr), TRB_ID_NONE);
+  EXPECT_EQ(trb_idset_claim(s, "c", 1, (void *)6, nullptr), TRB_ID_PENDING);
+  trb_idset_destroy(s, Collect, &got);  // parked waiters handed back
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, 6);
+}
+
+}  // namespace
