@@ -125,6 +125,8 @@ struct Resp {
   std::string se_entity;
   std::vector<std::pair<int64_t, std::string>> row_errors;
   std::string write_stream;
+  bool has_updated_schema = false;
+  std::vector<std::string> updated_fields;  // top-level names of updated_schema
 };
 
 inline Resp DecodeResp(const uint8_t* data, size_t len) {
@@ -155,6 +157,9 @@ inline Resp DecodeResp(const uint8_t* data, size_t len) {
   for (pb_size_t i = 0; i < r.row_errors_count; i++)
     out.row_errors.push_back({r.row_errors[i].index, r.row_errors[i].message ? r.row_errors[i].message : ""});
   if (r.write_stream) out.write_stream = r.write_stream;
+  out.has_updated_schema = r.has_updated_schema;
+  for (pb_size_t i = 0; r.has_updated_schema && i < r.updated_schema.fields_count; i++)
+    out.updated_fields.push_back(r.updated_schema.fields[i].name ? r.updated_schema.fields[i].name : "");
   trb_pb_release(google_cloud_bigquery_storage_v1_AppendRowsResponse_fields, &r);
   return out;
 }
