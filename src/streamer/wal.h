@@ -211,7 +211,9 @@ void trb_wal_stats(trb_wal_t *w, trb_wal_stats_t *out);
  * Wait until everything appended has been committed (or failed), then stop
  * the writer thread, delete compacted segments, close files, release the
  * directory lock and free `w`. Done callbacks have all run when it returns.
- * NULL-safe. Appends racing with close fail with FAILED_PRECONDITION.
+ * NULL-safe. Appends made once close has begun (from done callbacks, or by
+ * threads the owner stops before close returns) fail with
+ * FAILED_PRECONDITION; no thread may touch `w` after close returns.
  * Threading: owner only; not from a done callback.
  */
 void trb_wal_close(trb_wal_t *w);

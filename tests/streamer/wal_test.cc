@@ -497,6 +497,48 @@ TEST_F(WalTest, BudgetRefusesAppendsUntilReleased) {
   EXPECT_LE(Segments(dir_).size(), 4u);
 }
 
+TEST_F(WalTest, RecordsReleasedBeforeTheyAreDurableAreCompactedSafely) {
+  // Each record is released right after its append, usually before the
+  // writer has written it: segments die while the writer is still writing
+  // them, and their files go only once the writer has moved past them.
+  trb_wal_config_t c = Config(dir_, TRB_WAL_SYNC_FSYNC, 4096);
+  trb_wal_t* w = Open(c);
+  ASSERT_NE(nullptr, w);
+  Done d;
+  for (int i = 1; i <= 40; i++) trb_wal_release(w, Append(w, 2, Payload(i, 1000), &d));
+  trb_wal_stats_t s;
+  trb_wal_stats(w, &s);
+  EXPECT_EQ(1u, s.live_segments);
+  EXPECT_EQ(0u, s.unreleased_records);
+  ASSERT_TRUE(d.WaitCount(40));
+  EXPECT_TRUE(d.AllOk());
+  trb_wal_close(w);
+  EXPECT_EQ((std::vector<std::string>{SegName(37)}), Segments(dir_));
+  Replayed r;
+  w = Open(c, &r);
+  ASSERT_NE(nullptr, w);
+  EXPECT_EQ((std::vector<uint64_t>{37, 38, 39, 40}), r.order);
+  for (uint64_t l = 37; l <= 40; l++) EXPECT_TRUE(Payload(l, 1000) == r.recs[l].payload) << l;
+  trb_wal_close(w);
+}
+
+TEST_F(WalTest, RecordLargerThanTheBudgetIsRefused) {
+  trb_wal_t* w = Open(Config(dir_, TRB_WAL_SYNC_NONE, 0, 10000));
+  ASSERT_NE(nullptr, w);
+  Done d;
+  std::string big = Payload(1, 10000);  // 10017 bytes framed
+  trb_status_t st = {};
+  trb_wal_lsn_t lsn = 0;
+  EXPECT_EQ(GRPC_STATUS_RESOURCE_EXHAUSTED,
+            trb_wal_append(w, 1, big.data(), big.size(), Done::Cb, &d, &lsn, &st));
+  EXPECT_NE(nullptr, strstr(st.msg, "WAL full: 0 bytes live of 10000")) << st.msg;
+  // Exactly the budget fits.
+  std::string fits = Payload(2, 10000 - TRB_WAL_FRAME_HEADER_BYTES);
+  EXPECT_EQ(1u, Append(w, 1, fits, &d));
+  trb_wal_close(w);
+  EXPECT_EQ(1u, d.codes.size());
+}
+
 TEST_F(WalTest, TornTailOfLastSegmentIsTruncatedWithWarning) {
   trb_wal_config_t c = Config(dir_, TRB_WAL_SYNC_FSYNC);
   std::map<uint64_t, std::string> want;
