@@ -91,4 +91,60 @@ TEST(Faults, DropStreamsCallsEveryDropper) {
   trb_faults_destroy(f);
 }
 
+TEST(Faults, DropAfterWriteCountsDownPerMethod) {
+  trb_faults_t* f = trb_faults_create();
+  trb_status_t st = {};
+  const char* kAppend = "/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows";
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_faults_add_drop_after_write(f, "", 1, &st));
+  EXPECT_FALSE(trb_faults_take_drop_after_write(f, kAppend));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_drop_after_write(f, kAppend, 2, &st));
+  EXPECT_FALSE(trb_faults_take_drop_after_write(f, kPublish));
+  EXPECT_TRUE(trb_faults_take_drop_after_write(f, kAppend));
+  // An error rule on the same method is independent of it.
+  grpc_status_code code;
+  EXPECT_FALSE(trb_faults_take(f, kAppend, &code, nullptr, 0, nullptr));
+  EXPECT_TRUE(trb_faults_take_drop_after_write(f, kAppend));
+  EXPECT_FALSE(trb_faults_take_drop_after_write(f, kAppend));
+  EXPECT_EQ(2, trb_faults_injected(f));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_drop_after_write(f, "*", 1, &st));
+  EXPECT_TRUE(trb_faults_take_drop_after_write(f, kAppend));
+  EXPECT_FALSE(trb_faults_take_drop_after_write(f, kAppend));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_drop_after_write(f, kAppend, 5, &st));
+  trb_faults_clear(f);
+  EXPECT_FALSE(trb_faults_take_drop_after_write(f, kAppend));
+  EXPECT_FALSE(trb_faults_take_drop_after_write(nullptr, kAppend));
+  trb_faults_destroy(f);
+}
+
+TEST(Faults, SchemaUpdateHookForwardsAndUnregisters) {
+  trb_faults_t* f = trb_faults_create();
+  trb_status_t st = {};
+  EXPECT_EQ(GRPC_STATUS_UNIMPLEMENTED, trb_faults_update_table_schema(f, "d.t", "[]", 2, &st));
+  struct Seen {
+    int n = 0;
+    std::string table, json;
+  } a, b;
+  auto cb = [](void* u, const char* table, const char* json, size_t len, trb_status_t* st) {
+    auto* s = static_cast<Seen*>(u);
+    s->n++;
+    s->table = table;
+    s->json.assign(json, len);
+    return s->n > 1 ? trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "second") : GRPC_STATUS_OK;
+  };
+  trb_faults_on_schema_update(f, cb, &a);
+  EXPECT_EQ(GRPC_STATUS_OK, trb_faults_update_table_schema(f, "d.t", "[1]", 3, &st));
+  EXPECT_EQ(1, a.n);
+  EXPECT_EQ("d.t", a.table);
+  EXPECT_EQ("[1]", a.json);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_faults_update_table_schema(f, "d.t", "[1]", 3, &st));
+  EXPECT_STREQ("second", st.msg);
+  trb_faults_off_schema_update(f, cb, &b);  // not the registered one: no-op
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_faults_update_table_schema(f, "d.t", "[1]", 3, &st));
+  trb_faults_off_schema_update(f, cb, &a);
+  EXPECT_EQ(GRPC_STATUS_UNIMPLEMENTED, trb_faults_update_table_schema(f, "d.t", "[1]", 3, &st));
+  EXPECT_EQ(3, a.n);
+  EXPECT_EQ(0, b.n);
+  trb_faults_destroy(f);
+}
+
 }  // namespace

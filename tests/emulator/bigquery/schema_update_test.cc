@@ -4,7 +4,9 @@
 // until their writer schema has the new columns; the fault registry's hook
 // (EmulatorAdmin.UpdateTableSchema); and the drop-after-write fault.
 #include "src/bigquery/schema.h"
+#include "src/emulator/admin.h"
 #include "tests/emulator/bigquery/bq_fixture.h"
+#include "tributary/emulator/v1/admin.pb.h"
 
 namespace {
 
@@ -240,6 +242,69 @@ TEST_F(SchemaUpdateTest, FaultRegistryHook) {
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_faults_update_table_schema(faults_, "nodot", add1, strlen(add1), &st));
   EXPECT_EQ(GRPC_STATUS_NOT_FOUND, trb_faults_update_table_schema(faults_, "ds.other", add1, strlen(add1), &st));
   EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_faults_update_table_schema(faults_, "ds.t", "[", 1, &st));
+}
+
+// The admin RPCs over gRPC (a second server carrying EmulatorAdmin on the
+// same fault registry): UpdateTableSchema and InjectFault.drop_after_write.
+TEST_F(SchemaUpdateTest, AdminRpcs) {
+  trb_status_t st{};
+  trb_rpc_server_t* admin = nullptr;
+  trb_rpc_server_config_t sc = {};
+  sc.host = "127.0.0.1";
+  sc.n_threads = 1;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_create(&sc, &admin, &st)) << st.msg;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_emu_admin_register(admin, faults_, &st)) << st.msg;
+  int port = 0;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_server_start(admin, &port, &st)) << st.msg;
+  std::string target = "127.0.0.1:" + std::to_string(port);
+  trb_rpc_channel_config_t cc = {};
+  cc.target = target.c_str();
+  trb_rpc_channel_t* ach = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_channel_create(&cc, &ach, &st));
+  auto call = [&](const char* method, const pb_msgdesc_t* f, const void* req, std::string* msg) {
+    uint8_t* b = nullptr;
+    size_t n = 0;
+    EXPECT_EQ(GRPC_STATUS_OK, trb_pb_encode(f, req, &b, &n, &st));
+    trb_rpc_response_t out = {};
+    std::string m = std::string("/tributary.emulator.v1.EmulatorAdmin/") + method;
+    grpc_status_code c = trb_rpc_unary_call(loop_, ach, m.c_str(), b, n, nullptr, &out);
+    trb_free(b);
+    if (msg) *msg = out.message ? out.message : "";
+    trb_rpc_response_deinit(&out);
+    return c;
+  };
+  tributary_emulator_v1_UpdateTableSchemaRequest u = tributary_emulator_v1_UpdateTableSchemaRequest_init_zero;
+  u.table = (char*)"ds.t";
+  u.schema_json = (char*)kSchema2;
+  std::string msg;
+  EXPECT_EQ(GRPC_STATUS_OK, call("UpdateTableSchema", tributary_emulator_v1_UpdateTableSchemaRequest_fields, &u, &msg))
+      << msg;
+  std::string s = CreateStream(1);
+  EXPECT_EQ(kV2, StreamFields(s));
+  u.schema_json = (char*)kSchema;  // drops columns
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            call("UpdateTableSchema", tributary_emulator_v1_UpdateTableSchemaRequest_fields, &u, &msg));
+  EXPECT_NE(std::string::npos, msg.find("additive")) << msg;
+  u.table = (char*)"";
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            call("UpdateTableSchema", tributary_emulator_v1_UpdateTableSchemaRequest_fields, &u, &msg));
+  tributary_emulator_v1_InjectFaultRequest inj = tributary_emulator_v1_InjectFaultRequest_init_zero;
+  std::string append = std::string(kSvc) + "AppendRows";
+  inj.method = (char*)append.c_str();
+  inj.drop_after_write = 1;
+  EXPECT_EQ(GRPC_STATUS_OK, call("InjectFault", tributary_emulator_v1_InjectFaultRequest_fields, &inj, &msg)) << msg;
+  Stream a;
+  a.Start(loop_, ch_);
+  a.Send(Append(s.c_str(), &v2_.root, {Row2(0, "red")}, 0));
+  ASSERT_TRUE(a.cond.WaitFor([&] { return a.closed; }));
+  EXPECT_EQ(GRPC_STATUS_UNAVAILABLE, a.code);
+  EXPECT_EQ(1u, Query("SELECT id FROM ds.t").size());
+  inj.drop_after_write = -1;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            call("InjectFault", tributary_emulator_v1_InjectFaultRequest_fields, &inj, &msg));
+  trb_rpc_channel_destroy(ach);
+  trb_rpc_server_shutdown(admin);
+  trb_rpc_server_destroy(admin);
 }
 
 // The append is written, then the stream ends without its reply; resending
