@@ -18,6 +18,7 @@ packages=(
   protobuf-compiler nanopb libnanopb-dev
   libgtest-dev
   libjansson-dev libsqlite3-dev
+  libmicrohttpd-dev
   python3
   clang libclang-rt-dev
 )

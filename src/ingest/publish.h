@@ -1,0 +1,106 @@
+/*
+ * publish.h — the publish layer of `tributary ingest`: one Pub/Sub
+ * Publisher (src/pubsub/publisher.h) per destination topic, and batches of
+ * events whose completion is reported once, when Pub/Sub has confirmed or
+ * refused every event of the batch.
+ *
+ * Threading: trb_ingest_pubs_publish is thread-safe (called on HTTP
+ * threads); the done callback runs once, on the rpc loop thread or — when
+ * every event was refused at once — on the calling thread before
+ * trb_ingest_pubs_publish returns.
+ */
+#ifndef TRB_SRC_INGEST_PUBLISH_H
+#define TRB_SRC_INGEST_PUBLISH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/status.h>
+
+#include "src/common/arena.h"
+#include "src/common/status.h"
+#include "src/ingest/envelope.h"
+#include "src/ingest/metrics.h"
+#include "src/pubsub/publisher.h"
+#include "src/rpc/rpc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most attributes ingest puts on one message. */
+#define TRB_INGEST_EVENT_MAX_ATTRS 80
+
+/** One event to publish and, after completion, its outcome. */
+typedef struct trb_ingest_event_s {
+  /* Input. `data` is owned by the event; attribute strings are borrowed
+   * and need only live until trb_ingest_pubs_publish returns. */
+  trb_buf_t data;
+  trb_ps_attr_t attrs[TRB_INGEST_EVENT_MAX_ATTRS];
+  size_t n_attrs;
+  /** The envelope's issue_id ("" when the event is not wrapped). */
+  char issue_id[TRB_INGEST_UUID_LEN];
+  /* Outcome. */
+  grpc_status_code code;  /* OK = confirmed */
+  bool refused;           /* refused by the publisher (not sent) */
+  char *message_id;       /* owned (trb_free) when OK */
+  char error[160];        /* why, when not OK */
+  /* Internal. */
+  void *batch;
+  int64_t start_ns;
+} trb_ingest_event_t;
+
+/** Free an event's data and message id (not the struct). NULL-safe. */
+void trb_ingest_event_deinit(trb_ingest_event_t *e);
+
+/** Batch completion: `events` (the caller's array) now hold outcomes. */
+typedef void (*trb_ingest_batch_done_cb)(void *user, trb_ingest_event_t *events,
+                                         size_t n);
+
+typedef struct trb_ingest_pubs_s trb_ingest_pubs_t;
+
+/**
+ * Create one publisher per topic.
+ * Params:  topics — `n` full topic names, copied. cfg — copied.
+ *          metrics — borrowed; must outlive the publishers.
+ * Returns: OK; INVALID_ARGUMENT; RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_ingest_pubs_create(trb_rpc_loop_t *loop,
+                                        trb_rpc_channel_t *ch,
+                                        const char *const *topics, size_t n,
+                                        const trb_ps_publisher_config_t *cfg,
+                                        trb_ingest_metrics_t *metrics,
+                                        trb_ingest_pubs_t **out,
+                                        trb_status_t *st);
+
+/**
+ * Publish `n` events (n ≥ 1) to topic number `topic` (metrics under
+ * `route`); `done` runs exactly once when every event has an outcome. The
+ * events array must stay valid until then.
+ */
+void trb_ingest_pubs_publish(trb_ingest_pubs_t *p, size_t topic, int route,
+                             trb_ingest_event_t *events, size_t n,
+                             trb_ingest_batch_done_cb done, void *user);
+
+/** Whether the most recent publish outcome was a Pub/Sub failure. */
+bool trb_ingest_pubs_failing(const trb_ingest_pubs_t *p);
+
+/**
+ * Shut every publisher down within `timeout_ms` (trb_ps_publisher_shutdown:
+ * unsent events complete with DEADLINE_EXCEEDED). Idempotent.
+ * Returns: OK or the first failure of any publisher.
+ * Threading: not on the loop thread.
+ */
+grpc_status_code trb_ingest_pubs_shutdown(trb_ingest_pubs_t *p,
+                                          int64_t timeout_ms,
+                                          trb_status_t *st);
+
+/** Shut down (no deadline) if needed and free. NULL-safe. */
+void trb_ingest_pubs_destroy(trb_ingest_pubs_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRB_SRC_INGEST_PUBLISH_H */
