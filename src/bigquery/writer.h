@@ -1,25 +1,28 @@
 /*
  * writer.h — a BigQuery Storage Write client for JSON rows: one write
- * stream (an explicit COMMITTED stream it creates, or the table's _default
- * stream), one AppendRows connection at a time, rows transcoded with
- * src/bigquery/transcode.h against the writer schema built once from the
- * server's TableSchema (src/bigquery/descriptor.h).
+ * stream at a time (an explicit COMMITTED, PENDING or BUFFERED stream it
+ * creates, or the table's _default stream), one AppendRows connection at a
+ * time, rows transcoded with src/bigquery/transcode.h against a writer
+ * schema built from the server's TableSchema (src/bigquery/descriptor.h)
+ * and rebuilt when the server reports a newer one.
  *
  * Protocol (PROTOCOL.md part A):
- *   - COMMITTED: CreateWriteStream(parent=table, type COMMITTED), whose
- *     FULL view carries table_schema (fact 9); _default: GetWriteStream
- *     (name=<table>/streams/_default, view FULL) (fact 10).
+ *   - COMMITTED/PENDING/BUFFERED: CreateWriteStream(parent=table, type),
+ *     whose FULL view carries table_schema (fact 9); _default:
+ *     GetWriteStream (name=<table>/streams/_default, view FULL) (fact 10).
  *   - AppendRows is opened with `x-goog-request-params:
  *     write_stream=<name>` (fact 25); the first request on each connection
  *     carries write_stream and writer_schema, later ones neither (11, 12).
- *   - Offsets (COMMITTED only; never on _default, fact 5) are tracked by
- *     the client: each request carries the offset of its first row.
+ *   - Offsets (explicit streams only; never on _default, fact 5) are
+ *     tracked by the client: each request carries the offset of its first
+ *     row.
  *   - Requests are split so that each stays under `max_request_bytes`
  *     (default 9 MB, headroom under the 10 MB limit of fact 24).
  *   - Responses come in request order (fact 16). A broken connection is
  *     reopened after a backoff and every unanswered request is resent in
  *     order with its original offset (fact 29); ALREADY_EXISTS on a request
- *     with an offset means it was written (fact 30) and counts as success.
+ *     with an offset means it was written (fact 30) and counts as success
+ *     (a reply lost after the server wrote the rows).
  *     Retryable in-stream errors (trb_rpc_is_retryable APPEND_ROWS:
  *     ABORTED, UNAVAILABLE, CANCELLED, INTERNAL, DEADLINE_EXCEEDED,
  *     UNKNOWN, RESOURCE_EXHAUSTED) resend the request after a backoff: on
@@ -27,29 +30,51 @@
  *     (_default, or the only request in flight; on _default it then goes
  *     behind the requests already in flight), else by reopening the
  *     connection as above.
+ *     Retries stop for an append after max_retry_ms (total retry time,
+ *     default 5 minutes as Java's maxRetryDuration) — it fails with the
+ *     last status and the writer goes on with the others — or for every
+ *     queued append after max_attempts consecutive failures (the writer
+ *     then stops).
  *     A request that fails for good (row errors, INVALID_ARGUMENT, an
- *     OUT_OF_RANGE the client did not cause, ...) is reported to its
- *     append; the offsets of the requests behind it are moved down by its
- *     row count, and if any of them were already sent the connection is
- *     reopened so they are resent at their new offsets (the server had
- *     rejected them with OUT_OF_RANGE anyway, fact 30).
+ *     OUT_OF_RANGE the client did not cause, an expired retry, ...) is
+ *     reported to its append; the offsets of the requests behind it are
+ *     moved down by its row count, and if any of them were already sent
+ *     the connection is reopened so they are resent at their new offsets
+ *     (the server had rejected them with OUT_OF_RANGE anyway, fact 30).
+ *   - updated_schema (fact 22): when a response carries a TableSchema that
+ *     differs from the writer's, the writer schema (descriptor and
+ *     transcoding table) is rebuilt and used for every append encoded
+ *     after that point. Requests encoded before keep their writer schema:
+ *     they are sent (and resent) on connections opened with it; the first
+ *     request under the new schema waits until the current connection has
+ *     no request in flight and then opens a new connection whose first
+ *     request carries the new writer_schema (as the Java client does). No
+ *     row is lost or sent twice by the switch. A JSON key the old schema
+ *     lacked is handled by the unknown-field policy (ignore_unknown_fields)
+ *     until the new schema is in place.
+ *   - Rotation (trb_bq_writer_rotate): FinalizeWriteStream on the current
+ *     stream once its appends are done, CreateWriteStream for the next;
+ *     appends made meanwhile wait and go to the new stream from offset 0.
+ *   - BUFFERED: trb_bq_writer_flush calls FlushRows (fact 28).
  *
- * Exactly-once: on a COMMITTED stream every row is written exactly once
- * across reconnects and retries (offsets + ALREADY_EXISTS). On _default
- * (no offsets) a resent request may duplicate rows: at-least-once, as the
- * official clients document.
+ * Exactly-once: on an explicit stream every row is written exactly once
+ * across reconnects, retries, schema switches and rotations (offsets +
+ * ALREADY_EXISTS). On _default (no offsets) a resent request may
+ * duplicate rows: at-least-once, as the official clients document.
  *
  * Threading: trb_bq_writer_append is thread-safe. Completion callbacks run
  * on the loop's thread — or on the writer's reconnect thread when it gives
- * up (max_attempts), on the caller's thread before trb_bq_writer_append
- * returns for an append that produced no request, and on the destroying
+ * up or an append's retry time runs out while reconnecting, on the
+ * caller's thread before trb_bq_writer_append returns for an append that
+ * produced no request, on the rotating thread for appends failed by a
+ * rotation that could not open the new stream, and on the destroying
  * thread for appends cancelled by trb_bq_writer_destroy. They never run
  * with a writer lock held and may call trb_bq_writer_append.
  * Each writer owns one thread (reconnects after a backoff, resumes sending
- * after an in-stream retry's backoff). create/finalize/destroy block and must not be
- * called on the loop's thread.
+ * after an in-stream retry's backoff). create/finalize/rotate/flush/destroy
+ * block and must not be called on the loop's thread.
  * Source: google/cloud/bigquery/storage/v1/storage.proto, stream.proto;
- * PROTOCOL.md A facts 5, 9–12, 16–21, 24–31.
+ * PROTOCOL.md A facts 5, 7–12, 16–22, 24–31.
  */
 #ifndef TRB_SRC_BIGQUERY_WRITER_H
 #define TRB_SRC_BIGQUERY_WRITER_H
@@ -59,6 +84,7 @@
 
 #include <grpc/status.h>
 
+#include "src/bigquery/schema.h"
 #include "src/common/status.h"
 #include "src/rpc/rpc.h"
 
@@ -107,6 +133,12 @@ typedef struct trb_bq_writer_config_s {
    *  fact 29); < 0 = no time limit. Whichever of this and max_attempts
    *  comes first applies. */
   int64_t max_retry_ms;
+  /** COMMITTED / PENDING / BUFFERED: the name of an existing stream of
+   *  `table` to append to (GetWriteStream, view FULL) instead of creating
+   *  one — e.g. to resend logged rows after a restart. The writer does not
+   *  know such a stream's length: give explicit offsets
+   *  (trb_bq_writer_append_encoded). NULL = create a new stream. Copied. */
+  const char *stream_name;
 } trb_bq_writer_config_t;
 
 /** One rejected row of an append. */
@@ -184,6 +216,49 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
                                       const char *const *json_rows, size_t n,
                                       trb_bq_append_cb cb, void *user,
                                       trb_status_t *st);
+
+/** A writer schema: the table schema rows are encoded against, sent as
+ *  writer_schema with them (opaque, reference-counted). */
+typedef struct trb_bq_writer_schema_s trb_bq_writer_schema_t;
+
+/**
+ * The writer schema new appends use now (the server's table schema at
+ * create, replaced when AppendRowsResponse.updated_schema or a rotation
+ * brings a newer one). Returns a reference: release it with
+ * trb_bq_writer_schema_release. Thread-safe.
+ */
+trb_bq_writer_schema_t *trb_bq_writer_schema(trb_bq_writer_t *w);
+
+/** The table definition of a writer schema, for trb_bq_transcode_row
+ *  (borrowed while the reference is held). */
+const trb_bq_table_t *trb_bq_writer_schema_table(const trb_bq_writer_schema_t *s);
+
+/** Drop a reference from trb_bq_writer_schema. NULL-safe. Thread-safe. */
+void trb_bq_writer_schema_release(trb_bq_writer_t *w, trb_bq_writer_schema_t *s);
+
+/**
+ * Append rows the caller already serialized (trb_bq_transcode_row against
+ * `schema`'s table) as ONE AppendRowsRequest — the streamer's path: its
+ * write-ahead log holds exactly these bytes, so a resend after a crash is
+ * byte-identical.
+ * Params:  schema — the writer schema the rows were encoded against (a
+ *          reference from trb_bq_writer_schema; the writer takes its own),
+ *          or NULL for the current one.
+ *          offset — on explicit streams, the offset of the first row
+ *          (later appends without an offset continue after it); -1 = the
+ *          writer's next offset, or none on _default.
+ *          rows — the concatenated rows; row_lens — `n` (>= 1) lengths.
+ *          Both copied. Row indexes in the result are 0..n-1.
+ * Returns: OK (cb will run exactly once, as for trb_bq_writer_append);
+ *          INVALID_ARGUMENT (no rows or callback, an offset on _default,
+ *          over max_request_bytes); FAILED_PRECONDITION after a fatal
+ *          writer error or while destroying; RESOURCE_EXHAUSTED.
+ * Threading: thread-safe.
+ */
+grpc_status_code trb_bq_writer_append_encoded(
+    trb_bq_writer_t *w, trb_bq_writer_schema_t *schema, int64_t offset,
+    const uint8_t *rows, const size_t *row_lens, size_t n, trb_bq_append_cb cb,
+    void *user, trb_status_t *st);
 
 /** Counters since create (monotonic). */
 typedef struct trb_bq_writer_stats_s {
