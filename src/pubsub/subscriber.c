@@ -3,10 +3,16 @@
  * Locking: one mutex `mu` guards everything mutable. RPCs are started and
  * stream writes queued with it held (the rpc layer never calls back
  * synchronously); the message callback runs with it released. `cv` wakes
- * the timer thread and stop/destroy waiters alike (broadcast).
+ * the timer thread and stop/destroy waiters alike (broadcast); the hot path
+ * (receive, settle, queue an ack id) wakes the timer only when something is
+ * due before the time it sleeps until (wake_timer_at), i.e. about once per
+ * ack batch, and broadcasts for waiters only while stopping.
  *
  * A message is a handle from receipt on: queued (received, not delivered)
- * → held (delivered, not settled) → freed by trb_ps_ack/nack. Stop turns
+ * → held (delivered, not settled) → freed by trb_ps_ack/nack (or, when
+ * settled inside its own callback, once the callback returns). A handle is
+ * one allocation holding the message's copy; responses are decoded into
+ * views by pull_codec.h (no nanopb structures per message). Stop turns
  * held handles into abandoned ones (nacked by the subscriber; the later
  * trb_ps_ack/nack only frees them). Deliveries happen on the loop thread:
  * from on_message and from every ack RPC completion (an ack frees room and
