@@ -12,7 +12,17 @@ cd "$top"
 config=(--config=asan)
 [ "${TRB_TEST_NOASAN:-0}" = "1" ] && config=()
 
-bazel test "${config[@]}" "$@" //... 2>&1 | grep -v 'linux-sandbox'
+# Tests read the shared corpus (events and fixtures written by other people)
+# from ../shared at run time; it is never copied into the repository.
+shared="${TRIBUTARY_SHARED:-}"
+if [ -z "$shared" ]; then
+  for d in "$top/../shared" /work/shared; do
+    if [ -d "$d/corpus" ]; then shared=$(cd "$d" && pwd); break; fi
+  done
+fi
+[ -n "$shared" ] || echo "test.sh: no shared corpus found (set TRIBUTARY_SHARED); corpus tests will fail" >&2
+
+bazel test "${config[@]}" --test_env=TRIBUTARY_SHARED="$shared" "$@" //... 2>&1 | grep -v 'linux-sandbox'
 rc=${PIPESTATUS[0]}
 
 testlogs=$(bazel info "${config[@]}" bazel-testlogs 2>/dev/null)

@@ -51,12 +51,13 @@ typedef struct append_s {
 /* A writer schema: the table schema rows are transcoded against and the
  * descriptor sent as writer_schema. Replaced (never changed) when the
  * server reports updated_schema; chunks keep the one they were encoded
- * with. `refs` is guarded by the writer's mutex. */
-typedef struct wschema_s {
+ * with. `refs` is atomic (a schema may outlive its writer, see
+ * trb_bq_writer_schema). */
+typedef struct trb_bq_writer_schema_s {
   int refs;
   trb_bq_table_t table;
   google_protobuf_DescriptorProto desc;
-} wschema_t;
+} wschema_t; /* = trb_bq_writer_schema_t of writer.h */
 
 typedef struct chunk_s {
   append_t *ap;
@@ -186,7 +187,7 @@ static void finish_list(append_t *done) {
 }
 
 static void schema_unref(wschema_t *ws) {
-  if (!ws || --ws->refs > 0) return;
+  if (!ws || __atomic_sub_fetch(&ws->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
   trb_bq_descriptor_release(&ws->desc);
   trb_bq_table_deinit(&ws->table);
   trb_free(ws);
@@ -291,7 +292,7 @@ static void pump(trb_bq_writer_t *w) {
     if (c->epoch != w->stream_epoch) return; /* for the next stream */
     if (!w->conn_schema) {
       w->conn_schema = c->schema;
-      w->conn_schema->refs++;
+      __atomic_add_fetch(&w->conn_schema->refs, 1, __ATOMIC_RELAXED);
     } else if (c->schema != w->conn_schema) {
       /* Encoded under another writer schema: it goes on a new connection
        * that starts with that schema (as the Java client does, fact 22),
@@ -674,7 +675,17 @@ grpc_status_code trb_bq_writer_create(trb_rpc_loop_t *loop,
   }
   {
     trb_bq_table_t t;
-    code = trb_bq_rpc_open_stream(loop, ch, w->table, w->stream_type, &w->stream, &t, st);
+    if (w->committed && cfg->stream_name && *cfg->stream_name) {
+      /* An existing explicit stream: GetWriteStream (view FULL). */
+      w->stream = trb_strdup(cfg->stream_name);
+      if (!w->stream) {
+        code = trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+      }
+      code = trb_bq_rpc_open_stream(loop, ch, w->table, 0, &w->stream, &t, st);
+    } else {
+      code = trb_bq_rpc_open_stream(loop, ch, w->table, w->stream_type, &w->stream, &t, st);
+    }
     if (code == GRPC_STATUS_OK) code = schema_new(&t, &w->cur, st);
     trb_bq_table_deinit(&t);
     if (code != GRPC_STATUS_OK) goto fail;
@@ -731,7 +742,7 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
   a->offset = -1;
   pthread_mutex_lock(&w->mu);
   wschema_t *ws = w->cur; /* rows are encoded against this writer schema */
-  ws->refs++;
+  __atomic_add_fetch(&ws->refs, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&w->mu);
   /* Transcode outside the lock into a private list of chunks. */
   chunk_t *first = NULL, *last = NULL;
@@ -818,7 +829,7 @@ grpc_status_code trb_bq_writer_append(trb_bq_writer_t *w,
     c->offset = w->next_offset;
     w->next_offset += (int64_t)c->n;
     c->schema = ws;
-    ws->refs++;
+    __atomic_add_fetch(&ws->refs, 1, __ATOMIC_RELAXED);
     c->epoch = w->append_epoch;
   }
   schema_unref(ws);
@@ -841,6 +852,80 @@ fail:
   trb_free(a->errs);
   trb_free(a);
   return code;
+}
+
+trb_bq_writer_schema_t *trb_bq_writer_schema(trb_bq_writer_t *w) {
+  pthread_mutex_lock(&w->mu);
+  wschema_t *ws = w->cur;
+  __atomic_add_fetch(&ws->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&w->mu);
+  return ws;
+}
+
+const trb_bq_table_t *trb_bq_writer_schema_table(const trb_bq_writer_schema_t *s) {
+  return &s->table;
+}
+
+void trb_bq_writer_schema_release(trb_bq_writer_t *w, trb_bq_writer_schema_t *s) {
+  (void)w;
+  schema_unref(s);
+}
+
+grpc_status_code trb_bq_writer_append_encoded(
+    trb_bq_writer_t *w, trb_bq_writer_schema_t *schema, int64_t offset,
+    const uint8_t *rows, const size_t *row_lens, size_t n, trb_bq_append_cb cb,
+    void *user, trb_status_t *st) {
+  if (!cb || !n || !rows || !row_lens)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "append: callback and at least one row are required");
+  if (offset >= 0 && !w->committed)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "append: offsets are for explicit streams, not _default");
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += row_lens[i] + ROW_OVERHEAD;
+  size_t budget = w->max_bytes > 512 ? w->max_bytes - 512 : w->max_bytes;
+  if (total > budget)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "append: %zu rows of %zu bytes exceed the request limit",
+                          n, total);
+  append_t *a = trb_calloc(1, sizeof *a);
+  chunk_t *c = a ? chunk_new(a, n) : NULL;
+  if (!c || trb_buf_append(&c->rows, rows, total - n * ROW_OVERHEAD) != 0) {
+    if (c) chunk_free(c);
+    trb_free(a);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  a->cb = cb;
+  a->user = user;
+  a->offset = -1;
+  for (size_t i = 0; i < n; i++) {
+    c->row_len[i] = row_lens[i];
+    c->row_idx[i] = i;
+  }
+  c->n = n;
+  pthread_mutex_lock(&w->mu);
+  if (w->closing || w->fatal) {
+    grpc_status_code code = trb_status_set(
+        st, GRPC_STATUS_FAILED_PRECONDITION, "writer: %s",
+        w->closing ? "closing" : w->last_msg);
+    pthread_mutex_unlock(&w->mu);
+    chunk_free(c);
+    trb_free(a);
+    return code;
+  }
+  a->chunks_left = 1;
+  if (offset >= 0) w->next_offset = offset;
+  c->offset = w->next_offset;
+  w->next_offset += (int64_t)n;
+  c->schema = schema ? schema : w->cur;
+  __atomic_add_fetch(&c->schema->refs, 1, __ATOMIC_RELAXED);
+  c->epoch = w->append_epoch;
+  w->n_pending_appends++;
+  if (w->tail) w->tail->next = c; else w->head = c;
+  w->tail = c;
+  pump(w);
+  pthread_mutex_unlock(&w->mu);
+  return GRPC_STATUS_OK;
 }
 
 void trb_bq_writer_get_stats(trb_bq_writer_t *w, trb_bq_writer_stats_t *out) {

@@ -1,0 +1,151 @@
+/*
+ * streamer_int.h — internal structures of the streamer, shared by
+ * streamer.c (lifecycle, retention), worker.c (messages, batches, appends,
+ * dead letters) and replay.c (WAL replay at start). Not a public header.
+ */
+#ifndef TRB_SRC_STREAMER_STREAMER_INT_H
+#define TRB_SRC_STREAMER_STREAMER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "src/bigquery/schema.h"
+#include "src/bigquery/transcode.h"
+#include "src/bigquery/writer.h"
+#include "src/common/arena.h"
+#include "src/pubsub/publisher.h"
+#include "src/pubsub/subscriber.h"
+#include "src/streamer/idset.h"
+#include "src/streamer/shape.h"
+#include "src/streamer/streamer.h"
+#include "src/streamer/wal.h"
+
+/* How long ids of settled-but-unconfirmed messages (a failed ack, WAL
+ * replay) are remembered for de-duplication, in ms of "seconds" scaled by
+ * ms_per_second/1000: 600 s, the longest ack deadline. */
+#define TRB_STREAMER_RETENTION_S 600
+
+typedef struct worker_s worker_t;
+typedef struct sink_s sink_t;
+
+/* One message held in a batch (one allocation: struct + id + data +
+ * attribute strings). */
+typedef struct msg_s {
+  trb_ps_ack_handle_t *h;
+  char *id;
+  uint8_t *data;
+  size_t len;
+  trb_ps_attr_t *attrs;
+  size_t n_attrs;
+  int32_t attempt;
+  int64_t publish_time_s;
+  int32_t publish_time_nanos;
+} msg_t;
+
+typedef struct batch_s {
+  sink_t *sink;
+  trb_bq_writer_schema_t *schema; /* rows are encoded against it */
+  trb_buf_t rows;
+  size_t *row_len;
+  msg_t **msgs;
+  size_t n, cap;
+  int64_t opened_ms;
+  int64_t offset;        /* -1 on _default */
+  trb_wal_lsn_t lsn;     /* BATCH record; 0 = none */
+  trb_wal_lsn_t done_lsn;/* DONE record; 0 = none */
+  int unsettled;         /* acks without a result yet */
+  bool ack_failed;
+  struct batch_s *next;
+} batch_t;
+
+struct sink_s {
+  worker_t *w;
+  size_t table;            /* index into the pipeline's tables */
+  trb_bq_writer_t *writer;
+  trb_bq_transcode_opts_t topts;
+  char *stream;            /* write stream name */
+  batch_t *open;           /* accumulating */
+  batch_t *q_head, *q_tail;/* sealed, waiting for `busy` */
+  batch_t *busy;           /* logging or appending (one at a time) */
+  int64_t next_offset;
+  int64_t retry_at_ms;     /* busy batch resent then; 0 = not waiting */
+  int64_t backoff_ms;
+  bool wal_wait;           /* busy batch waits for WAL space */
+  bool writer_broken;      /* the writer gave up: reopen the stream */
+};
+
+struct worker_s {
+  trb_streamer_t *s;
+  int idx;
+  trb_rpc_loop_t *loop;
+  trb_ps_subscriber_t *sub;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t ticker;
+  bool ticker_started;
+  bool ticker_stop;
+  sink_t *sinks; /* one per table */
+  trb_buf_t shape;
+};
+
+/* Ids (and WAL records) kept for de-duplication until `expire_ms`. */
+typedef struct retain_s {
+  trb_wal_lsn_t lsn[2];
+  int64_t expire_ms;
+  size_t n_ids;
+  char **ids;
+  struct retain_s *next;
+} retain_t;
+
+struct trb_streamer_s {
+  const trb_pipeline_t *p;
+  trb_streamer_opts_t o;
+  bool exactly_once;
+  int ms_per_second;
+  trb_rpc_loop_t *ctl_loop; /* dead-letter publisher, replay writers */
+  trb_ps_publisher_t *dlq;
+  trb_wal_t *wal;
+  trb_idset_t *ids;
+  worker_t *workers;
+  int n_workers;
+
+  pthread_mutex_t mu; /* retention list, stop state */
+  retain_t *retain_head, *retain_tail;
+  atomic_bool closing;   /* no new sends, retries or WAL records */
+  atomic_int wal_pending;/* WAL appends whose done callback has not run */
+  bool stopped;
+
+  struct {
+    atomic_uint_fast64_t received, duplicates, rows_written, batches_written,
+        dead_letters, acks_ok, acks_failed, append_retries, replayed_batches,
+        replayed_rows, in_flight, wal_full;
+    atomic_uint_fast64_t dead_by_stage[4];
+    atomic_uint_fast64_t table_rows[64];
+  } c;
+};
+
+/* streamer.c */
+int64_t trb_streamer_now_ms(void);
+/* Remember ids under WAL records `lsn0`/`lsn1` (0 = none) for the
+ * retention period; then the ids are forgotten and the records released.
+ * `ids` are copied. */
+void trb_streamer_retain(trb_streamer_t *s, trb_wal_lsn_t lsn0,
+                         trb_wal_lsn_t lsn1, const char *const *ids,
+                         const size_t *id_lens, size_t n);
+void trb_streamer_expire(trb_streamer_t *s, bool all);
+
+/* worker.c */
+grpc_status_code trb_worker_init(trb_streamer_t *s, worker_t *w, int idx,
+                                 trb_status_t *st);
+grpc_status_code trb_worker_start(worker_t *w, trb_status_t *st);
+void trb_worker_seal_all(worker_t *w);
+void trb_worker_stop_ticker(worker_t *w);
+void trb_worker_destroy_writers(worker_t *w);
+void trb_worker_deinit(worker_t *w);
+
+/* replay.c: replay the WAL in `s->p->wal_dir` (opens s->wal). */
+grpc_status_code trb_streamer_replay(trb_streamer_t *s, trb_status_t *st);
+
+#endif /* TRB_SRC_STREAMER_STREAMER_INT_H */
