@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "src/cli/emulator_cmd.h"
+#include "src/cli/ingest_cmd.h"
 #include "src/cli/selfcheck.h"
+#include "src/cli/stream_cmd.h"
 #include "src/common/alloc.h"
 
 static void usage(FILE *out) {
@@ -17,6 +19,10 @@ static void usage(FILE *out) {
           "commands:\n"
           "  emulator    local, durable Pub/Sub and BigQuery Storage Write\n"
           "              services (see `tributary emulator --help`)\n"
+          "  ingest      HTTP front end: JSON, NDJSON, CloudEvents and Pub/Sub\n"
+          "              push bodies in, Pub/Sub out (`tributary ingest --help`)\n"
+          "  stream      Pub/Sub subscription to BigQuery tables, exactly once\n"
+          "              (`tributary stream --help`)\n"
           "  sql         query the emulator's BigQuery tables\n"
           "  selfcheck   start an rpc server and client on 127.0.0.1 and\n"
           "              print their round-trip figures\n");
@@ -38,6 +44,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "emulator") == 0) {
     return trb_cli_emulator(argc - 2, argv + 2);
   }
+  if (strcmp(argv[1], "ingest") == 0) return trb_cli_ingest(argc - 2, argv + 2);
+  if (strcmp(argv[1], "stream") == 0) return trb_cli_stream(argc - 2, argv + 2);
   if (strcmp(argv[1], "sql") == 0) {
     return trb_cli_sql(argc - 2, argv + 2);
   }

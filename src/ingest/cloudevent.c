@@ -137,3 +137,62 @@ bool trb_ingest_ce_is_firestore(const char *type) {
   static const char prefix[] = "google.cloud.firestore.document.v1.";
   return type && strncmp(type, prefix, sizeof(prefix) - 1) == 0;
 }
+
+static const char *legacy_str(const json_t *root, const json_t *ctx,
+                              const char *key) {
+  const json_t *v = json_object_get(root, key);
+  if (!v && ctx) v = json_object_get(ctx, key);
+  if (json_is_object(v)) v = json_object_get(v, "name"); /* resource */
+  return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+bool trb_ingest_ce_from_legacy_firestore(const json_t *root,
+                                         trb_ingest_ce_t *out, char *scratch) {
+  static const char kPrefix[] = "providers/cloud.firestore/eventTypes/document.";
+  static const char *const kMap[][2] = {{"create", "created"},
+                                        {"update", "updated"},
+                                        {"delete", "deleted"},
+                                        {"write", "written"}};
+  if (!json_is_object(root)) return false;
+  const json_t *ctx = json_object_get(root, "context");
+  if (!json_is_object(ctx)) ctx = NULL;
+  const char *type = legacy_str(root, ctx, "eventType");
+  const char *id = legacy_str(root, ctx, "eventId");
+  const char *resource = legacy_str(root, ctx, "resource");
+  const char *time = legacy_str(root, ctx, "timestamp");
+  const json_t *data = json_object_get(root, "data");
+  if (!type || !id || !resource || !json_is_object(data) ||
+      strncmp(type, kPrefix, sizeof(kPrefix) - 1) != 0) {
+    return false;
+  }
+  const char *verb = type + sizeof(kPrefix) - 1;
+  const char *mapped = NULL;
+  for (size_t i = 0; i < 4; i++) {
+    if (strcmp(verb, kMap[i][0]) == 0) mapped = kMap[i][1];
+  }
+  const char *docs = strstr(resource, "/documents/");
+  if (!mapped || !docs) return false;
+  char *ce_type = scratch;
+  int n1 = snprintf(ce_type, 64, "google.cloud.firestore.document.v1.%s", mapped);
+  char *source = scratch + n1 + 1;
+  size_t room = TRB_INGEST_CE_LEGACY_SCRATCH - (size_t)n1 - 1;
+  int n2 = snprintf(source, room, "//firestore.googleapis.com/%.*s",
+                    (int)(docs - resource), resource);
+  if (n2 < 0 || (size_t)n2 + 1 >= room) return false;
+  char *subject = source + n2 + 1;
+  room -= (size_t)n2 + 1;
+  int n3 = snprintf(subject, room, "%s", docs + 1);
+  if (n3 < 0 || (size_t)n3 >= room) return false;
+  out->n_attrs = 0;
+  out->attrs[out->n_attrs++] = (trb_ingest_kv_t){"specversion", "1.0"};
+  out->attrs[out->n_attrs++] = (trb_ingest_kv_t){"id", id};
+  out->attrs[out->n_attrs++] = (trb_ingest_kv_t){"source", source};
+  out->attrs[out->n_attrs++] = (trb_ingest_kv_t){"type", ce_type};
+  out->attrs[out->n_attrs++] = (trb_ingest_kv_t){"subject", subject};
+  if (time) out->attrs[out->n_attrs++] = (trb_ingest_kv_t){"time", time};
+  out->attrs[out->n_attrs++] =
+      (trb_ingest_kv_t){"datacontenttype", "application/json"};
+  out->data_json = data;
+  out->structured = true;
+  return finish(out, "", NULL) == GRPC_STATUS_OK;
+}

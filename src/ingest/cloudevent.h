@@ -89,6 +89,29 @@ grpc_status_code trb_ingest_ce_from_json(const json_t *root,
                                          trb_ingest_ce_t *out,
                                          trb_status_t *st);
 
+/** Bytes of scratch space trb_ingest_ce_from_legacy_firestore needs. */
+#define TRB_INGEST_CE_LEGACY_SCRATCH 2048
+
+/**
+ * Recognise a Cloud Functions 1st-gen ("legacy") Firestore event —
+ * {"eventId", "eventType": "providers/cloud.firestore/eventTypes/
+ * document.write", "resource": "projects/p/databases/d/documents/c/id",
+ * "timestamp", "data": DocumentEventData JSON}, the four attributes also
+ * accepted inside "context" — and convert it to the CloudEvent the
+ * Functions Framework makes of it: type google.cloud.firestore.document.v1.
+ * {created,updated,deleted,written}, source //firestore.googleapis.com/
+ * projects/p/databases/d, subject documents/c/id, data_json = data.
+ * Params:  root — borrowed; scratch — TRB_INGEST_CE_LEGACY_SCRATCH bytes
+ *          that hold the composed strings (must outlive `out`).
+ * Returns: true when `root` is such an event (out filled); false when it
+ *          is not (out untouched beyond zeroed fields).
+ * Source:  GoogleCloudPlatform/functions-framework-conformance
+ *          events/generate/data/firestore_*-legacy-input.json and the
+ *          matching *-cloudevent-output.json.
+ */
+bool trb_ingest_ce_from_legacy_firestore(const json_t *root,
+                                         trb_ingest_ce_t *out, char *scratch);
+
 /** Whether `type` is a Firestore document event
  *  ("google.cloud.firestore.document.v1.*", PROTOCOL.md fact 76). */
 bool trb_ingest_ce_is_firestore(const char *type);

@@ -334,6 +334,8 @@ static void keep_root(build_t *b, json_t *root) {
   b->roots[0] = root;
 }
 
+static bool build_firestore(build_t *b, const trb_ingest_ce_t *ce);
+
 /* application/json: an object or an array of objects. */
 static bool build_json(build_t *b, bool *batch) {
   json_t *root = NULL;
@@ -372,11 +374,21 @@ static bool build_json(build_t *b, bool *batch) {
                            text ? strlen(text) : 0, &b->st);
       free(text);
       if (c != GRPC_STATUS_OK) {
-        trb_status_prefix(&b->st, "event %zu: ", i);
+        trb_status_prefix(&b->st, "event %zu", i);
         return fail_code(b);
       }
     }
     return true;
+  }
+  if (b->route->mode == TRB_INGEST_MODE_WRAP) {
+    /* A Cloud Functions 1st-gen Firestore event (GCF's legacy format). */
+    /* The composed attribute strings must live until the publish: arena. */
+    char *scratch = trb_arena_alloc(b->arena, TRB_INGEST_CE_LEGACY_SCRATCH);
+    trb_ingest_ce_t ce;
+    memset(&ce, 0, sizeof(ce));
+    if (scratch && trb_ingest_ce_from_legacy_firestore(root, &ce, scratch)) {
+      return build_firestore(b, &ce);
+    }
   }
   trb_ingest_event_t *e = new_event(b);
   if (!e) {
@@ -417,7 +429,7 @@ static bool build_ndjson(build_t *b) {
     json_t *obj = NULL;
     if (trb_ingest_json_parse(line, line_len, b->ing->cfg.max_depth, &obj,
                               &b->st) != GRPC_STATUS_OK) {
-      trb_status_prefix(&b->st, "line %zu: ", lineno);
+      trb_status_prefix(&b->st, "line %zu", lineno);
       return fail_code(b);
     }
     trb_ingest_event_t *e = new_event(b);
@@ -436,7 +448,7 @@ static bool build_ndjson(build_t *b) {
     }
     json_decref(obj);
     if (c != GRPC_STATUS_OK) {
-      trb_status_prefix(&b->st, "line %zu: ", lineno);
+      trb_status_prefix(&b->st, "line %zu", lineno);
       return fail_code(b);
     }
   }
@@ -869,6 +881,11 @@ grpc_status_code trb_ingest_start(const trb_ingest_config_t *cfg,
   if (c->retry_after_s <= 0) c->retry_after_s = 1;
   if (!cfg->publisher_flow_set) c->publisher.flow = TRB_PS_FLOW_REJECT;
   if (c->publisher.max_delay_ms == 0) c->publisher.max_delay_ms = 5;
+  /* A client waits for the confirmation: bound a publish by 30 s of
+   * retries and one attempt by 10 s (this also bounds how far a shutdown
+   * can overrun its grace period). */
+  if (c->publisher.retry_deadline_ms == 0) c->publisher.retry_deadline_ms = 30000;
+  if (c->publisher.rpc_timeout_ms == 0) c->publisher.rpc_timeout_ms = 10000;
   grpc_status_code code = GRPC_STATUS_OK;
   if (c->max_body_bytes > MAX_BODY_LIMIT) {
     code = trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,

@@ -102,8 +102,10 @@ typedef struct trb_ingest_config_s {
   /** Seconds in Retry-After of 503 replies (default 1). */
   int retry_after_s;
   /** Publisher settings (one publisher per topic). flow defaults to
-   *  REJECT here (answer 503 at once when the buffer is full); max_delay_ms
-   *  to 5 ms. */
+   *  REJECT here (answer 503 at once when the buffer is full), max_delay_ms
+   *  to 5 ms, retry_deadline_ms to 30 s and rpc_timeout_ms to 10 s (a
+   *  shutdown may overrun its grace period by up to one rpc_timeout_ms
+   *  while a Publish already sent is answered). */
   trb_ps_publisher_config_t publisher;
   /** Set when `publisher.flow` was chosen explicitly (BLOCK is 0). */
   bool publisher_flow_set;
