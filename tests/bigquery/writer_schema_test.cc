@@ -114,6 +114,38 @@ TEST_F(WriterSchemaTest, InFlightAcrossChangeEveryRowOnce) {
   EXPECT_EQ(0, s.requests_resent);
 }
 
+// The connection drops while requests under both writer schemas are
+// queued: the old-schema ones are resent on a connection opened with the
+// old writer schema, then the new ones on one with the new schema; every
+// row once, the column written for rows encoded after the update.
+TEST_F(WriterSchemaTest, DropDuringSchemaSwitchEveryRowOnce) {
+  Create(TRB_BQ_STREAM_COMMITTED, 0, [](trb_bq_writer_config_t* c) { c->ignore_unknown_fields = true; });
+  trb_status_t st{};
+  Collector col(12);
+  Append(ExtraRows(0, 5), &col, 0);
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[0].done; }));
+  AddColumn();
+  // Slow the server so that requests under both schemas are queued.
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_set_latency(faults_, kAppend, 10, &st));
+  for (int i = 1; i < 6; i++) Append(ExtraRows(i * 5, (i + 1) * 5), &col, i);  // old schema
+  ASSERT_TRUE(col.cond.WaitFor([&] { return col.out[1].done; }));  // carries updated_schema
+  ASSERT_EQ(1, Stats().schema_updates);
+  for (int i = 6; i < 12; i++) Append(ExtraRows(i * 5, (i + 1) * 5), &col, i);  // new schema
+  trb_faults_drop_streams(faults_, GRPC_STATUS_UNAVAILABLE, "dropped");
+  ASSERT_TRUE(col.WaitAll());
+  for (int i = 0; i < 12; i++) {
+    EXPECT_EQ(GRPC_STATUS_OK, col.out[i].code) << i << ": " << col.out[i].message;
+    EXPECT_EQ(i * 5, col.out[i].offset) << i;
+  }
+  ExpectExactlyOnce(60);
+  EXPECT_EQ(std::vector<std::string>{"{\"c\":30,\"lo\":30}"},
+            Query("SELECT COUNT(*) AS c, MIN(id) AS lo FROM ds.t WHERE extra = 'x' || id"));
+  EXPECT_EQ(std::vector<std::string>{"{\"c\":30}"}, Query("SELECT COUNT(*) AS c FROM ds.t WHERE extra IS NULL"));
+  auto s = Stats();
+  EXPECT_GE(s.connections, 3);  // first, after the drop, and for the new schema
+  EXPECT_GE(s.schema_reconnects, 1);
+}
+
 // The _default stream learns the new column the same way.
 TEST_F(WriterSchemaTest, DefaultStreamPicksUpNewColumn) {
   Create(TRB_BQ_STREAM_DEFAULT, 0, [](trb_bq_writer_config_t* c) { c->ignore_unknown_fields = true; });
