@@ -743,14 +743,19 @@ TEST_F(SubscriberTest, KeepaliveTimeoutReopensStalledStream) {
   // The server stalls every new StreamingPull for 1 s (fault latency):
   // pings sent every 20 ms go unanswered, so after 100 ms the client
   // cancels the stream and reopens it. Once the stall is removed, a stream
-  // answers and messages flow.
-  Start();
+  // answers and messages flow. A stream cancelled during its stall may
+  // still be registered (its first request read) before its cancellation
+  // is, and lease messages that then wait for their ack deadline (as on the
+  // real service): one second of deadline lasts 10 ms here, so they come
+  // back within a second.
+  Start(10);
   ASSERT_EQ(GRPC_STATUS_OK, trb_faults_set_latency(
                                 faults_, "/google.pubsub.v1.Subscriber/StreamingPull", 1000, &st_));
   Rx rx;
   trb_ps_subscriber_config_t c = Fast();
   c.heartbeat_ms = 20;
   c.keepalive_timeout_ms = 100;
+  c.ms_per_second = 10;
   Subscribe(c, &rx);
   ASSERT_TRUE(
       WaitStats([](const trb_ps_subscriber_stats_t& s) { return s.keepalive_timeouts >= 1; }));
@@ -758,7 +763,9 @@ TEST_F(SubscriberTest, KeepaliveTimeoutReopensStalledStream) {
   trb_faults_clear(faults_);
   Publish(0, 10);
   ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 10; }, 30000))
-      << rx.count.size();
+      << rx.count.size() << " opened " << Stats().streams_opened << " reconnects "
+      << Stats().reconnects << " keepalive " << Stats().keepalive_timeouts << " received "
+      << Stats().received << " err " << Stats().first_error.msg;
   ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
   EXPECT_EQ(GRPC_STATUS_OK, Stats().first_error.code) << Stats().first_error.msg;
   EXPECT_EQ(0u, Backlog());
@@ -766,17 +773,17 @@ TEST_F(SubscriberTest, KeepaliveTimeoutReopensStalledStream) {
 
 TEST_F(SubscriberTest, KeepaliveAnsweredKeepsStreamOpen) {
   // Pings every 10 ms, answered by the server (protocol_version=1): no
-  // timeout in 30 pings' time.
+  // timeout in 100 pings' time (over three keepalive timeouts).
   Start();
   Rx rx;
   trb_ps_subscriber_config_t c = Fast();
   c.heartbeat_ms = 10;
-  c.keepalive_timeout_ms = 200;
+  c.keepalive_timeout_ms = 300;
   Subscribe(c, &rx);
   Publish(0, 1);
   ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.count.size() >= 1; }, 20000));
   trb_test::Cond idle;
-  idle.WaitFor([] { return false; }, 300);  // elapsed time is the subject
+  idle.WaitFor([] { return false; }, 1000);  // elapsed time is the subject
   ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
   EXPECT_EQ(0u, Stats().keepalive_timeouts);
   EXPECT_EQ(1u, Stats().streams_opened);
