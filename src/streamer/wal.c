@@ -35,6 +35,10 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void trb_wal_seg_name(trb_wal_lsn_t first, char *buf, size_t cap) {
+  snprintf(buf, cap, "wal-%020" PRIu64 ".log", (uint64_t)first);
+}
+
 void trb_wal_seg_path(const trb_wal_t *w, trb_wal_lsn_t first, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/wal-%020" PRIu64 ".log", w->dir, (uint64_t)first);
 }
@@ -43,7 +47,7 @@ grpc_status_code trb_wal_errno_status(trb_status_t *st, int err, const char *wha
                                      const char *path) {
   grpc_status_code code = trb_status_from_errno(err);
   if (code == GRPC_STATUS_OK) code = GRPC_STATUS_INTERNAL;
-  return trb_status_set(st, code, "WAL %s %s: %s", what, path, strerror(err));
+  return trb_status_set(st, code, "WAL %s failed: %s: %s", what, strerror(err), path);
 }
 
 /* ---- segment table (under mu) ---------------------------------------- */
@@ -169,12 +173,14 @@ static int writev_all(int fd, struct iovec *iov, int n) {
 
 static grpc_status_code write_fail(trb_wal_t *w, trb_status_t *st, int err, const char *what,
                                    trb_wal_lsn_t seg) {
-  char path[PATH_MAX];
-  trb_wal_seg_path(w, seg, path, sizeof(path));
+  char name[64];
+  trb_wal_seg_name(seg, name, sizeof(name));
   grpc_status_code code = GRPC_STATUS_INTERNAL;
   if (err == ENOSPC || err == EDQUOT) code = GRPC_STATUS_RESOURCE_EXHAUSTED;
   if (strcmp(what, "fdatasync") == 0) code = GRPC_STATUS_DATA_LOSS;
-  return trb_status_set(st, code, "WAL %s %s: %s", what, path, strerror(err));
+  /* Short facts first: a status message holds 255 bytes and dirs are long. */
+  return trb_status_set(st, code, "WAL %s failed: %s: segment %s in %s", what, strerror(err),
+                        name, w->dir);
 }
 
 int trb_wal_sync_dir(trb_wal_t *w) {
@@ -351,8 +357,8 @@ grpc_status_code trb_wal_appendv(trb_wal_t *w, uint8_t type, const struct iovec 
   uint64_t freed = (roll && w->nsegs == 1 && fully_released) ? tail->bytes : 0;
   trb_wal_seg_t *ns = NULL;
   if (w->closing || w->broken) {
-    code = w->broken ? trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION, "WAL %s is broken: %s",
-                                      w->dir, w->broken_msg)
+    code = w->broken ? trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION, "WAL broken: %s",
+                                      w->broken_msg)
                      : trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION, "WAL %s is closing",
                                       w->dir);
   } else if (w->max_bytes && w->live_bytes - freed + fb > w->max_bytes) {
@@ -446,6 +452,19 @@ void trb_wal_stats(trb_wal_t *w, trb_wal_stats_t *out) {
     }
   }
   pthread_mutex_unlock(&w->mu);
+}
+
+grpc_status_code trb_wal_health(trb_wal_t *w, trb_status_t *st) {
+  grpc_status_code code = GRPC_STATUS_OK;
+  pthread_mutex_lock(&w->mu);
+  if (w->broken)
+    code = trb_status_set(st, w->broken_code, "WAL broken: %s", w->broken_msg);
+  else if (w->closing)
+    code = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION, "WAL %s is closing", w->dir);
+  else
+    trb_status_clear(st);
+  pthread_mutex_unlock(&w->mu);
+  return code;
 }
 
 /* ---- open / close ------------------------------------------------------ */

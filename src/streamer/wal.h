@@ -128,7 +128,7 @@ typedef void (*trb_wal_done_cb)(void *user, trb_wal_lsn_t lsn, grpc_status_code 
  *          st — may be NULL; detail on failure.
  * Returns: OK; INVALID_ARGUMENT for a NULL/empty dir; FAILED_PRECONDITION
  *          ("WAL directory D is locked by pid P") when another open WAL
- *          holds the directory; DATA_LOSS ("WAL D/wal-….log offset N: …")
+ *          holds the directory; DATA_LOSS ("WAL segment wal-….log offset N: … in D")
  *          for corruption outside the tail of the last segment; an
  *          errno-derived code (trb_status_from_errno) for I/O errors;
  *          RESOURCE_EXHAUSTED when memory runs out.
@@ -206,6 +206,17 @@ typedef struct {
  *          segment with an unreleased record.
  */
 void trb_wal_stats(trb_wal_t *w, trb_wal_stats_t *out);
+
+/**
+ * Whether the WAL still accepts appends (for a readiness probe: "WAL
+ * writable").
+ * Params:  st — may be NULL; set to the failure when not OK.
+ * Returns: OK; the code of the write or fdatasync failure that broke the
+ *          WAL (INTERNAL, RESOURCE_EXHAUSTED or DATA_LOSS, st naming the file
+ *          and errno text) once broken; FAILED_PRECONDITION while closing.
+ * Threading: thread-safe.
+ */
+grpc_status_code trb_wal_health(trb_wal_t *w, trb_status_t *st);
 
 /**
  * Wait until everything appended has been committed (or failed), then stop

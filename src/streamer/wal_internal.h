@@ -76,12 +76,15 @@ struct trb_wal_s {
   int cur_fd;
 };
 
+/** Name of the segment file whose first lsn is `first` ("wal-%020llu.log"). */
+void trb_wal_seg_name(trb_wal_lsn_t first, char *buf, size_t cap);
+
 /** Path of the segment file whose first lsn is `first`, into buf (cap bytes). */
 void trb_wal_seg_path(const trb_wal_t *w, trb_wal_lsn_t first, char *buf, size_t cap);
 
 /**
  * Set `st` to the code of errno value `err` (INTERNAL when it maps to OK)
- * with "WAL <what> <path>: <strerror>". Returns the code.
+ * with "WAL <what> failed: <strerror>: <path>". Returns the code.
  */
 grpc_status_code trb_wal_errno_status(trb_status_t *st, int err, const char *what,
                                       const char *path);

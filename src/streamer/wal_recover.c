@@ -110,13 +110,16 @@ static void unmap_segment(int fd, uint8_t *base, size_t size) {
  * record must carry and becomes the lsn after the last. */
 static grpc_status_code verify_segment(trb_wal_t *w, trb_wal_lsn_t first, bool last,
                                        trb_wal_lsn_t *expect, trb_status_t *st) {
-  char path[PATH_MAX];
+  char path[PATH_MAX], name[64];
   trb_wal_seg_path(w, first, path, sizeof(path));
+  trb_wal_seg_name(first, name, sizeof(name));
+  /* DATA_LOSS messages put the segment and offset first: a status message
+   * holds 255 bytes and the directory may be long. */
   if (first == 0 || (*expect != 0 && first != *expect))
     return trb_status_set(st, GRPC_STATUS_DATA_LOSS,
-                          "WAL %s offset 0: segment starts at lsn %" PRIu64
-                          ", expected %" PRIu64 " (a segment is missing)",
-                          path, (uint64_t)first, (uint64_t)*expect);
+                          "WAL segment %s offset 0: starts at lsn %" PRIu64 ", expected %" PRIu64
+                          " (a segment is missing) in %s",
+                          name, (uint64_t)first, (uint64_t)*expect, w->dir);
   int fd;
   uint8_t *base;
   size_t size;
@@ -129,8 +132,9 @@ static grpc_status_code verify_segment(trb_wal_t *w, trb_wal_lsn_t first, bool l
     trb_wal_frame_result_t r = trb_wal_frame_decode(base + off, size - off, true, &f);
     if (r == TRB_WAL_FRAME_OK && f.lsn != next) {
       code = trb_status_set(st, GRPC_STATUS_DATA_LOSS,
-                            "WAL %s offset %zu: record has lsn %" PRIu64 ", expected %" PRIu64,
-                            path, off, (uint64_t)f.lsn, (uint64_t)next);
+                            "WAL segment %s offset %zu: record has lsn %" PRIu64
+                            ", expected %" PRIu64 " in %s",
+                            name, off, (uint64_t)f.lsn, (uint64_t)next, w->dir);
       break;
     }
     if (r == TRB_WAL_FRAME_OK) {
@@ -142,8 +146,9 @@ static grpc_status_code verify_segment(trb_wal_t *w, trb_wal_lsn_t first, bool l
     const char *what = r == TRB_WAL_FRAME_SHORT ? "truncated" : "corrupt";
     if (!last) {
       code = trb_status_set(st, GRPC_STATUS_DATA_LOSS,
-                            "WAL %s offset %zu: %s record (lsn %" PRIu64 " expected)", path, off,
-                            what, (uint64_t)next);
+                            "WAL segment %s offset %zu: %s record (lsn %" PRIu64
+                            " expected) in %s",
+                            name, off, what, (uint64_t)next, w->dir);
       break;
     }
     trb_log_field_t fields[] = {TRB_LOG_STR("file", path), TRB_LOG_INT("offset", off),

@@ -783,6 +783,7 @@ TEST_F(WalTest, AppendAfterWriteErrorFailsAndBreaksTheLog) {
     trb_wal_lsn_t l1 = 0, l2 = 0, l3 = 0;
     if (trb_wal_append(w, 1, p.data(), p.size(), Done::Cb, &d, &l1, &st) != 0) _exit(12);
     if (!d.WaitCount(1) || d.codes[l1] != GRPC_STATUS_OK) _exit(13);
+    if (trb_wal_health(w, &st) != GRPC_STATUS_OK) _exit(21);
     if (trb_wal_append(w, 1, p.data(), p.size(), Done::Cb, &d, &l2, &st) != 0) _exit(14);
     if (!d.WaitCount(2) || d.codes[l2] != GRPC_STATUS_INTERNAL) _exit(15);
     if (d.last_message.find("File too large") == std::string::npos) _exit(16);
@@ -790,6 +791,8 @@ TEST_F(WalTest, AppendAfterWriteErrorFailsAndBreaksTheLog) {
         GRPC_STATUS_FAILED_PRECONDITION)
       _exit(17);
     if (strstr(st.msg, "broken") == nullptr) _exit(18);
+    if (trb_wal_health(w, &st) != GRPC_STATUS_INTERNAL) _exit(19);
+    if (strstr(st.msg, "File too large") == nullptr) _exit(20);
     trb_wal_close(w);
     _exit(0);
   }
