@@ -9,6 +9,11 @@
  * can fail in-stream). Streams register a drop callback so that
  * trb_faults_drop_streams() can end them with a chosen status.
  *
+ * A drop-after-write rule makes the BigQuery service write an append and
+ * then end its stream instead of replying (the client's resend meets
+ * ALREADY_EXISTS). The registry also carries the BigQuery service's
+ * schema-update hook, so the admin RPC can reach it.
+ *
  * Method names are gRPC full names ("/google.pubsub.v1.Publisher/Publish");
  * "*" matches every method.
  *

@@ -20,6 +20,13 @@
  * Visibility: COMMITTED and `_default` rows at acknowledgement, PENDING at
  * BatchCommitWriteStreams, BUFFERED up to the FlushRows offset.
  *
+ * Schema changes at run time (trb_bqemu_update_table_schema, also reachable
+ * as EmulatorAdmin.UpdateTableSchema): additive only; AppendRows
+ * connections whose writer schema predates the change get
+ * AppendRowsResponse.updated_schema (fact 22). Fault injection
+ * (src/emulator/faults.h) covers AppendRows opens and requests, latency,
+ * dropped streams, and drop-after-write (rows written, reply lost).
+ *
  * Threading: every function is thread-safe unless it says otherwise;
  * handlers run on the rpc server's threads and the db committer thread.
  * Source: google/cloud/bigquery/storage/v1/storage.proto, stream.proto;
