@@ -10,7 +10,8 @@
  * Output (the same for both inputs): typed Firestore Values become plain
  * JSON —
  *   nullValue → null, booleanValue → true/false, integerValue → number
- *   (JSON form: from its string), doubleValue → number (NaN/±Infinity stay
+ *   (JSON form: from its string), doubleValue → number with 17 significant
+ *   digits, exact round trip (NaN/±Infinity stay
  *   strings), timestampValue → RFC 3339 string, stringValue /
  *   referenceValue → string, bytesValue → base64 string, geoPointValue →
  *   {"latitude", "longitude"}, arrayValue → array, mapValue → object —
