@@ -279,7 +279,8 @@ typedef enum trb_ps_ack_status_e {
 
 /**
  * Ack / nack result callback: called exactly once per
- * trb_ps_ack_with_result / trb_ps_nack_with_result call.
+ * trb_ps_ack_with_result / trb_ps_nack_with_result call (only an
+ * allocation failure while collecting results can lose one).
  * Params:  user — as passed. result — the outcome. st — borrowed for the
  *          call: OK for SUCCESS; else the RPC's code and a message naming
  *          the RPC and the server's message (or the ErrorInfo value), or

@@ -708,6 +708,34 @@ TEST_F(SubscriberTest, AckResultAfterStopGaveUpIsStoppedOnCallerThread) {
   EXPECT_EQ(std::this_thread::get_id(), r.thread);
 }
 
+TEST_F(SubscriberTest, AckResultStillRetryingAtDestroyIsStopped) {
+  // Every Acknowledge fails with UNAVAILABLE (retried for 60 s): stop gives
+  // up at its deadline, destroy reports the ack as STOPPED, once, on the
+  // destroying thread.
+  Start();
+  Publish(0, 1);
+  Rx rx;
+  rx.mode = Rx::kHold;
+  Subscribe(Fast(), &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.held.size() == 1; }, 20000));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(faults_, kAcknowledge, -1,
+                                                 GRPC_STATUS_UNAVAILABLE, "down", &st_));
+  trb_test::Cond cond;
+  Res r;
+  r.cond = &cond;
+  trb_ps_ack_with_result(Take(&rx), Res::Cb, &r);
+  ASSERT_TRUE(WaitStats([](const trb_ps_subscriber_stats_t& s) { return s.ack_retries >= 1; }));
+  EXPECT_EQ(GRPC_STATUS_DEADLINE_EXCEEDED, trb_ps_subscriber_stop(sub_client_, 50, &st_));
+  EXPECT_EQ(0, r.calls);
+  trb_ps_subscriber_destroy(sub_client_);
+  sub_client_ = nullptr;
+  EXPECT_EQ(1, r.calls);
+  EXPECT_EQ(TRB_PS_ACK_STOPPED, r.result);
+  EXPECT_EQ(GRPC_STATUS_CANCELLED, r.code);
+  EXPECT_EQ(std::this_thread::get_id(), r.thread);
+  trb_faults_clear(faults_);
+}
+
 TEST_F(SubscriberTest, DeletedSubscriptionReportedOncePerStream) {
   Start();
   Publish(0, 5);
