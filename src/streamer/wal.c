@@ -142,8 +142,8 @@ static void compact(trb_wal_t *w) {
 /* Number of dead segments whose files the writer has moved past. */
 static size_t deletable(const trb_wal_t *w) {
   size_t n = 0;
-  for (size_t i = 0; i < w->ndead; i++)
-    if (w->dead[i] < w->cur_first) n++;
+  if (w->delete_failed) return 0;
+  while (n < w->ndead && w->dead[n] < w->cur_first) n++;
   return n;
 }
 
@@ -231,30 +231,41 @@ static grpc_status_code write_group(trb_wal_t *w, trb_wal_rec_t *batch, uint64_t
 
 /* Delete the files of compacted segments the writer has moved past. */
 static void delete_dead(trb_wal_t *w) {
+  /* w->dead is in ascending lsn order and the deletable entries are a
+   * prefix of it. Files go strictly oldest first (and in FSYNC mode each
+   * unlink is made durable before the next), so a crash at any moment
+   * leaves a contiguous run of segments: recovery treats a hole as
+   * DATA_LOSS. */
   trb_wal_lsn_t todo[64];
   size_t n = 0;
   pthread_mutex_lock(&w->mu);
-  for (size_t i = 0; i < w->ndead && n < 64;) {
-    if (w->dead[i] < w->cur_first) {
-      todo[n++] = w->dead[i];
-      w->dead[i] = w->dead[--w->ndead];
-    } else {
-      i++;
-    }
+  while (n < 64 && n < w->ndead && w->dead[n] < w->cur_first && !w->delete_failed) {
+    todo[n] = w->dead[n];
+    n++;
   }
   pthread_mutex_unlock(&w->mu);
   if (n == 0) return;
-  for (size_t i = 0; i < n; i++) {
+  size_t done = 0;
+  for (; done < n; done++) {
     char path[PATH_MAX];
-    trb_wal_seg_path(w, todo[i], path, sizeof(path));
-    if (unlink(path) != 0 && errno != ENOENT)
-      TRB_LOG(TRB_LOG_WARNING, "wal", "WAL cannot delete compacted segment %s: %s", path,
-              strerror(errno));
+    trb_wal_seg_path(w, todo[done], path, sizeof(path));
+    int err = unlink(path) != 0 && errno != ENOENT ? errno : 0;
+    if (err == 0) err = trb_wal_sync_dir(w);
+    if (err != 0) {
+      TRB_LOG(TRB_LOG_ERROR, "wal",
+              "WAL cannot delete compacted segment %s: %s; compaction stops until the WAL is "
+              "reopened (its records will be replayed again)",
+              path, strerror(err));
+      break;
+    }
   }
-  int err = trb_wal_sync_dir(w);
-  if (err != 0)
-    TRB_LOG(TRB_LOG_WARNING, "wal", "WAL fsync directory %s after deleting segments: %s",
-            w->dir, strerror(err));
+  pthread_mutex_lock(&w->mu);
+  if (done < n) w->delete_failed = true;
+  if (done > 0) {
+    memmove(w->dead, w->dead + done, (w->ndead - done) * sizeof(*w->dead));
+    w->ndead -= done;
+  }
+  pthread_mutex_unlock(&w->mu);
 }
 
 static void wait_group_delay(trb_wal_t *w) {

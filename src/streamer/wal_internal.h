@@ -64,10 +64,11 @@ struct trb_wal_s {
   trb_wal_lsn_t next_lsn;
   trb_wal_seg_t **segs; /* oldest first; segs[nsegs-1] is the current segment */
   size_t nsegs, segcap;
-  trb_wal_lsn_t *dead; /* compacted segments whose files await deletion */
+  trb_wal_lsn_t *dead; /* compacted segments whose files await deletion, ascending */
   size_t ndead, deadcap;
   uint64_t live_bytes, unreleased, records_appended, groups, bytes_written;
   bool closing, broken;
+  bool delete_failed; /* an unlink failed: no more deletions until reopened */
   grpc_status_code broken_code;
   char broken_msg[TRB_STATUS_MSG_MAX];
   trb_wal_lsn_t cur_first; /* first lsn of the file the writer appends to */

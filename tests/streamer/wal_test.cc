@@ -812,28 +812,56 @@ TEST_F(WalTest, AppendAfterWriteErrorFailsAndBreaksTheLog) {
 
 size_t Kill9Size(uint64_t seed) { return seed % 11 == 0 ? 30000 : 600 + seed % 300; }
 
-// Child: two threads append forever; each done callback reports
-// {lsn, seed} (16 bytes, atomic on a pipe) once the record is durable.
-[[noreturn]] void Kill9Child(const std::string& dir, trb_wal_sync_t sync, int fd) {
-  trb_wal_config_t c = Config(dir, sync);
+// A report from the kill -9 child: 24 bytes (atomic on a pipe).
+struct Kill9Report {
+  uint64_t lsn;
+  uint64_t seed;
+  uint64_t released;  // 0: lsn is durable; 1: the child is about to release it
+};
+
+struct Kill9Options {
+  trb_wal_sync_t sync = TRB_WAL_SYNC_NONE;
+  size_t kill_after = 0;     // durable records before the SIGKILL
+  size_t segment_bytes = 0;  // 0 = default (64 MiB: no roll)
+  size_t keep = 0;           // release all but the newest `keep` durable records; 0 = none
+};
+
+// Child: two threads append forever; each done callback reports the record
+// durable, and (with keep) reports then releases the durable record `keep`
+// places older, so segments roll and are compacted while the child dies.
+[[noreturn]] void Kill9Child(const std::string& dir, const Kill9Options& o, int fd) {
+  trb_wal_config_t c = Config(dir, o.sync, o.segment_bytes);
   trb_wal_t* w = nullptr;
   trb_status_t st = {};
   if (trb_wal_open(&c, nullptr, nullptr, &w, &st) != GRPC_STATUS_OK) _exit(3);
   struct Ctx {
+    trb_wal_t* w;
     int fd;
+    size_t keep;
     std::mutex mu;
     std::condition_variable cv;
     int inflight = 0;
+    std::vector<uint64_t> durable;  // writer thread only
+    size_t released = 0;            // writer thread only
   } ctx;
+  ctx.w = w;
   ctx.fd = fd;
+  ctx.keep = o.keep;
   std::atomic<uint64_t> next_seed{1};
   auto cb = [](void* user, trb_wal_lsn_t lsn, grpc_status_code code, const char*) {
     auto* x = static_cast<std::pair<Ctx*, uint64_t>*>(user);
-    if (code == GRPC_STATUS_OK) {
-      uint64_t rep[2] = {lsn, x->second};
-      if (write(x->first->fd, rep, sizeof(rep)) != (ssize_t)sizeof(rep)) _exit(4);
-    }
     Ctx* cx = x->first;
+    if (code != GRPC_STATUS_OK) _exit(7);
+    Kill9Report rep = {lsn, x->second, 0};
+    if (write(cx->fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep)) _exit(4);
+    if (cx->keep) {
+      cx->durable.push_back(lsn);
+      while (cx->durable.size() - cx->released > cx->keep) {
+        Kill9Report rel = {cx->durable[cx->released++], 0, 1};
+        if (write(cx->fd, &rel, sizeof(rel)) != (ssize_t)sizeof(rel)) _exit(4);
+        trb_wal_release(cx->w, rel.lsn);
+      }
+    }
     delete x;
     std::lock_guard<std::mutex> g(cx->mu);
     cx->inflight--;
@@ -860,17 +888,18 @@ size_t Kill9Size(uint64_t seed) { return seed % 11 == 0 ? 30000 : 600 + seed % 3
   _exit(6);
 }
 
-void RunKill9(const std::string& dir, trb_wal_sync_t sync, size_t kill_after) {
+void RunKill9(const std::string& dir, const Kill9Options& o) {
   int p[2];
   ASSERT_EQ(0, pipe(p));
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     close(p[0]);
-    Kill9Child(dir, sync, p[1]);
+    Kill9Child(dir, o, p[1]);
   }
   close(p[1]);
   std::map<uint64_t, uint64_t> durable;  // lsn → seed
+  std::set<uint64_t> released;
   std::string buf;
   auto read_some = [&](int timeout_ms) {
     struct pollfd pf = {p[0], POLLIN, 0};
@@ -879,16 +908,21 @@ void RunKill9(const std::string& dir, trb_wal_sync_t sync, size_t kill_after) {
     ssize_t n = read(p[0], chunk, sizeof(chunk));
     if (n <= 0) return false;
     buf.append(chunk, (size_t)n);
-    while (buf.size() >= 16) {
-      uint64_t rep[2];
-      memcpy(rep, buf.data(), 16);
-      buf.erase(0, 16);
-      EXPECT_TRUE(durable.emplace(rep[0], rep[1]).second) << "lsn reported twice " << rep[0];
+    while (buf.size() >= sizeof(Kill9Report)) {
+      Kill9Report rep;
+      memcpy(&rep, buf.data(), sizeof(rep));
+      buf.erase(0, sizeof(rep));
+      if (rep.released) {
+        EXPECT_TRUE(durable.count(rep.lsn)) << "released before durable " << rep.lsn;
+        released.insert(rep.lsn);
+      } else {
+        EXPECT_TRUE(durable.emplace(rep.lsn, rep.seed).second) << "reported twice " << rep.lsn;
+      }
     }
     return true;
   };
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (durable.size() < kill_after && std::chrono::steady_clock::now() < deadline)
+  while (durable.size() < o.kill_after && std::chrono::steady_clock::now() < deadline)
     if (!read_some(1000)) break;
   kill(pid, SIGKILL);
   int status = 0;
@@ -897,19 +931,20 @@ void RunKill9(const std::string& dir, trb_wal_sync_t sync, size_t kill_after) {
   while (read_some(0)) {
   }
   close(p[0]);
-  ASSERT_GE(durable.size(), kill_after);
+  ASSERT_GE(durable.size(), o.kill_after);
 
   Replayed r;
-  trb_wal_t* w = Open(Config(dir, sync), &r);
+  trb_wal_t* w = Open(Config(dir, o.sync, o.segment_bytes), &r);
   ASSERT_NE(nullptr, w);
-  // Replay is gapless from 1, and every lsn reported durable is there,
-  // byte-identical.
-  for (size_t i = 0; i < r.order.size(); i++) ASSERT_EQ(i + 1, r.order[i]);
+  ASSERT_FALSE(r.order.empty());
+  // Replay is gapless, and every lsn reported durable and not released is
+  // there, byte-identical; so is every durable one that survived compaction.
+  for (size_t i = 0; i < r.order.size(); i++) ASSERT_EQ(r.order[0] + i, r.order[i]);
   size_t missing = 0, differ = 0;
   for (auto& kv : durable) {
     auto it = r.recs.find(kv.first);
     if (it == r.recs.end()) {
-      missing++;
+      if (!released.count(kv.first)) missing++;
       continue;
     }
     if (it->second.payload != Payload(kv.second, Kill9Size(kv.second)) ||
@@ -918,15 +953,40 @@ void RunKill9(const std::string& dir, trb_wal_sync_t sync, size_t kill_after) {
   }
   EXPECT_EQ(0u, missing);
   EXPECT_EQ(0u, differ);
-  EXPECT_GE(r.recs.size(), durable.size());
+  if (o.keep) {
+    EXPECT_GT(r.order[0], 1u) << "released prefix segments were compacted away";
+    EXPECT_GT(Segments(dir).size(), 1u);
+  } else {
+    EXPECT_EQ(1u, r.order[0]);
+  }
   trb_wal_close(w);
 }
 
 TEST_F(WalTest, Kill9WhileAppendingKeepsEveryDurableRecord) {
-  RunKill9(dir_, TRB_WAL_SYNC_NONE, 20000);
+  Kill9Options o;
+  o.sync = TRB_WAL_SYNC_NONE;
+  o.kill_after = 20000;
+  RunKill9(dir_, o);
   RemoveTree(dir_);
   dir_ = MakeTempDir();
-  RunKill9(dir_, TRB_WAL_SYNC_FSYNC, 3000);
+  o.sync = TRB_WAL_SYNC_FSYNC;
+  o.kill_after = 3000;
+  RunKill9(dir_, o);
+}
+
+TEST_F(WalTest, Kill9DuringSegmentRollsAndCompaction) {
+  // 64 KiB segments and releases as records become durable: the child dies
+  // while segments are being created and deleted.
+  Kill9Options o;
+  o.segment_bytes = 64 * 1024;
+  o.keep = 300;
+  for (int round = 0; round < 3; round++) {
+    o.sync = round == 1 ? TRB_WAL_SYNC_FSYNC : TRB_WAL_SYNC_NONE;
+    o.kill_after = round == 1 ? 3000 : 10000 + 5000 * (size_t)round;
+    RunKill9(dir_, o);
+    RemoveTree(dir_);
+    dir_ = MakeTempDir();
+  }
 }
 
 }  // namespace
