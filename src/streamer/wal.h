@@ -26,7 +26,11 @@
  *
  * Compaction: when every record of the oldest segment is released and it is
  * not the current (newest) segment, it stops counting as live at once and
- * the writer thread deletes its file.
+ * the writer thread deletes its file — strictly oldest first, each unlink
+ * made durable (FSYNC mode) before the next, so a crash never leaves a hole
+ * between segments. If an unlink fails, compaction stops (ERROR log) until
+ * the WAL is reopened; the records of the undeleted segments are then
+ * replayed again.
  *
  * Threading: trb_wal_append, trb_wal_appendv, trb_wal_release and
  * trb_wal_stats are thread-safe; trb_wal_open and trb_wal_close are called
