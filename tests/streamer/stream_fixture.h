@@ -27,6 +27,7 @@ extern "C" {
 #include "src/common/alloc.h"
 #include "src/emulator/bigquery/bigquery.h"
 #include "src/emulator/emulator.h"
+#include "src/emulator/pubsub/pubsub.h"
 #include "src/emulator/faults.h"
 #include "src/pubsub/publisher.h"
 #include "src/rpc/pb.h"
