@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "src/common/alloc.h"
 #include "src/common/log.h"
 #include "src/streamer/wal.h"
 #include "src/streamer/wal_frame.h"
@@ -576,6 +577,61 @@ TEST_F(WalTest, RecordLargerThanTheBudgetIsRefused) {
   EXPECT_EQ(1u, Append(w, 1, fits, &d));
   trb_wal_close(w);
   EXPECT_EQ(1u, d.codes.size());
+}
+
+// Fails the n-th trb_malloc/calloc/realloc from now on (1-based), once.
+struct FailNth {
+  std::atomic<long> left{0};
+  static int Hook(size_t, void* user) {
+    auto* f = static_cast<FailNth*>(user);
+    return f->left.fetch_sub(1) == 1 ? 1 : 0;
+  }
+};
+
+TEST_F(WalTest, AllocationFailuresAtOpenAndAppendAreCleanErrors) {
+  // Some state on disk first: two segments (lsns 1-4 and 5-6).
+  trb_wal_config_t c = Config(dir_, TRB_WAL_SYNC_NONE, 4096);
+  {
+    trb_wal_t* w = Open(c);
+    ASSERT_NE(nullptr, w);
+    Done d;
+    for (int i = 1; i <= 6; i++) Append(w, 1, Payload(i, 1000), &d);
+    trb_wal_close(w);
+  }
+  FailNth f;
+  trb_alloc_set_fail_hook(FailNth::Hook, &f);
+  int failed = 0;
+  for (long n = 1; n <= 40; n++) {
+    f.left = n;
+    Replayed r;
+    trb_wal_t* w = nullptr;
+    trb_status_t st = {};
+    grpc_status_code code = trb_wal_open(&c, Replayed::Cb, &r, &w, &st);
+    f.left = 0;
+    if (code != GRPC_STATUS_OK) {
+      EXPECT_EQ(GRPC_STATUS_RESOURCE_EXHAUSTED, code) << n << " " << st.msg;
+      EXPECT_EQ(nullptr, w);
+      failed++;
+      continue;
+    }
+    EXPECT_EQ(6u, r.recs.size()) << n;
+    // An append whose allocation fails is refused and calls back never.
+    Done d;
+    trb_wal_lsn_t lsn = 0;
+    f.left = 1;
+    EXPECT_EQ(GRPC_STATUS_RESOURCE_EXHAUSTED,
+              trb_wal_append(w, 1, "x", 1, Done::Cb, &d, &lsn, &st));
+    f.left = 0;
+    EXPECT_EQ(7u, Append(w, 1, "y", &d));
+    trb_wal_release(w, 7);
+    ASSERT_TRUE(d.WaitCount(1));
+    trb_wal_close(w);
+    EXPECT_EQ(1u, d.codes.size());
+    // Put the log back as it was (lsn 7 went into segment 5).
+    ASSERT_EQ(0, truncate(Path(SegName(5)).c_str(), 2 * 1017));
+  }
+  trb_alloc_set_fail_hook(nullptr, nullptr);
+  EXPECT_GT(failed, 3) << "the open path allocates and its failures were exercised";
 }
 
 TEST_F(WalTest, TornTailOfLastSegmentIsTruncatedWithWarning) {
