@@ -928,6 +928,34 @@ grpc_status_code trb_bq_writer_append_encoded(
   return GRPC_STATUS_OK;
 }
 
+grpc_status_code trb_bq_writer_refresh_schema(trb_bq_writer_t *w, bool *changed,
+                                              trb_status_t *st) {
+  if (changed) *changed = false;
+  pthread_mutex_lock(&w->mu);
+  char *name = trb_strdup(w->stream);
+  pthread_mutex_unlock(&w->mu);
+  if (!name) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  trb_bq_table_t t;
+  /* Type 0: GetWriteStream(name, view FULL) on the stream in use. */
+  grpc_status_code code = trb_bq_rpc_open_stream(w->loop, w->ch, w->table, 0, &name, &t, st);
+  trb_free(name);
+  if (code != GRPC_STATUS_OK) return code;
+  wschema_t *ws = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (!trb_bq_schema_equal(&t, &w->cur->table)) {
+    code = schema_new(&t, &ws, st);
+    if (code == GRPC_STATUS_OK) {
+      schema_unref(w->cur);
+      w->cur = ws;
+      w->stats.schema_updates++;
+      if (changed) *changed = true;
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  trb_bq_table_deinit(&t);
+  return code;
+}
+
 void trb_bq_writer_get_stats(trb_bq_writer_t *w, trb_bq_writer_stats_t *out) {
   pthread_mutex_lock(&w->mu);
   *out = w->stats;

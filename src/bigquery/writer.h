@@ -79,6 +79,7 @@
 #ifndef TRB_SRC_BIGQUERY_WRITER_H
 #define TRB_SRC_BIGQUERY_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -259,6 +260,20 @@ grpc_status_code trb_bq_writer_append_encoded(
     trb_bq_writer_t *w, trb_bq_writer_schema_t *schema, int64_t offset,
     const uint8_t *rows, const size_t *row_lens, size_t n, trb_bq_append_cb cb,
     void *user, trb_status_t *st);
+
+/**
+ * Fetch the table schema again (GetWriteStream, view FULL, on the stream in
+ * use) and, when it differs from the current writer schema, make it the
+ * writer schema of later appends — what the official writers do when a row
+ * has a field the writer schema lacks (a column added since the stream was
+ * opened, before any updated_schema arrived).
+ * Params:  changed — may be NULL; set true when the schema was replaced.
+ * Returns: OK; the RPC's status; INVALID_ARGUMENT (an unusable schema);
+ *          RESOURCE_EXHAUSTED.
+ * Threading: blocks; not on the loop's thread; thread-safe otherwise.
+ */
+grpc_status_code trb_bq_writer_refresh_schema(trb_bq_writer_t *w, bool *changed,
+                                              trb_status_t *st);
 
 /** Counters since create (monotonic). */
 typedef struct trb_bq_writer_stats_s {

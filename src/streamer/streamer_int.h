@@ -74,6 +74,12 @@ struct sink_s {
   int64_t backoff_ms;
   bool wal_wait;           /* busy batch waits for WAL space */
   bool writer_broken;      /* the writer gave up: reopen the stream */
+  /* Messages with fields the writer schema lacks, waiting for the ticker
+   * to fetch the table schema again (at most once a second). */
+  msg_t **parked;
+  size_t n_parked, cap_parked;
+  bool refresh_wanted;
+  int64_t last_refresh_ms;
 };
 
 struct worker_s {

@@ -567,33 +567,36 @@ static void on_append(void *user, const trb_bq_append_result_t *r) {
 /* Receiving                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void on_message(void *user, const trb_ps_received_t *r,
-                       trb_ps_ack_handle_t *h) {
-  worker_t *w = user;
+/* The transcoder's message for a key that names no column. */
+#define TRB_UNKNOWN_FIELD_MSG "no such field in the table schema"
+/* Most messages parked per table while its schema is fetched again. */
+#define MAX_PARKED 10000
+
+/* Park `m` until the ticker has refreshed the table schema. Lock held.
+ * Returns false when the message cannot be parked (then it is handled as
+ * the row error it is). */
+static bool park(sink_t *k, msg_t *m) {
+  if (k->n_parked >= MAX_PARKED) return false;
+  if (k->n_parked == k->cap_parked) {
+    size_t cap = k->cap_parked ? k->cap_parked * 2 : 16;
+    msg_t **n = trb_realloc(k->parked, cap * sizeof *n);
+    if (!n) return false;
+    k->parked = n;
+    k->cap_parked = cap;
+  }
+  k->parked[k->n_parked++] = m;
+  k->refresh_wanted = true;
+  pthread_cond_broadcast(&k->w->cv);
+  return true;
+}
+
+/* Route, shape, transcode and batch one message (owned). `shape` is a
+ * scratch buffer of the calling thread. `allow_refresh`: a row with a field
+ * the writer schema lacks may be parked for a schema refresh (once). */
+static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
+                            bool allow_refresh) {
   trb_streamer_t *s = w->s;
   const trb_pipeline_t *p = s->p;
-  atomic_fetch_add(&s->c.received, 1);
-  atomic_fetch_add(&s->c.in_flight, 1);
-  if (s->exactly_once) {
-    uint64_t tag = 0;
-    trb_id_state_t was = trb_idset_claim(s->ids, r->message_id,
-                                         strlen(r->message_id), h, &tag);
-    if (was == TRB_ID_PENDING) return; /* parked until the first copy settles */
-    if (was == TRB_ID_WRITTEN || was == TRB_ID_DEAD) {
-      atomic_fetch_add(&s->c.duplicates, 1);
-      ack_id(s, h, r->message_id, tag, 0);
-      return;
-    }
-  }
-  msg_t *m = msg_new(r, h);
-  if (!m) {
-    if (s->exactly_once)
-      trb_idset_forget(s->ids, r->message_id, strlen(r->message_id), on_waiter,
-                       s);
-    trb_ps_nack(h);
-    atomic_fetch_sub(&s->c.in_flight, 1);
-    return;
-  }
   trb_status_t st;
   if (trb_bq_json_check((const char *)m->data, m->len, &st) != GRPC_STATUS_OK) {
     dead_letter(s, m, TRB_DL_PARSE, st.msg, NULL);
@@ -626,18 +629,19 @@ static void on_message(void *user, const trb_ps_received_t *r,
   }
   const trb_table_opts_t *to = &p->tables[t];
   sink_t *k = &w->sinks[t];
+  trb_ps_ack_handle_t *h = m->h;
   trb_shape_meta_t meta = {p->subscription, m->id, m->publish_time_s,
                            m->publish_time_nanos, m->attrs, m->n_attrs};
   const char *row = (const char *)m->data;
   size_t row_len = m->len;
   if (to->envelope || to->write_metadata) {
     if (trb_shape_row(m->data, m->len, to->envelope, to->write_metadata, &meta,
-                      &w->shape, &st) != GRPC_STATUS_OK) {
+                      shape, &st) != GRPC_STATUS_OK) {
       dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
       return;
     }
-    row = w->shape.data;
-    row_len = w->shape.len;
+    row = shape->data;
+    row_len = shape->len;
   }
   pthread_mutex_lock(&w->mu);
   batch_t *b = k->open;
@@ -685,6 +689,42 @@ static void on_message(void *user, const trb_ps_received_t *r,
                           "request limit",
                           big);
   }
+  if (code == GRPC_STATUS_INVALID_ARGUMENT && !to->ignore_unknown_fields &&
+      strstr(st.msg, TRB_UNKNOWN_FIELD_MSG)) {
+    /* A field the writer schema lacks: maybe a column added since. With a
+     * newer writer schema already known, start a batch with it; else park
+     * the message until the table schema has been fetched again. */
+    trb_bq_writer_schema_t *cur = trb_bq_writer_schema(k->writer);
+    bool newer = cur != b->schema;
+    trb_bq_writer_schema_release(k->writer, cur);
+    if (newer) {
+      if (b->n) {
+        seal(k);
+        b = k->open = batch_new(k, (size_t)p->batch_max_rows);
+      } else {
+        trb_bq_writer_schema_release(k->writer, b->schema);
+        b->schema = trb_bq_writer_schema(k->writer);
+      }
+      if (b) {
+        before = b->rows.len;
+        code = trb_bq_transcode_row(trb_bq_writer_schema_table(b->schema), row,
+                                    row_len, &k->topts, &b->rows, &st);
+      }
+    }
+    if (b && code != GRPC_STATUS_OK && allow_refresh && park(k, m)) {
+      pthread_mutex_unlock(&w->mu);
+      return;
+    }
+    if (!b) {
+      pthread_mutex_unlock(&w->mu);
+      if (s->exactly_once)
+        trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+      trb_ps_nack(h);
+      atomic_fetch_sub(&s->c.in_flight, 1);
+      trb_free(m);
+      return;
+    }
+  }
   if (code != GRPC_STATUS_OK) {
     pthread_mutex_unlock(&w->mu);
     dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
@@ -698,6 +738,35 @@ static void on_message(void *user, const trb_ps_received_t *r,
       b->rows.len >= (size_t)p->batch_max_bytes)
     seal(k);
   pthread_mutex_unlock(&w->mu);
+}
+
+static void on_message(void *user, const trb_ps_received_t *r,
+                       trb_ps_ack_handle_t *h) {
+  worker_t *w = user;
+  trb_streamer_t *s = w->s;
+  atomic_fetch_add(&s->c.received, 1);
+  atomic_fetch_add(&s->c.in_flight, 1);
+  if (s->exactly_once) {
+    uint64_t tag = 0;
+    trb_id_state_t was = trb_idset_claim(s->ids, r->message_id,
+                                         strlen(r->message_id), h, &tag);
+    if (was == TRB_ID_PENDING) return; /* parked until the first copy settles */
+    if (was == TRB_ID_WRITTEN || was == TRB_ID_DEAD) {
+      atomic_fetch_add(&s->c.duplicates, 1);
+      ack_id(s, h, r->message_id, tag, 0);
+      return;
+    }
+  }
+  msg_t *m = msg_new(r, h);
+  if (!m) {
+    if (s->exactly_once)
+      trb_idset_forget(s->ids, r->message_id, strlen(r->message_id), on_waiter,
+                       s);
+    trb_ps_nack(h);
+    atomic_fetch_sub(&s->c.in_flight, 1);
+    return;
+  }
+  route_and_batch(w, m, &w->shape, true);
 }
 
 static void on_stream_error(void *user, const trb_status_t *st,
@@ -768,6 +837,37 @@ static void *ticker(void *arg) {
           send_busy(k);
         }
       }
+    }
+    for (size_t t = 0; t < p->n_tables; t++) {
+      sink_t *k = &w->sinks[t];
+      if (!k->refresh_wanted || atomic_load(&s->closing) ||
+          now - k->last_refresh_ms < 1000)
+        continue;
+      /* Rows with fields the writer schema lacks: fetch the table schema
+       * again (a column may have been added), then handle them once more;
+       * what still does not fit is dead-lettered. */
+      msg_t **parked = k->parked;
+      size_t n = k->n_parked;
+      k->parked = NULL;
+      k->n_parked = k->cap_parked = 0;
+      k->refresh_wanted = false;
+      k->last_refresh_ms = now;
+      pthread_mutex_unlock(&w->mu);
+      bool changed = false;
+      trb_status_t rst;
+      if (trb_bq_writer_refresh_schema(k->writer, &changed, &rst) !=
+          GRPC_STATUS_OK)
+        TRB_LOG(TRB_LOG_WARNING, "streamer", "schema refresh of %s: %s",
+                p->tables[t].name, rst.msg);
+      else if (changed)
+        TRB_LOG(TRB_LOG_INFO, "streamer",
+                "table %s has a new schema; writing with it from now on",
+                p->tables[t].name);
+      trb_buf_t shape = TRB_BUF_INIT;
+      for (size_t i = 0; i < n; i++) route_and_batch(w, parked[i], &shape, false);
+      trb_buf_deinit(&shape);
+      trb_free(parked);
+      pthread_mutex_lock(&w->mu);
     }
     if (w->idx == 0) {
       pthread_mutex_unlock(&w->mu);
@@ -911,6 +1011,15 @@ void trb_worker_deinit(worker_t *w) {
   if (w->sinks) {
     for (size_t t = 0; t < s->p->n_tables; t++) {
       sink_t *k = &w->sinks[t];
+      for (size_t i = 0; i < k->n_parked; i++) {
+        msg_t *m = k->parked[i];
+        if (s->exactly_once)
+          trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+        trb_ps_nack(m->h);
+        atomic_fetch_sub(&s->c.in_flight, 1);
+        trb_free(m);
+      }
+      trb_free(k->parked);
       if (k->open) hand_back_batch(s, k->open);
       if (k->busy) hand_back_batch(s, k->busy);
       while (k->q_head) {

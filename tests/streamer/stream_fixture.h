@@ -137,19 +137,33 @@ class StreamEnv {
   // The example table plus subscription_name, message_id, publish_time,
   // attributes (BigQuery subscriptions' write_metadata columns).
   void CreateTable(const char* dataset, const char* table) {
+    trb_bq_table_t def;
+    ASSERT_TRUE(TableDef(dataset, table, "", &def));
+    grpc_status_code c = trb_bqemu_create_table(trb_emulator_bigquery(emu), dataset, table, &def, &st);
+    EXPECT_TRUE(c == GRPC_STATUS_OK || c == GRPC_STATUS_ALREADY_EXISTS) << st.msg;
+    trb_bq_table_deinit(&def);
+  }
+
+  // The definition CreateTable uses, with `extra` columns (JSON objects,
+  // comma-separated, e.g. R"({"name": "coupon", "type": "STRING"})")
+  // appended. Release with trb_bq_table_deinit.
+  bool TableDef(const char* dataset, const char* table, const std::string& extra,
+                trb_bq_table_t* def) {
     std::string json = ReadFile(std::string("examples/tables/") + dataset + "." + table + ".json");
     size_t at = json.find("\"schema\": [");
-    ASSERT_NE(at, std::string::npos);
+    if (at == std::string::npos) return false;
     json.insert(at + strlen("\"schema\": ["),
                 R"({"name": "subscription_name", "type": "STRING"},
                    {"name": "message_id", "type": "STRING"},
                    {"name": "publish_time", "type": "TIMESTAMP"},
                    {"name": "attributes", "type": "JSON"},)");
-    trb_bq_table_t def;
-    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(json.data(), json.size(), &def, &st)) << st.msg;
-    grpc_status_code c = trb_bqemu_create_table(trb_emulator_bigquery(emu), dataset, table, &def, &st);
-    EXPECT_TRUE(c == GRPC_STATUS_OK || c == GRPC_STATUS_ALREADY_EXISTS) << st.msg;
-    trb_bq_table_deinit(&def);
+    if (!extra.empty()) {
+      size_t end = json.rfind(']');
+      json.insert(end, "," + extra);
+    }
+    bool ok = trb_bq_table_parse(json.data(), json.size(), def, &st) == GRPC_STATUS_OK;
+    EXPECT_TRUE(ok) << st.msg;
+    return ok;
   }
 
   void Stop() {

@@ -127,3 +127,52 @@ TEST_F(StreamerTest, CorpusAndMalformedMessagesEndExactlyOnceWithReasons) {
 }
 
 }  // namespace
+
+namespace {
+
+// A new NULLABLE column added while streaming is written without a
+// restart: rows that carry it are parked, the table schema is fetched
+// again, and they are written with it — none is dead-lettered.
+TEST_F(StreamerTest, NewNullableColumnIsPickedUpWithoutRestart) {
+  Pipeline pl;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(), &st)) << st.msg;
+  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+  trb_streamer_t* s = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+  auto order = [](int i, bool coupon) {
+    return std::string(R"({"event_type":"order","order_id":"o-)") + std::to_string(i) +
+           R"(","order_date":"2025-02-24T12:30:00Z")" +
+           (coupon ? R"(,"coupon":"SAVE10")" : "") + "}";
+  };
+  std::vector<std::string> before, after;
+  for (int i = 0; i < 50; i++) before.push_back(order(i, false));
+  for (int i = 50; i < 100; i++) after.push_back(order(i, true));
+  env.Publish(before);
+  ASSERT_TRUE(st_test::WaitStats(s, [](const trb_streamer_stats_t& x) {
+    return x.rows_written >= 50;
+  }));
+  trb_bq_table_t def;
+  ASSERT_TRUE(env.TableDef("backend_events", "order_events",
+                           R"({"name": "coupon", "type": "STRING"})", &def));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bqemu_update_table_schema(trb_emulator_bigquery(env.emu),
+                                                          "backend_events", "order_events",
+                                                          &def, &st))
+      << st.msg;
+  trb_bq_table_deinit(&def);
+  env.Publish(after);
+  EXPECT_TRUE(st_test::WaitStats(s, [](const trb_streamer_stats_t& x) {
+    return x.rows_written + x.dead_letters >= 100;
+  }));
+  trb_streamer_stats_t x;
+  trb_streamer_stats(s, &x);
+  EXPECT_EQ(x.dead_letters, 0u);
+  EXPECT_EQ(x.rows_written, 100u);
+  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_stop(s, 10000, &st)) << st.msg;
+  trb_streamer_destroy(s);
+  auto coupons = env.Column("backend_events.order_events", "coupon");
+  EXPECT_EQ(std::count(coupons.begin(), coupons.end(), "SAVE10"), 50);
+  EXPECT_EQ(std::count(coupons.begin(), coupons.end(), "null"), 50);
+}
+
+}  // namespace
