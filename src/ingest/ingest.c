@@ -966,6 +966,10 @@ int trb_ingest_port(const trb_ingest_t *ing) {
   return trb_http_server_port(ing->http);
 }
 
+int64_t trb_ingest_pending(const trb_ingest_t *ing) {
+  return ing->http ? trb_http_server_pending(ing->http) : 0;
+}
+
 uint64_t trb_ingest_published(const trb_ingest_t *ing) {
   return trb_ingest_metrics_published_total(ing->metrics);
 }

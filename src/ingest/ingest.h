@@ -128,6 +128,10 @@ grpc_status_code trb_ingest_start(const trb_ingest_config_t *cfg,
 /** The bound HTTP port. Thread-safe. */
 int trb_ingest_port(const trb_ingest_t *ing);
 
+/** Requests handed to the handler and not yet answered (events being
+ *  published). Thread-safe. */
+int64_t trb_ingest_pending(const trb_ingest_t *ing);
+
 /** Events confirmed by Pub/Sub so far. Thread-safe. */
 uint64_t trb_ingest_published(const trb_ingest_t *ing);
 
