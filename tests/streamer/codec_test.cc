@@ -315,3 +315,35 @@ TEST(IdSet, ClaimParkMarkForget) {
 }
 
 }  // namespace
+
+namespace {
+
+// The example pipeline files load and route as documented.
+TEST(Pipeline, ExampleFilesLoad) {
+  for (const char *f : {"examples/pipelines/backend-events.json", "examples/pipelines/issues.json",
+                        "examples/pipelines/raw-orders.json"}) {
+    trb_pipeline_t p{};
+    ASSERT_EQ(trb_pipeline_defaults(&p, nullptr), GRPC_STATUS_OK);
+    trb_status_t st{};
+    EXPECT_EQ(trb_pipeline_load_file(&p, f, &st), GRPC_STATUS_OK) << f << ": " << st.msg;
+    EXPECT_EQ(trb_pipeline_finish(&p, &st), GRPC_STATUS_OK) << f << ": " << st.msg;
+    EXPECT_GE(p.n_tables, 1u) << f;
+    trb_pipeline_free(&p);
+  }
+  trb_pipeline_t p{};
+  ASSERT_EQ(trb_pipeline_defaults(&p, nullptr), GRPC_STATUS_OK);
+  trb_status_t st{};
+  EXPECT_EQ(trb_pipeline_load_file(&p, "examples/pipelines/nope.json", &st),
+            GRPC_STATUS_NOT_FOUND);
+  ASSERT_EQ(trb_pipeline_load_file(&p, "examples/pipelines/backend-events.json", &st),
+            GRPC_STATUS_OK);
+  ASSERT_EQ(trb_pipeline_finish(&p, &st), GRPC_STATUS_OK);
+  std::string inv = R"({"event_type": "inventory"})";
+  const char *none[1] = {nullptr};
+  ASSERT_GE(trb_pipeline_route(&p, inv.data(), inv.size(), none, none, 0), 0);
+  EXPECT_STREQ(p.tables[trb_pipeline_route(&p, inv.data(), inv.size(), none, none, 0)].name,
+               "backend_events.inventory_events");
+  trb_pipeline_free(&p);
+}
+
+}  // namespace
