@@ -16,7 +16,9 @@
  * the middle of a write) is truncated away, with a WARNING log line naming
  * the file and offset. Any bad record elsewhere, an lsn out of sequence or a
  * gap between segments fails the open with DATA_LOSS naming the file and
- * offset; nothing is silently skipped.
+ * offset; nothing is silently skipped. A bad record inside the last segment
+ * cannot be told from a torn write: everything from it on is truncated
+ * (with the warning), as PostgreSQL does at the end of its WAL.
  *
  * Writing: appends are queued to one writer thread, which takes everything
  * queued, writes it with writev(2), calls fdatasync(2) once (FSYNC mode),
@@ -32,8 +34,8 @@
  * the WAL is reopened; the records of the undeleted segments are then
  * replayed again.
  *
- * Threading: trb_wal_append, trb_wal_appendv, trb_wal_release and
- * trb_wal_stats are thread-safe; trb_wal_open and trb_wal_close are called
+ * Threading: trb_wal_append, trb_wal_appendv, trb_wal_release,
+ * trb_wal_stats and trb_wal_health are thread-safe; trb_wal_open and trb_wal_close are called
  * once each, by the owner.
  * Source: design after PostgreSQL's WAL (CRC per record, stop at the first
  * bad record of the tail) and RocksDB's group commit.

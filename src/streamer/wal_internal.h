@@ -91,8 +91,10 @@ grpc_status_code trb_wal_errno_status(trb_status_t *st, int err, const char *wha
                                       const char *path);
 
 /** A segment of `n_records` records and `bytes` bytes, none released, or
- *  NULL when out of memory. Free with trb_wal_seg_free (NULL-safe). */
+ *  NULL when out of memory. Free with trb_wal_seg_free. */
 trb_wal_seg_t *trb_wal_seg_new(trb_wal_lsn_t first, uint64_t n_records, uint64_t bytes);
+
+/** Free a segment and its release bitmap; NULL-safe. */
 void trb_wal_seg_free(trb_wal_seg_t *s);
 
 /** Append `s` to w->segs (newest last); false when out of memory. */
