@@ -176,3 +176,69 @@ TEST_F(StreamerTest, NewNullableColumnIsPickedUpWithoutRestart) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<std::string> Orders(int from, int n) {
+  std::vector<std::string> v;
+  for (int i = from; i < from + n; i++)
+    v.push_back(R"({"event_type":"order","order_id":"o-)" + std::to_string(i) +
+                R"(","order_date":"2025-02-24T12:30:00Z","items":[{"product_id":"p","quantity":1,"price":"1.10"}]})");
+  return v;
+}
+
+// Runs `lines` through a streamer with `extra` pipeline settings; returns
+// the outcome once rows + dead letters account for every message.
+Outcome RunPipeline(StreamEnv& env, const std::vector<std::string>& lines, const std::string& extra,
+                    trb_streamer_stats_t* stats) {
+  std::vector<std::string> ids = env.Publish(lines);
+  Pipeline pl;
+  trb_status_t st{};
+  EXPECT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(extra), &st)) << st.msg;
+  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+  trb_streamer_t* s = nullptr;
+  EXPECT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+  if (!s) return Outcome{};
+  EXPECT_TRUE(st_test::WaitStats(
+      s,
+      [&](const trb_streamer_stats_t& x) {
+        return x.rows_written + x.dead_letters >= lines.size();
+      },
+      60000));
+  EXPECT_EQ(GRPC_STATUS_OK, trb_streamer_stop(s, 10000, &st)) << st.msg;
+  trb_streamer_stats(s, stats);
+  trb_streamer_destroy(s);
+  Outcome out = Collect(env);
+  for (auto& id : ids)
+    EXPECT_TRUE(out.table_of.count(id) + out.dead.count(id) == 1) << id;
+  return out;
+}
+
+TEST_F(StreamerTest, AtLeastOnceWritesEveryMessageToTheDefaultStream) {
+  std::vector<std::string> lines = Orders(0, 300);
+  lines.push_back("{broken");
+  trb_streamer_stats_t x;
+  Outcome out = RunPipeline(env, lines, R"(, "delivery": "at_least_once")", &x);
+  EXPECT_EQ(out.duplicates, 0);
+  EXPECT_EQ(out.table_of.size(), 300u);
+  EXPECT_EQ(out.dead.size(), 1u);
+  // No write-ahead log in this mode.
+  EXPECT_NE(access(env.wal_dir.c_str(), F_OK), 0);
+}
+
+// A WAL budget far smaller than the data streamed: segments roll and are
+// compacted as batches are acked, so streaming never stalls on it.
+TEST_F(StreamerTest, WriteAheadLogStaysWithinItsBudget) {
+  std::vector<std::string> lines = Orders(0, 6000);  // ~2 MB of logged rows
+  trb_streamer_stats_t x;
+  Outcome out = RunPipeline(env, lines, R"(, "wal_max_bytes": "256KiB", "batch_max_rows": 50)", &x);
+  EXPECT_EQ(out.duplicates, 0);
+  EXPECT_EQ(out.table_of.size(), 6000u);
+  uint64_t bytes = 0;
+  std::string cmd = "du -sb " + env.wal_dir + " > " + env.dir + "/du.txt";
+  ASSERT_EQ(0, system(cmd.c_str()));
+  bytes = std::stoull(st_test::ReadFile(env.dir + "/du.txt"));
+  EXPECT_LE(bytes, 300u * 1024) << "WAL directory after the run";
+}
+
+}  // namespace
