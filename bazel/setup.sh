@@ -20,6 +20,7 @@ packages=(
   libjansson-dev libsqlite3-dev
   libmicrohttpd-dev
   python3
+  systemd
   clang libclang-rt-dev
 )
 

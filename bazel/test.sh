@@ -84,5 +84,16 @@ if [ "${TRB_TEST_CONFORMANCE:-1}" = "1" ] && [ -d tests/conformance/node_modules
     failed=$((failed + 1))
   fi
 fi
+# Deploy: the streamer's systemd unit (deploy/gce/tributary-stream@.service)
+# passes `systemd-analyze verify`; one test. Skipped, saying so, only when
+# systemd-analyze is missing (exit 77). TRB_TEST_DEPLOY=0 skips it.
+if [ "${TRB_TEST_DEPLOY:-1}" = "1" ]; then
+  deploy/test/systemd_verify.sh
+  case $? in
+    0) passed=$((passed + 1)) ;;
+    77) ;;
+    *) failed=$((failed + 1)) ;;
+  esac
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]
