@@ -45,7 +45,8 @@ typedef struct msg_s {
 } msg_t;
 
 typedef struct batch_s {
-  sink_t *sink;
+  sink_t *sink;          /* not valid once the batch is settling */
+  trb_streamer_t *s;
   trb_bq_writer_schema_t *schema; /* rows are encoded against it */
   trb_buf_t rows;
   size_t *row_len;

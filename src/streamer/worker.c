@@ -66,33 +66,41 @@ typedef struct idref_s {
   trb_streamer_t *s;
   uint64_t tag;
   trb_wal_lsn_t release; /* WAL record to release on success; 0 = none */
+  bool settles;          /* this ack settles the id (a dead letter), not a
+                            redelivered copy of a settled one */
   size_t len;
   char id[];
 } idref_t;
 
 static idref_t *idref_new(trb_streamer_t *s, const char *id, uint64_t tag,
-                          trb_wal_lsn_t release) {
+                          trb_wal_lsn_t release, bool settles) {
   size_t n = strlen(id);
   idref_t *r = trb_malloc(sizeof *r + n + 1);
   if (!r) return NULL;
   r->s = s;
   r->tag = tag;
   r->release = release;
+  r->settles = settles;
   r->len = n;
   memcpy(r->id, id, n + 1);
   return r;
 }
 
 /* Ack result of a message settled through its id alone (a redelivered
- * copy, or a dead letter): forget the id once the ack is confirmed. */
+ * copy, or a dead letter). A dead letter's id is remembered a while longer
+ * once its ack is confirmed (a copy redelivered meanwhile must not be
+ * dead-lettered again); a copy's ack changes nothing: the id's first
+ * settlement keeps it. */
 static void on_id_acked(void *user, trb_ps_ack_status_t res,
                         const trb_status_t *st) {
   idref_t *r = user;
   trb_streamer_t *s = r->s;
   if (res == TRB_PS_ACK_SUCCESS) {
     atomic_fetch_add(&s->c.acks_ok, 1);
-    if (s->exactly_once) {
-      trb_idset_forget_tagged(s->ids, r->id, r->len, r->tag);
+    if (s->exactly_once && r->settles) {
+      const char *ids[1] = {r->id};
+      size_t lens[1] = {r->len};
+      trb_streamer_retain_acked(s, r->tag, ids, lens, 1);
       if (r->release) trb_wal_release(s->wal, r->release);
     }
   } else {
@@ -100,7 +108,7 @@ static void on_id_acked(void *user, trb_ps_ack_status_t res,
     if (res != TRB_PS_ACK_STOPPED)
       TRB_LOG(TRB_LOG_WARNING, "streamer", "ack of message %s failed: %s", r->id,
                    st ? st->msg : "");
-    if (s->exactly_once && r->release) {
+    if (s->exactly_once && r->settles) {
       const char *ids[1] = {r->id};
       size_t lens[1] = {r->len};
       trb_streamer_retain(s, r->release, 0, ids, lens, 1);
@@ -111,8 +119,8 @@ static void on_id_acked(void *user, trb_ps_ack_status_t res,
 }
 
 static void ack_id(trb_streamer_t *s, trb_ps_ack_handle_t *h, const char *id,
-                   uint64_t tag, trb_wal_lsn_t release) {
-  idref_t *r = idref_new(s, id, tag, release);
+                   uint64_t tag, trb_wal_lsn_t release, bool settles) {
+  idref_t *r = idref_new(s, id, tag, release, settles);
   if (!r) {
     trb_ps_ack(h);
     atomic_fetch_sub(&s->c.in_flight, 1);
@@ -174,7 +182,7 @@ static void on_dead_published(void *user, grpc_status_code code,
     }
     if (s->exactly_once)
       trb_idset_mark(s->ids, m->id, idl, TRB_ID_DEAD, lsn, on_waiter, s);
-    ack_id(s, m->h, m->id, lsn, lsn);
+    ack_id(s, m->h, m->id, lsn, lsn, true);
   }
   trb_free(m);
   trb_free(d);
@@ -214,6 +222,7 @@ static void dead_letter(trb_streamer_t *s, msg_t *m, trb_dl_stage_t stage,
   a[k++] = (trb_ps_attr_t){TRB_DL_ATTR_ATTEMPT, attempt};
   a[k++] = (trb_ps_attr_t){TRB_DL_ATTR_PUBLISH_TIME, ptime};
   atomic_fetch_add(&s->c.dead_by_stage[stage], 1);
+  trb_streamer_count_dead(s, stage, table);
   TRB_LOG(TRB_LOG_INFO, "streamer", "dead letter: message %s stage %s table %s: %s",
                m->id, trb_dl_stage_name(stage), table ? table : "-",
                reason_msg);
@@ -254,6 +263,7 @@ static batch_t *batch_new(sink_t *k, size_t cap) {
   batch_t *b = trb_calloc(1, sizeof *b);
   if (!b) return NULL;
   b->sink = k;
+  b->s = k->w->s;
   b->cap = cap;
   b->offset = -1;
   b->msgs = trb_calloc(cap, sizeof *b->msgs);
@@ -293,6 +303,7 @@ static void send_busy(sink_t *k) {
   batch_t *b = k->busy;
   trb_status_t st;
   k->retry_at_ms = 0;
+  b->sent_us = trb_streamer_now_us();
   grpc_status_code code = trb_bq_writer_append_encoded(
       k->writer, b->schema, b->offset, (const uint8_t *)b->rows.data,
       b->row_len, b->n,
@@ -391,7 +402,7 @@ typedef struct ackref_s {
 } ackref_t;
 
 static void batch_settled(batch_t *b) {
-  trb_streamer_t *s = b->sink->w->s;
+  trb_streamer_t *s = b->s;
   if (s->exactly_once) {
     if (b->ack_failed) {
       const char **ids = trb_malloc(b->n * sizeof *ids);
@@ -406,6 +417,24 @@ static void batch_settled(batch_t *b) {
       trb_free(ids);
       trb_free(lens);
     } else {
+      /* Every ack succeeded: the WAL records go, the ids stay a while (a
+       * copy redelivered while an ack was in flight is acked, not written
+       * again). */
+      const char **ids = trb_malloc(b->n * sizeof *ids);
+      size_t *lens = trb_malloc(b->n * sizeof *lens);
+      if (ids && lens) {
+        for (size_t i = 0; i < b->n; i++) {
+          ids[i] = b->msgs[i]->id;
+          lens[i] = strlen(ids[i]);
+        }
+        trb_streamer_retain_acked(s, b->lsn, ids, lens, b->n);
+      } else {
+        for (size_t i = 0; i < b->n; i++)
+          trb_idset_forget_tagged(s->ids, b->msgs[i]->id,
+                                  strlen(b->msgs[i]->id), b->lsn);
+      }
+      trb_free(ids);
+      trb_free(lens);
       trb_wal_release(s->wal, b->lsn);
       if (b->done_lsn) trb_wal_release(s->wal, b->done_lsn);
     }
@@ -417,12 +446,11 @@ static void on_row_acked(void *user, trb_ps_ack_status_t res,
                          const trb_status_t *st) {
   ackref_t *r = user;
   batch_t *b = r->b;
-  trb_streamer_t *s = b->sink->w->s;
+  trb_streamer_t *s = b->s;
   msg_t *m = b->msgs[r->i];
+  (void)m;
   if (res == TRB_PS_ACK_SUCCESS) {
-    atomic_fetch_add(&s->c.acks_ok, 1);
-    if (s->exactly_once)
-      trb_idset_forget_tagged(s->ids, m->id, strlen(m->id), b->lsn);
+    atomic_fetch_add(&s->c.acks_ok, 1); /* the id is kept: batch_settled */
   } else {
     atomic_fetch_add(&s->c.acks_failed, 1);
     if (res != TRB_PS_ACK_STOPPED)
@@ -442,6 +470,7 @@ static void batch_written(sink_t *k, batch_t *b) {
   atomic_fetch_add(&s->c.rows_written, b->n);
   atomic_fetch_add(&s->c.batches_written, 1);
   if (k->table < 64) atomic_fetch_add(&s->c.table_rows[k->table], b->n);
+  trb_streamer_observe_written(k->w, b);
   k->busy = NULL;
   k->backoff_ms = 0;
   if (s->exactly_once && !atomic_load(&s->closing)) {
@@ -516,6 +545,7 @@ static void on_append(void *user, const trb_bq_append_result_t *r) {
   trb_streamer_t *s = w->s;
   pthread_mutex_lock(&w->mu);
   if (r->code == GRPC_STATUS_OK && r->n_row_errors == 0) {
+    trb_sm_hist_observe(&w->append_lat, trb_streamer_now_us() - b->sent_us);
     batch_written(k, b);
   } else if (atomic_load(&s->closing)) {
     /* Written or not, the WAL knows the batch: it is replayed at the next
@@ -753,7 +783,7 @@ static void on_message(void *user, const trb_ps_received_t *r,
     if (was == TRB_ID_PENDING) return; /* parked until the first copy settles */
     if (was == TRB_ID_WRITTEN || was == TRB_ID_DEAD) {
       atomic_fetch_add(&s->c.duplicates, 1);
-      ack_id(s, h, r->message_id, tag, 0);
+      ack_id(s, h, r->message_id, tag, 0, false);
       return;
     }
   }
@@ -1028,12 +1058,15 @@ void trb_worker_deinit(worker_t *w) {
         hand_back_batch(s, b);
       }
       trb_free(k->stream);
+      k->stream = NULL;
     }
-    trb_free(w->sinks);
-    w->sinks = NULL;
   }
+  /* Ack results still pending come back STOPPED here; they touch their
+   * batches (not the sinks), then the sinks can go. */
   trb_ps_subscriber_destroy(w->sub);
   w->sub = NULL;
+  trb_free(w->sinks);
+  w->sinks = NULL;
   if (w->loop) trb_rpc_loop_destroy(w->loop);
   w->loop = NULL;
   trb_buf_deinit(&w->shape);
