@@ -18,6 +18,41 @@ int64_t trb_streamer_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t trb_streamer_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void trb_streamer_observe_written(worker_t *w, const batch_t *b) {
+  struct timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  int64_t now_us = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000;
+  for (size_t i = 0; i < b->n; i++) {
+    const msg_t *m = b->msgs[i];
+    if (!m) continue;
+    int64_t pub_us = m->publish_time_s * 1000000 + m->publish_time_nanos / 1000;
+    trb_sm_hist_observe(&w->e2e_lat, now_us - pub_us);
+  }
+}
+
+void trb_streamer_count_dead(trb_streamer_t *s, trb_dl_stage_t stage,
+                             const char *table) {
+  if ((int)stage < 0 || (int)stage >= 4) return;
+  size_t col = 64;
+  if (table) {
+    for (size_t t = 0; t < s->p->n_tables && t < 64; t++) {
+      const char *n = s->p->tables[t].name;
+      if (n == table || (n && strcmp(n, table) == 0)) {
+        col = t;
+        break;
+      }
+    }
+  }
+  atomic_fetch_add_explicit(&s->c.dead_by_table[stage][col], 1,
+                            memory_order_relaxed);
+}
+
 void trb_streamer_retain(trb_streamer_t *s, trb_wal_lsn_t lsn0,
                          trb_wal_lsn_t lsn1, const char *const *ids,
                          const size_t *id_lens, size_t n) {
@@ -113,6 +148,15 @@ grpc_status_code trb_streamer_start(const trb_pipeline_t *p,
   s->exactly_once = p->delivery == TRB_DELIVERY_EXACTLY_ONCE;
   s->ms_per_second = o->ms_per_second > 0 ? o->ms_per_second : 1000;
   pthread_mutex_init(&s->mu, NULL);
+  s->table_names = trb_calloc(p->n_tables ? p->n_tables : 1,
+                              sizeof *s->table_names);
+  if (!s->table_names) {
+    pthread_mutex_destroy(&s->mu);
+    trb_free(s);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "oom");
+  }
+  for (size_t t = 0; t < p->n_tables; t++)
+    s->table_names[t] = p->tables[t].name;
   grpc_status_code code = trb_rpc_loop_create("stream-ctl", &s->ctl_loop, st);
   if (code) goto fail;
   if (s->exactly_once) {
@@ -156,6 +200,7 @@ fail:
   teardown(s);
   pthread_mutex_destroy(&s->mu);
   trb_free(s->workers);
+  trb_free(s->table_names);
   trb_free(s);
   return code;
 }
@@ -178,17 +223,126 @@ void trb_streamer_stats(trb_streamer_t *s, trb_streamer_stats_t *o) {
   for (int i = 0; i < 64; i++) o->table_rows[i] = atomic_load(&s->c.table_rows[i]);
 }
 
-bool trb_streamer_ready(trb_streamer_t *s) {
+bool trb_streamer_check_ready(trb_streamer_t *s, trb_status_t *why) {
   pthread_mutex_lock(&s->mu);
-  bool ok = !s->stopped;
+  bool stopped = s->stopped;
   pthread_mutex_unlock(&s->mu);
-  if (!ok) return false;
+  if (stopped) {
+    trb_status_set(why, GRPC_STATUS_UNAVAILABLE, "draining: stopped pulling");
+    return false;
+  }
   for (int i = 0; i < s->n_workers; i++) {
     trb_ps_subscriber_stats_t ss;
     trb_ps_subscriber_stats(s->workers[i].sub, &ss);
-    if (ss.first_error.code != GRPC_STATUS_OK) return false;
+    if (ss.first_error.code != GRPC_STATUS_OK) {
+      trb_status_set(why, ss.first_error.code,
+                     "Pub/Sub: worker %d's subscriber failed (%s): %s", i,
+                     trb_status_code_name(ss.first_error.code),
+                     ss.first_error.msg);
+      return false;
+    }
+  }
+  if (s->exactly_once && s->wal) {
+    trb_status_t ws = {0};
+    grpc_status_code wc = trb_wal_health(s->wal, &ws);
+    if (wc != GRPC_STATUS_OK) {
+      trb_status_set(why, wc, "write-ahead log not writable (%s): %s",
+                     trb_status_code_name(wc), ws.msg);
+      return false;
+    }
+  }
+  for (int i = 0; i < s->n_workers; i++) {
+    worker_t *w = &s->workers[i];
+    if (!w->sinks) continue;
+    pthread_mutex_lock(&w->mu);
+    for (size_t t = 0; t < s->p->n_tables; t++) {
+      const sink_t *k = &w->sinks[t];
+      const char *why_not = NULL;
+      if (!k->writer || k->writer_broken)
+        why_not = "BigQuery: writer failed, reopening the write stream";
+      else if (k->wal_wait)
+        why_not = "write-ahead log full: batches wait for space";
+      else if (k->busy && k->retry_at_ms)
+        why_not = "BigQuery: AppendRows failing, retrying";
+      if (why_not) {
+        trb_status_set(why, GRPC_STATUS_UNAVAILABLE, "%s (table %s, stream %s)",
+                       why_not, s->p->tables[t].name,
+                       k->stream ? k->stream : "-");
+        pthread_mutex_unlock(&w->mu);
+        return false;
+      }
+    }
+    pthread_mutex_unlock(&w->mu);
   }
   return true;
+}
+
+bool trb_streamer_ready(trb_streamer_t *s) {
+  return trb_streamer_check_ready(s, NULL);
+}
+
+void trb_streamer_metrics(trb_streamer_t *s, trb_stream_metrics_t *m) {
+  memset(m, 0, sizeof *m);
+  trb_streamer_stats_t x;
+  trb_streamer_stats(s, &x);
+  m->ready = trb_streamer_check_ready(s, NULL);
+  m->received = x.received;
+  m->duplicates = x.duplicates;
+  m->rows_written = x.rows_written;
+  m->batches_written = x.batches_written;
+  m->dead_letters = x.dead_letters;
+  m->acks_ok = x.acks_ok;
+  m->acks_failed = x.acks_failed;
+  m->append_retries = x.append_retries;
+  m->in_flight = x.in_flight;
+  m->wal_full = x.wal_full;
+  m->replayed_batches = x.replayed_batches;
+  m->replayed_rows = x.replayed_rows;
+  m->n_tables = s->p->n_tables < TRB_SM_MAX_TABLES ? s->p->n_tables
+                                                   : TRB_SM_MAX_TABLES;
+  /* Table names: trb_table_opts_t is not an array of names; the pointers
+   * are gathered in the streamer (stable for its life). */
+  m->table_names = (const char *const *)s->table_names;
+  for (size_t t = 0; t < m->n_tables; t++) m->table_rows[t] = x.table_rows[t];
+  for (int sg = 0; sg < TRB_SM_STAGES; sg++)
+    for (int t = 0; t <= TRB_SM_MAX_TABLES; t++)
+      m->dead[sg][t] = atomic_load_explicit(&s->c.dead_by_table[sg][t],
+                                            memory_order_relaxed);
+  if (s->exactly_once && s->wal) {
+    trb_wal_stats_t ws;
+    trb_wal_stats(s->wal, &ws);
+    m->has_wal = true;
+    m->wal_live_bytes = ws.live_bytes;
+    m->wal_live_segments = ws.live_segments;
+    m->wal_unreleased_records = ws.unreleased_records;
+    m->wal_records_appended = ws.records_appended;
+    m->wal_bytes_written = ws.bytes_written;
+  }
+  for (int i = 0; i < s->n_workers; i++) {
+    worker_t *w = &s->workers[i];
+    if (w->sub) {
+      trb_ps_subscriber_stats_t ss;
+      trb_ps_subscriber_stats(w->sub, &ss);
+      m->streams_opened += ss.streams_opened;
+      m->reconnects += ss.reconnects;
+      m->lease_extensions += ss.extensions;
+    }
+    if (w->sinks) {
+      /* The lock keeps a writer from being swapped and destroyed while its
+       * counters are read (recreate_writer swaps under it). */
+      pthread_mutex_lock(&w->mu);
+      for (size_t t = 0; t < s->p->n_tables; t++) {
+        if (!w->sinks[t].writer) continue;
+        trb_bq_writer_stats_t bs;
+        trb_bq_writer_get_stats(w->sinks[t].writer, &bs);
+        m->bq_connections += (uint64_t)bs.connections;
+        m->bq_retries += (uint64_t)bs.retries;
+      }
+      pthread_mutex_unlock(&w->mu);
+    }
+    trb_sm_hist_read(&w->append_lat, &m->append_latency);
+    trb_sm_hist_read(&w->e2e_lat, &m->e2e_latency);
+  }
 }
 
 grpc_status_code trb_streamer_stop(trb_streamer_t *s, int64_t grace_ms,
@@ -231,5 +385,6 @@ void trb_streamer_destroy(trb_streamer_t *s) {
   teardown(s);
   pthread_mutex_destroy(&s->mu);
   trb_free(s->workers);
+  trb_free(s->table_names);
   trb_free(s);
 }

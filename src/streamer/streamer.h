@@ -44,6 +44,7 @@
 
 #include "src/common/status.h"
 #include "src/rpc/rpc.h"
+#include "src/streamer/metrics.h"
 #include "src/streamer/pipeline.h"
 
 #ifdef __cplusplus
@@ -103,8 +104,36 @@ grpc_status_code trb_streamer_start(const trb_pipeline_t *p,
 /** Copy the counters. Thread-safe. */
 void trb_streamer_stats(trb_streamer_t *s, trb_streamer_stats_t *out);
 
-/** True when streams are up and the WAL is writable (for /readyz). */
+/**
+ * Readiness (for /readyz): true when the streamer is started and not
+ * draining, no subscriber's StreamingPull ended for good (e.g. NOT_FOUND
+ * after the subscription was deleted), the write-ahead log is writable
+ * (exactly_once: trb_wal_health) and has room, and every table's writer is
+ * usable with no AppendRows waiting for a resend.
+ * Params:  why — may be NULL; when not ready, set to the first reason
+ *          found (code: the failure's, or UNAVAILABLE; message names the
+ *          worker / table / stream).
+ * Returns: true when ready.
+ * Threading: thread-safe (takes each worker's lock briefly); not after
+ *          trb_streamer_destroy began.
+ */
+bool trb_streamer_check_ready(trb_streamer_t *s, trb_status_t *why);
+
+/** trb_streamer_check_ready(s, NULL). */
 bool trb_streamer_ready(trb_streamer_t *s);
+
+/**
+ * Snapshot of every /metrics value: the counters, per-table rows and dead
+ * letters (per stage), the append and end-to-end latency histograms summed
+ * over workers, the WAL's trb_wal_stats, the subscribers' streams opened,
+ * reconnects and lease extensions (trb_ps_subscriber_stats) and the current
+ * writers' connections and retries (trb_bq_writer_get_stats), and
+ * readiness. `out->table_names` is borrowed from the streamer (valid until
+ * destroy).
+ * Threading: thread-safe; lock-free except for brief per-worker locks;
+ *          not after trb_streamer_destroy began.
+ */
+void trb_streamer_metrics(trb_streamer_t *s, trb_stream_metrics_t *out);
 
 /**
  * Drain: stop pulling, seal and append every batch, ack, close streams;

@@ -18,6 +18,7 @@
 #include "src/pubsub/publisher.h"
 #include "src/pubsub/subscriber.h"
 #include "src/streamer/idset.h"
+#include "src/streamer/metrics.h"
 #include "src/streamer/shape.h"
 #include "src/streamer/streamer.h"
 #include "src/streamer/wal.h"
@@ -58,6 +59,7 @@ typedef struct batch_s {
   trb_wal_lsn_t done_lsn;/* DONE record; 0 = none */
   int unsettled;         /* acks without a result yet */
   bool ack_failed;
+  int64_t sent_us;       /* monotonic µs of the last send (append latency) */
   struct batch_s *next;
 } batch_t;
 
@@ -94,6 +96,8 @@ struct worker_s {
   bool ticker_started;
   bool ticker_stop;
   sink_t *sinks; /* one per table */
+  trb_sm_hist_t append_lat; /* per AppendRows acknowledged (lock-free) */
+  trb_sm_hist_t e2e_lat;    /* publish_time → written, per message */
   trb_buf_t shape;
 };
 
@@ -117,6 +121,7 @@ struct trb_streamer_s {
   trb_idset_t *ids;
   worker_t *workers;
   int n_workers;
+  const char **table_names; /* p->tables[i].name, for /metrics labels */
 
   pthread_mutex_t mu; /* retention list, stop state */
   retain_t *retain_head, *retain_tail;
@@ -130,11 +135,22 @@ struct trb_streamer_s {
         replayed_rows, in_flight, wal_full;
     atomic_uint_fast64_t dead_by_stage[4];
     atomic_uint_fast64_t table_rows[64];
+    /* per trb_dl_stage_t and table; column 64 = no table */
+    atomic_uint_fast64_t dead_by_table[4][65];
   } c;
 };
 
 /* streamer.c */
 int64_t trb_streamer_now_ms(void);
+/* Monotonic clock in microseconds (latencies). */
+int64_t trb_streamer_now_us(void);
+/* Metrics: the end-to-end latency of `b`'s messages (publish_time → now,
+ * wall clock), recorded when AppendRows acknowledged it. Lock-free. */
+void trb_streamer_observe_written(worker_t *w, const batch_t *b);
+/* Metrics: one dead letter at `stage` for `table` (a pipeline table's name,
+ * or NULL). Lock-free. */
+void trb_streamer_count_dead(trb_streamer_t *s, trb_dl_stage_t stage,
+                             const char *table);
 /* Remember ids under WAL records `lsn0`/`lsn1` (0 = none) for the
  * retention period; then the ids are forgotten and the records released.
  * `ids` are copied. */
