@@ -53,15 +53,19 @@ void trb_streamer_count_dead(trb_streamer_t *s, trb_dl_stage_t stage,
                             memory_order_relaxed);
 }
 
-void trb_streamer_retain(trb_streamer_t *s, trb_wal_lsn_t lsn0,
-                         trb_wal_lsn_t lsn1, const char *const *ids,
-                         const size_t *id_lens, size_t n) {
+static void retain_push(trb_streamer_t *s, bool acked, trb_wal_lsn_t lsn0,
+                        trb_wal_lsn_t lsn1, uint64_t tag,
+                        const char *const *ids, const size_t *id_lens,
+                        size_t n) {
   retain_t *r = trb_calloc(1, sizeof *r);
   if (!r) return; /* the records stay live: safe, only the WAL grows */
   r->lsn[0] = lsn0;
   r->lsn[1] = lsn1;
+  r->tag = tag;
   r->expire_ms = trb_streamer_now_ms() +
-                 (int64_t)TRB_STREAMER_RETENTION_S * s->ms_per_second;
+                 (int64_t)(acked ? TRB_STREAMER_ACKED_RETENTION_S
+                                 : TRB_STREAMER_RETENTION_S) *
+                     s->ms_per_second;
   r->ids = trb_calloc(n ? n : 1, sizeof *r->ids);
   if (r->ids) {
     for (size_t i = 0; i < n; i++) {
@@ -73,9 +77,23 @@ void trb_streamer_retain(trb_streamer_t *s, trb_wal_lsn_t lsn0,
     }
   }
   pthread_mutex_lock(&s->mu);
-  if (s->retain_tail) s->retain_tail->next = r; else s->retain_head = r;
-  s->retain_tail = r;
+  retain_t **head = acked ? &s->acked_head : &s->retain_head;
+  retain_t **tail = acked ? &s->acked_tail : &s->retain_tail;
+  if (*tail) (*tail)->next = r; else *head = r;
+  *tail = r;
   pthread_mutex_unlock(&s->mu);
+}
+
+void trb_streamer_retain(trb_streamer_t *s, trb_wal_lsn_t lsn0,
+                         trb_wal_lsn_t lsn1, const char *const *ids,
+                         const size_t *id_lens, size_t n) {
+  retain_push(s, false, lsn0, lsn1, lsn0, ids, id_lens, n);
+}
+
+void trb_streamer_retain_acked(trb_streamer_t *s, uint64_t tag,
+                               const char *const *ids, const size_t *id_lens,
+                               size_t n) {
+  retain_push(s, true, 0, 0, tag, ids, id_lens, n);
 }
 
 static void retain_free(retain_t *r) {
@@ -84,27 +102,34 @@ static void retain_free(retain_t *r) {
   trb_free(r);
 }
 
-void trb_streamer_expire(trb_streamer_t *s, bool all) {
+static void expire_list(trb_streamer_t *s, bool all, bool acked) {
   int64_t now = trb_streamer_now_ms();
+  retain_t **head = acked ? &s->acked_head : &s->retain_head;
+  retain_t **tail = acked ? &s->acked_tail : &s->retain_tail;
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    retain_t *r = s->retain_head;
+    retain_t *r = *head;
     if (!r || (!all && r->expire_ms > now)) {
       pthread_mutex_unlock(&s->mu);
       return;
     }
-    s->retain_head = r->next;
-    if (!s->retain_head) s->retain_tail = NULL;
+    *head = r->next;
+    if (!*head) *tail = NULL;
     pthread_mutex_unlock(&s->mu);
     if (!all) {
       for (size_t i = 0; i < r->n_ids; i++)
         trb_idset_forget_tagged(s->ids, r->ids[i], strlen(r->ids[i]),
-                                r->lsn[0]);
+                                r->tag);
       for (int k = 0; k < 2; k++)
         if (r->lsn[k]) trb_wal_release(s->wal, r->lsn[k]);
     }
     retain_free(r);
   }
+}
+
+void trb_streamer_expire(trb_streamer_t *s, bool all) {
+  expire_list(s, all, false);
+  expire_list(s, all, true);
 }
 
 static void teardown(trb_streamer_t *s) {

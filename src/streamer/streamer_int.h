@@ -27,6 +27,13 @@
  * replay) are remembered for de-duplication, in ms of "seconds" scaled by
  * ms_per_second/1000: 600 s, the longest ack deadline. */
 #define TRB_STREAMER_RETENTION_S 600
+/* How long ids of messages whose ack succeeded are still remembered (no WAL
+ * record kept): Pub/Sub may deliver a message again after a successful ack
+ * (a copy redelivered while the ack was in flight, e.g. an ack slower than
+ * the ack deadline); forgetting at once would write that copy again. In
+ * "seconds" scaled like TRB_STREAMER_RETENTION_S. Memory: ~100 bytes per
+ * message acked in this window. */
+#define TRB_STREAMER_ACKED_RETENTION_S 60
 
 typedef struct worker_s worker_t;
 typedef struct sink_s sink_t;
@@ -104,6 +111,7 @@ struct worker_s {
 /* Ids (and WAL records) kept for de-duplication until `expire_ms`. */
 typedef struct retain_s {
   trb_wal_lsn_t lsn[2];
+  uint64_t tag;       /* idset tag the ids are forgotten with */
   int64_t expire_ms;
   size_t n_ids;
   char **ids;
@@ -125,6 +133,7 @@ struct trb_streamer_s {
 
   pthread_mutex_t mu; /* retention list, stop state */
   retain_t *retain_head, *retain_tail;
+  retain_t *acked_head, *acked_tail; /* TRB_STREAMER_ACKED_RETENTION_S */
   atomic_bool closing;   /* no new sends, retries or WAL records */
   atomic_int wal_pending;/* WAL appends whose done callback has not run */
   bool stopped;
@@ -157,6 +166,11 @@ void trb_streamer_count_dead(trb_streamer_t *s, trb_dl_stage_t stage,
 void trb_streamer_retain(trb_streamer_t *s, trb_wal_lsn_t lsn0,
                          trb_wal_lsn_t lsn1, const char *const *ids,
                          const size_t *id_lens, size_t n);
+/* Remember ids (idset tag `tag`) of messages whose ack succeeded for
+ * TRB_STREAMER_ACKED_RETENTION_S; no WAL record is kept. `ids` copied. */
+void trb_streamer_retain_acked(trb_streamer_t *s, uint64_t tag,
+                               const char *const *ids, const size_t *id_lens,
+                               size_t n);
 void trb_streamer_expire(trb_streamer_t *s, bool all);
 
 /* worker.c */

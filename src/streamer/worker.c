@@ -448,7 +448,6 @@ static void on_row_acked(void *user, trb_ps_ack_status_t res,
   batch_t *b = r->b;
   trb_streamer_t *s = b->s;
   msg_t *m = b->msgs[r->i];
-  (void)m;
   if (res == TRB_PS_ACK_SUCCESS) {
     atomic_fetch_add(&s->c.acks_ok, 1); /* the id is kept: batch_settled */
   } else {
