@@ -13,6 +13,7 @@
 #include "src/common/log.h"
 #include "src/rpc/rpc.h"
 #include "src/streamer/pipeline.h"
+#include "src/streamer/ops_http.h"
 #include "src/streamer/streamer.h"
 
 #define STREAM_USAGE                                                        \
@@ -139,7 +140,20 @@ int trb_cli_stream(int argc, char **argv) {
       "BIGQUERY_STORAGE_EMULATOR_HOST");
   trb_rpc_channel_t *ps = NULL, *bq = NULL;
   trb_streamer_t *s = NULL;
+  trb_stream_ops_t *ops = NULL;
   rc = 1;
+  /* The ops endpoints come up first: /healthz answers during a long WAL
+   * replay, /readyz says 503 until the streamer is started. */
+  if (p.http_port >= 0) {
+    if (trb_stream_ops_start(NULL, (int)p.http_port, &ops, &st) !=
+        GRPC_STATUS_OK) {
+      fprintf(stderr, "tributary stream: %s\n", st.msg);
+      goto out;
+    }
+    printf("tributary stream: ops http on port %d\n",
+           trb_stream_ops_port(ops));
+    fflush(stdout);
+  }
   if (trb_rpc_channel_create(&pc, &ps, &st) != GRPC_STATUS_OK ||
       trb_rpc_channel_create(&bc, &bq, &st) != GRPC_STATUS_OK) {
     fprintf(stderr, "tributary stream: channel: %s\n", st.msg);
@@ -156,6 +170,7 @@ int trb_cli_stream(int argc, char **argv) {
             trb_status_code_name(st.code));
     goto out;
   }
+  if (ops) trb_stream_ops_attach(ops, s);
   printf("tributary stream: streaming %s\n", p.subscription);
   fflush(stdout);
   int sig = 0;
@@ -165,6 +180,9 @@ int trb_cli_stream(int argc, char **argv) {
   rc = trb_streamer_stop(s, p.grace_period_ms, &st) == GRPC_STATUS_OK ? 0 : 1;
   if (rc) TRB_LOG(TRB_LOG_WARNING, "stream", "%s", st.msg);
 out:
+  /* After the drain (/metrics and /readyz 503 stay up during it), before
+   * the streamer is freed. */
+  trb_stream_ops_destroy(ops);
   trb_streamer_destroy(s);
   if (ps) trb_rpc_channel_destroy(ps);
   if (bq) trb_rpc_channel_destroy(bq);
