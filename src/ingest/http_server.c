@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ struct trb_http_request_s {
 struct trb_http_server_s {
   struct MHD_Daemon *d;
   trb_http_handler_cb handler;
+  void (*on_too_large)(void *user);
   void *user;
   trb_http_server_config_t cfg;
   int port;
@@ -94,6 +96,17 @@ static enum MHD_Result queue_and_release(struct MHD_Connection *conn,
   enum MHD_Result ret = MHD_queue_response(conn, status, resp);
   MHD_destroy_response(resp);
   return ret;
+}
+
+/* 413 with a JSON error; the connection is closed after it. */
+static enum MHD_Result queue_too_large(trb_http_server_t *s,
+                                       struct MHD_Connection *conn) {
+  char msg[128];
+  int n = snprintf(msg, sizeof(msg),
+                   "{\"error\":\"request body larger than %lld bytes\"}",
+                   (long long)s->cfg.max_body_bytes);
+  return queue_and_release(
+      conn, 413, make_response("application/json", msg, (size_t)n, NULL, 0, true));
 }
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
@@ -153,13 +166,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     if (!r->path) return MHD_NO;
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoll(cl, NULL, 10) > s->cfg.max_body_bytes) r->too_large = true;
+    long long declared = cl ? strtoll(cl, NULL, 10) : 0;
+    if (declared > s->cfg.max_body_bytes) {
+      r->too_large = true;
+      if (s->on_too_large) s->on_too_large(s->user);
+      /* A client waiting for "100 Continue" has sent no body yet: answer
+       * now. So for absurd sizes, not worth reading. Otherwise read and
+       * drop the body first, so the client is reading when the 413 comes
+       * (answering early and closing would reset a connection whose
+       * client is still sending, and it would never see the 413). */
+      const char *expect =
+          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+      if ((expect && strcasecmp(expect, "100-continue") == 0) ||
+          declared / 16 > s->cfg.max_body_bytes) {
+        r->state = ST_QUEUED;
+        return queue_too_large(s, conn);
+      }
+    }
     return MHD_YES;
   }
   if (*upload_size > 0) {
-    if (!r->too_large) {
+    if (!r->too_large && r->state == 0) {
       if ((int64_t)(r->body.len + *upload_size) > s->cfg.max_body_bytes) {
         r->too_large = true;
+        if (s->on_too_large) s->on_too_large(s->user);
         trb_buf_deinit(&r->body);
       } else if (trb_buf_append(&r->body, upload_data, *upload_size) != 0) {
         return MHD_NO;
@@ -183,14 +213,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
   if (state != 0) return MHD_YES; /* spurious call while handling */
 
   if (r->too_large) {
-    char msg[128];
-    int n = snprintf(msg, sizeof(msg),
-                     "{\"error\":\"request body larger than %lld bytes\"}",
-                     (long long)s->cfg.max_body_bytes);
     r->state = ST_QUEUED;
-    return queue_and_release(
-        conn, 413,
-        make_response("application/json", msg, (size_t)n, NULL, 0, true));
+    return queue_too_large(s, conn);
   }
   r->state = ST_HANDLING;
   MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
@@ -264,6 +288,7 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
   if (s->cfg.max_connections <= 0) s->cfg.max_connections = 1024;
   if (s->cfg.idle_timeout_s <= 0) s->cfg.idle_timeout_s = 60;
   s->handler = handler;
+  s->on_too_large = cfg ? cfg->on_too_large : NULL;
   s->user = user;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->idle, NULL);

@@ -5,12 +5,16 @@
  * and asynchronous replies (the handler may answer later, from any thread;
  * the connection is suspended meanwhile and costs no thread).
  *
- * Model: for every request the server reads the whole body (a body larger
- * than `max_body_bytes`, by Content-Length or as it arrives, is answered
- * 413 by the server itself and the connection closed), then calls the
+ * Model: for every request the server reads the whole body, then calls the
  * handler once on a server thread. The handler reads the request through the
  * accessors below (valid only during that call) and, then or later, calls
  * trb_http_respond exactly once.
+ *
+ * A body larger than `max_body_bytes` (by Content-Length or as it arrives)
+ * is answered 413 by the server itself, with Connection: close — at once
+ * when the client waits for "100 Continue" or declares more than 16 times
+ * the limit, else after reading and dropping the body (so the client sees
+ * the reply instead of a reset).
  *
  * Shutdown: trb_http_server_quiesce stops accepting connections (existing
  * keep-alive connections keep being served); trb_http_server_wait_idle waits
@@ -63,6 +67,9 @@ typedef struct trb_http_server_config_s {
   int max_connections;
   /** Idle keep-alive connection timeout, seconds (default 60). */
   int idle_timeout_s;
+  /** Called (server thread, with the handler's `user`) for each request
+   *  refused 413 by the server; may be NULL. */
+  void (*on_too_large)(void *user);
 } trb_http_server_config_t;
 
 /** One extra response header; both strings borrowed for the call. */

@@ -773,6 +773,12 @@ static bool handle_get(trb_ingest_t *ing, trb_http_request_t *r,
   return false;
 }
 
+static void on_too_large(void *user) {
+  trb_ingest_t *ing = user;
+  trb_ingest_metrics_rejected(ing->metrics, TRB_INGEST_REASON_TOO_LARGE, 1);
+  trb_ingest_metrics_request(ing->metrics, -1, 413, 0);
+}
+
 static void on_request(void *user, trb_http_request_t *r) {
   trb_ingest_t *ing = user;
   const char *method = trb_http_request_method(r);
@@ -945,6 +951,7 @@ grpc_status_code trb_ingest_start(const trb_ingest_config_t *cfg,
   hc.threads = cfg->threads;
   hc.max_body_bytes = c->max_body_bytes;
   hc.max_connections = cfg->max_connections;
+  hc.on_too_large = on_too_large;
   code = trb_http_server_start(&hc, on_request, ing, &ing->http, st);
   if (code != GRPC_STATUS_OK) goto fail;
   for (size_t i = 0; i < ing->routes.n; i++) {

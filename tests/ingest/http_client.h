@@ -67,6 +67,25 @@ class HttpConn {
 
   bool connected() const { return fd_ >= 0; }
 
+  // Send raw bytes (`chunk` bytes per send(), 0 = all at once), then read
+  // one reply. For requests the Do() form cannot express.
+  HttpResponse Raw(const std::string& bytes, size_t chunk = 0) {
+    HttpResponse r;
+    if (fd_ < 0 && !Connect()) return r;
+    if (chunk == 0) chunk = bytes.size();
+    for (size_t off = 0; off < bytes.size(); off += chunk) {
+      if (!SendAll(bytes.substr(off, chunk))) {
+        Close();
+        return r;
+      }
+    }
+    if (!ReadReply(&r)) {
+      Close();
+      r.status = 0;
+    }
+    return r;
+  }
+
  private:
   bool Connect() {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);

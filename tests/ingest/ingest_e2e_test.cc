@@ -723,6 +723,69 @@ TEST_F(IngestTest, MalformedRequestsPublishNothing) {
   EXPECT_EQ(2u, trb_ingest_published(ing_));
 }
 
+// Bodies that arrive one byte per write, or chunked, are read whole.
+TEST_F(IngestTest, ByteAtATimeAndChunkedBodies) {
+  Start();
+  const std::string body = "{\"title\":\"slow client\"}";
+  HttpConn c(port_);
+  HttpResponse r = c.Raw("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
+                         1);
+  ASSERT_EQ(200, r.status) << r.body;
+  r = c.Raw("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+            "9\r\n{\"title\":\r\n"
+            "9\r\n\"chunked\"\r\n1\r\n}\r\n0\r\n\r\n");
+  ASSERT_EQ(200, r.status) << r.body;
+  auto got = PullAll("issues-sub", 2);
+  ASSERT_EQ(2u, got.size());
+  std::set<std::string> payloads;
+  for (auto& p : got) {
+    json_t* j = Parse(p.data);
+    payloads.insert(Str(j, "payload"));
+    json_decref(j);
+  }
+  EXPECT_EQ((std::set<std::string>{body, "{\"title\":\"chunked\"}"}), payloads);
+}
+
+// 413 three ways: a client waiting for 100 Continue is answered before it
+// sends the body; an absurd Content-Length is answered at once; a chunked
+// body that outgrows the limit is read, dropped and answered.
+TEST_F(IngestTest, OversizedBodies) {
+  trb_ingest_config_t cfg = Defaults();
+  cfg.max_body_bytes = 1024;
+  Start(cfg);
+  {
+    HttpConn c(port_);
+    HttpResponse r = c.Raw("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n");
+    EXPECT_EQ(413, r.status) << r.body;
+    EXPECT_NE(std::string::npos, r.body.find("larger than 1024 bytes"));
+    EXPECT_EQ("close", r.headers["connection"]);
+  }
+  {
+    HttpConn c(port_);
+    HttpResponse r = c.Raw("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Content-Length: 1000000000\r\n\r\n{");
+    EXPECT_EQ(413, r.status) << r.body;
+  }
+  {
+    HttpConn c(port_);
+    std::string chunk(1000, 'x');
+    std::string req = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 3; i++) req += "3e8\r\n" + chunk + "\r\n";
+    req += "0\r\n\r\n";
+    HttpResponse r = c.Raw(req);
+    EXPECT_EQ(413, r.status) << r.body;
+  }
+  HttpConn c(port_);
+  HttpResponse m = c.Do("GET", "/metrics", "");
+  EXPECT_NE(std::string::npos, m.body.find("tributary_ingest_rejected_total{reason=\"too_large\"} 3\n"))
+      << m.body;
+  EXPECT_EQ(0u, DrainUntilSentinel("/", "issues-sub").size());
+}
+
 TEST_F(IngestTest, BearerToken) {
   trb_ingest_config_t cfg = Defaults();
   cfg.bearer_token = "s3cret";
