@@ -359,6 +359,10 @@ static void log_busy(sink_t *k) {
     code = trb_wal_appendv(s->wal, TRB_WALREC_BATCH, iov, 2, on_batch_logged,
                            b, &lsn, &st);
     if (code == GRPC_STATUS_OK) {
+      /* A batch logged again (the rest after row errors) supersedes its
+       * earlier record: release that one, also when this logging had to
+       * wait for WAL space (else compaction stops at it for good). */
+      if (b->lsn) trb_wal_release(s->wal, b->lsn);
       b->lsn = lsn;
       k->wal_wait = false;
       k->retry_at_ms = 0;
@@ -575,8 +579,7 @@ static void on_append(void *user, const trb_bq_append_result_t *r) {
       /* Log the rest again at the same offset (supersedes the old record),
        * then send it. */
       k->next_offset = b->offset + (int64_t)b->n;
-      log_busy(k);
-      if (b->lsn != old) trb_wal_release(s->wal, old);
+      log_busy(k); /* releases `old` once the rest is logged */
     } else {
       send_busy(k);
     }

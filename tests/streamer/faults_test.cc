@@ -157,6 +157,31 @@ class FaultsTest : public ::testing::Test {
     EXPECT_EQ(extra, 0u);
   }
 
+  // backend_events.limited: order_events whose `status` is STRING(12).
+  void CreateLimitedTable() {
+    // A table whose `status` is STRING(12): the transcoder does not check
+    // maxLength, the server rejects the row with a row error.
+    std::string json = st_test::ReadFile("examples/tables/backend_events.order_events.json");
+    size_t at = json.find("\"schema\": [");
+    ASSERT_NE(at, std::string::npos);
+    json.insert(at + strlen("\"schema\": ["),
+                R"({"name": "subscription_name", "type": "STRING"},
+                   {"name": "message_id", "type": "STRING"},
+                   {"name": "publish_time", "type": "TIMESTAMP"},
+                   {"name": "attributes", "type": "JSON"},)");
+    size_t sp = json.find("{\"name\": \"status\", \"type\": \"STRING\"");
+    ASSERT_NE(sp, std::string::npos);
+    json.insert(sp + strlen("{\"name\": \"status\", \"type\": \"STRING\""), ", \"maxLength\": 12");
+    trb_bq_table_t def;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(json.data(), json.size(), &def, &env.st)) << env.st.msg;
+    ASSERT_EQ(GRPC_STATUS_OK,
+              trb_bqemu_create_table(trb_emulator_bigquery(env.emu), "backend_events", "limited", &def,
+                                     &env.st))
+        << env.st.msg;
+    trb_bq_table_deinit(&def);
+    tables[0] = "backend_events.limited";
+  }
+
   // Let the streamer run a while (a schedule, not a synchronisation).
   static void Pause(int ms) {
     trb_test::Cond c;
@@ -284,27 +309,7 @@ TEST_F(FaultsTest, DeadLetterPublishFailsForAWhileMessagesNackedThenDeadLettered
 }
 
 TEST_F(FaultsTest, RowRejectedByServerDeadLetteredRestWrittenAtSameOffset) {
-  // A table whose `status` is STRING(12): the transcoder does not check
-  // maxLength, the server rejects the row with a row error.
-  std::string json = st_test::ReadFile("examples/tables/backend_events.order_events.json");
-  size_t at = json.find("\"schema\": [");
-  ASSERT_NE(at, std::string::npos);
-  json.insert(at + strlen("\"schema\": ["),
-              R"({"name": "subscription_name", "type": "STRING"},
-                 {"name": "message_id", "type": "STRING"},
-                 {"name": "publish_time", "type": "TIMESTAMP"},
-                 {"name": "attributes", "type": "JSON"},)");
-  size_t sp = json.find("{\"name\": \"status\", \"type\": \"STRING\"");
-  ASSERT_NE(sp, std::string::npos);
-  json.insert(sp + strlen("{\"name\": \"status\", \"type\": \"STRING\""), ", \"maxLength\": 12");
-  trb_bq_table_t def;
-  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(json.data(), json.size(), &def, &env.st)) << env.st.msg;
-  ASSERT_EQ(GRPC_STATUS_OK,
-            trb_bqemu_create_table(trb_emulator_bigquery(env.emu), "backend_events", "limited", &def,
-                                   &env.st))
-      << env.st.msg;
-  trb_bq_table_deinit(&def);
-  tables[0] = "backend_events.limited";
+  CreateLimitedTable();
 
   std::vector<std::string> lines = Events(1500, 8);
   std::set<size_t> long_status;
@@ -338,6 +343,32 @@ TEST_F(FaultsTest, RowRejectedByServerDeadLetteredRestWrittenAtSameOffset) {
   for (size_t i = 0; i < lines.size(); i++)
     orders += lines[i].rfind("{\"event_type\":\"order\"", 0) == 0 && !long_status.count(i);
   EXPECT_EQ(rows_limited, orders);
+}
+
+// Row errors while the WAL is at its budget: the remainder of each batch
+// is logged again (a new record at the same offset) — possibly only after
+// waiting for WAL space — and the superseded record must be released, or
+// compaction stops at it and the streamer stalls on a full WAL.
+TEST_F(FaultsTest, RowErrorsUnderATinyWalBudgetNeverStall) {
+  CreateLimitedTable();
+  std::vector<std::string> lines = Events(6000, 9);
+  size_t rejected = 0;
+  for (size_t i = 0; i < lines.size(); i++) {
+    size_t p = lines[i].find("\"status\":\"processing\"");
+    if (p != std::string::npos && i % 3 == 0) {
+      lines[i].replace(p, strlen("\"status\":\"processing\""), "\"status\":\"processing-for-too-long\"");
+      rejected++;
+    }
+  }
+  std::vector<std::string> ids = env.Publish(lines);
+  std::string pj = Json(R"(, "wal_max_bytes": "64KiB", "batch_max_rows": 20)");
+  for (size_t p; (p = pj.find("backend_events.order_events")) != std::string::npos;)
+    pj.replace(p, strlen("backend_events.order_events"), "backend_events.limited");
+  StartStreamer(pj);
+  Verify(ids, 60000);
+  size_t append_dead = 0;
+  for (auto& kv : tally.dead_letters) append_dead += kv.second.attrs["tributary_error_stage"] == "append";
+  EXPECT_EQ(append_dead, rejected);
 }
 
 }  // namespace
