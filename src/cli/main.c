@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "src/cli/emulator_cmd.h"
+#include "src/cli/gen_cmd.h"
 #include "src/cli/ingest_cmd.h"
 #include "src/cli/selfcheck.h"
 #include "src/cli/stream_cmd.h"
@@ -23,6 +24,8 @@ static void usage(FILE *out) {
           "              push bodies in, Pub/Sub out (`tributary ingest --help`)\n"
           "  stream      Pub/Sub subscription to BigQuery tables, exactly once\n"
           "              (`tributary stream --help`)\n"
+          "  gen         generated events (and JSON Lines replays) to ingest,\n"
+          "              Pub/Sub or stdout (`tributary gen --help`)\n"
           "  sql         query the emulator's BigQuery tables\n"
           "  selfcheck   start an rpc server and client on 127.0.0.1 and\n"
           "              print their round-trip figures\n");
@@ -44,6 +47,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "emulator") == 0) {
     return trb_cli_emulator(argc - 2, argv + 2);
   }
+  if (strcmp(argv[1], "gen") == 0) return trb_cli_gen(argc - 2, argv + 2);
   if (strcmp(argv[1], "ingest") == 0) return trb_cli_ingest(argc - 2, argv + 2);
   if (strcmp(argv[1], "stream") == 0) return trb_cli_stream(argc - 2, argv + 2);
   if (strcmp(argv[1], "sql") == 0) {
