@@ -47,7 +47,7 @@ static const trb_config_entry_t kEntries[] = {
      0, 0, "port", "HTTP port; -1 = $PORT, else 8080; 0 picks a free port."},
     {"threads", TRB_CONFIG_INT64, "2", offsetof(ingest_flags_t, threads), 1, 256,
      0, 0, "threads", "HTTP polling threads."},
-    {"max_connections", TRB_CONFIG_INT64, "1024",
+    {"max_connections", TRB_CONFIG_INT64, "256",
      offsetof(ingest_flags_t, max_connections), 1, 100000, 0, 0, "connections",
      "Most open HTTP connections."},
     {"max_body", TRB_CONFIG_SIZE_BYTES, "1MiB", offsetof(ingest_flags_t, max_body),

@@ -285,7 +285,7 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
   s->cfg.host = NULL; /* not kept */
   if (s->cfg.threads <= 0) s->cfg.threads = 2;
   if (s->cfg.max_body_bytes <= 0) s->cfg.max_body_bytes = 1024 * 1024;
-  if (s->cfg.max_connections <= 0) s->cfg.max_connections = 1024;
+  if (s->cfg.max_connections <= 0) s->cfg.max_connections = 256;
   if (s->cfg.idle_timeout_s <= 0) s->cfg.idle_timeout_s = 60;
   s->handler = handler;
   s->on_too_large = cfg ? cfg->on_too_large : NULL;

@@ -63,7 +63,7 @@ typedef struct trb_http_server_config_s {
   int threads;
   /** Largest request body, bytes (default 1 MiB). */
   int64_t max_body_bytes;
-  /** Most open connections (default 1024). */
+  /** Most open connections (default 256). */
   int max_connections;
   /** Idle keep-alive connection timeout, seconds (default 60). */
   int idle_timeout_s;

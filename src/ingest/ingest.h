@@ -81,7 +81,8 @@ typedef struct trb_ingest_config_s {
   int port;
   /** HTTP polling threads (default 2). */
   int threads;
-  /** Most open connections (default 1024). */
+  /** Most open connections (default 256; memory for bodies is at most
+   *  max_connections × max_body_bytes). */
   int max_connections;
   /** Largest request body, bytes (default 1 MiB; at most 10 MiB, Pub/Sub's
    *  message limit). */

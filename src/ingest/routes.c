@@ -75,6 +75,15 @@ grpc_status_code trb_ingest_routes_parse(const char *spec,
                             "route %d: path \"%.*s\" must start with '/'", idx,
                             (int)path_len, path);
     }
+    for (size_t k = 0; k < path_len; k++) {
+      unsigned char ch = (unsigned char)path[k];
+      if (ch <= ' ' || ch == '"' || ch == '\\' || ch == '?' || ch == '#' || ch >= 0x7f) {
+        return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                              "route %d: path \"%.*s\" has a character that is "
+                              "not allowed (space, quote, backslash, ?, #, "
+                              "non-ASCII)", idx, (int)path_len, path);
+      }
+    }
     if (topic_len == 0) {
       return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                             "route %d: empty topic", idx);

@@ -4,7 +4,8 @@
  *
  * Spec text (flag --routes / env TRB_INGEST_ROUTES): comma-separated
  * `PATH=TOPIC[:MODE]`, e.g. "/=issues,/events=backend-events:raw,
- * /push=issues-replay:push". PATH starts with '/' and matches exactly;
+ * /push=issues-replay:push". PATH starts with '/' and matches exactly
+ * (printable ASCII without quotes, backslash, '?' or '#');
  * TOPIC is a topic id (expanded to projects/{project}/topics/{id}) or a
  * full "projects/p/topics/t" name. MODE:
  *   wrap  (default) JSON objects → the issues envelope (source manual-api);

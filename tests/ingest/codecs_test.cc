@@ -439,6 +439,7 @@ TEST(RoutesTest, Parse) {
                           {"/=", "empty topic"},
                           {"/=t:zip", "unknown mode"},
                           {"/=a,/=b", "given twice"},
+                          {"/a\"b=t", "not allowed"},
                           {"", "no routes"}};
   for (const auto& b : bad) {
     trb_ingest_routes_t r2 = {};
