@@ -246,6 +246,21 @@ TEST_F(MultiInstanceTest, OneInstanceDiesForGoodTheOtherFinishesDuplicatesRemova
   EXPECT_LE(row_dups + dead_dups, 2u * 1000u);
   // De-duplicated by message_id, the tables hold each written message once.
   EXPECT_EQ(distinct_rows + dead.size() - dead_dups, want.size());
+  // ... with the query docs/streamer.md gives (standard SQL: BigQuery and
+  // the emulator's SQLite both run it).
+  size_t deduped = 0;
+  std::set<std::string> deduped_ids;
+  for (const char* t : kTables) {
+    std::string q = std::string("(SELECT message_id, ROW_NUMBER() OVER (PARTITION BY message_id "
+                                "ORDER BY publish_time) AS rn FROM ") +
+                    t + ") WHERE rn = 1";
+    for (auto& id : env.Column(q, "message_id")) {
+      deduped++;
+      deduped_ids.insert(id);
+    }
+  }
+  EXPECT_EQ(deduped, distinct_rows);
+  EXPECT_EQ(deduped_ids.size(), distinct_rows);
 }
 
 }  // namespace
