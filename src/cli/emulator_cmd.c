@@ -4,9 +4,11 @@
 #include "src/cli/emulator_cmd.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/cli/flags.h"
@@ -24,6 +26,9 @@ typedef struct {
   char *config;
   bool fsync;
   int64_t threads;
+  char *tls_cert;
+  char *tls_key;
+  char *bearer_token;
 } emu_flags_t;
 
 static const trb_config_entry_t kEmuEntries[] = {
@@ -47,6 +52,14 @@ static const trb_config_entry_t kEmuEntries[] = {
      NULL, "fsync every commit (power-loss safe; kill -9 safe without it)."},
     {"threads", TRB_CONFIG_INT64, "2", offsetof(emu_flags_t, threads), 1, 64, 0,
      0, "threads", "gRPC server threads per service."},
+    {"tls_cert", TRB_CONFIG_STRING, NULL, offsetof(emu_flags_t, tls_cert), 0,
+     0, 0, 0, NULL, "PEM certificate chain file: serve TLS (with --tls-key)."},
+    {"tls_key", TRB_CONFIG_STRING, NULL, offsetof(emu_flags_t, tls_key), 0, 0,
+     0, 0, NULL, "PEM private key file of --tls-cert."},
+    {"bearer_token", TRB_CONFIG_STRING, NULL,
+     offsetof(emu_flags_t, bearer_token), 0, 0, 0, 0, NULL,
+     "Require `authorization: Bearer <token>` on every call "
+     "(UNAUTHENTICATED otherwise)."},
 };
 static const trb_config_table_t kEmuTable = {
     "emulator", kEmuEntries, sizeof(kEmuEntries) / sizeof(kEmuEntries[0])};
@@ -54,7 +67,38 @@ static const trb_config_table_t kEmuTable = {
 #define EMU_USAGE                                                         \
   "tributary emulator [--host 127.0.0.1] [--pubsub-port 8085]"            \
   " [--bigquery-port 9060] [--data-dir DIR] [--project PROJECT]"          \
-  " [--tables DIR] [--config FILE] [--fsync]"
+  " [--tables DIR] [--config FILE] [--fsync]"                             \
+  " [--tls-cert FILE --tls-key FILE] [--bearer-token TOKEN]"
+
+/* Whole file as a NUL-terminated heap string, or NULL (errno set). */
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  while (buf != NULL) {
+    n += fread(buf + n, 1, cap - 1 - n, f);
+    if (ferror(f)) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    if (feof(f)) break;
+    if (n == cap - 1) {
+      char *bigger = realloc(buf, cap * 2);
+      if (bigger == NULL) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+  }
+  fclose(f);
+  if (buf != NULL) buf[n] = '\0';
+  return buf;
+}
 
 int trb_cli_emulator(int argc, char **argv) {
   emu_flags_t f = {0};
@@ -94,19 +138,49 @@ int trb_cli_emulator(int argc, char **argv) {
   cfg.config_path = f.config;
   cfg.fsync = f.fsync;
   cfg.server_threads = (int)f.threads;
+  cfg.bearer_token = f.bearer_token && *f.bearer_token ? f.bearer_token : NULL;
+  char *cert = NULL, *key = NULL;
+  if ((f.tls_cert != NULL) != (f.tls_key != NULL)) {
+    fprintf(stderr, "tributary emulator: --tls-cert and --tls-key go "
+                    "together\n");
+    trb_config_free(&kEmuTable, &f);
+    return 2;
+  }
+  if (f.tls_cert != NULL) {
+    const char *bad = NULL;
+    if ((cert = slurp(f.tls_cert)) == NULL) bad = f.tls_cert;
+    else if ((key = slurp(f.tls_key)) == NULL) bad = f.tls_key;
+    if (bad != NULL) {
+      fprintf(stderr, "tributary emulator: %s: %s\n", bad, strerror(errno));
+      free(cert);
+      trb_config_free(&kEmuTable, &f);
+      return 2;
+    }
+    cfg.tls_cert_chain_pem = cert;
+    cfg.tls_private_key_pem = key;
+  }
   trb_emulator_t *emu = NULL;
   if (trb_emulator_start(&cfg, &emu, &st) != GRPC_STATUS_OK) {
     fprintf(stderr, "tributary emulator: %s (%s)\n", st.msg,
             trb_status_code_name(st.code));
+    free(cert);
+    free(key);
     trb_config_free(&kEmuTable, &f);
     return 1;
   }
+  free(key); /* copied by the servers; `cert` is kept as the TLS flag */
   /* An IPv6 host needs brackets in host:port. */
   bool v6 = strchr(f.host, ':') != NULL;
-  printf("PUBSUB_EMULATOR_HOST=%s%s%s:%d\n", v6 ? "[" : "", f.host,
-         v6 ? "]" : "", trb_emulator_pubsub_port(emu));
-  printf("BIGQUERY_STORAGE_EMULATOR_HOST=%s%s%s:%d\n", v6 ? "[" : "", f.host,
-         v6 ? "]" : "", trb_emulator_bigquery_port(emu));
+  /* With TLS the *_EMULATOR_HOST variables (plaintext by definition) do
+   * not apply: clients take the Google Cloud path with an endpoint override
+   * (rpc.h trb_rpc_channel_config_from_env). */
+  const char *ps_var = cert ? "TRIBUTARY_PUBSUB_ENDPOINT" : "PUBSUB_EMULATOR_HOST";
+  const char *bq_var = cert ? "TRIBUTARY_BIGQUERY_STORAGE_ENDPOINT"
+                            : "BIGQUERY_STORAGE_EMULATOR_HOST";
+  printf("%s=%s%s%s:%d\n", ps_var, v6 ? "[" : "", f.host, v6 ? "]" : "",
+         trb_emulator_pubsub_port(emu));
+  printf("%s=%s%s%s:%d\n", bq_var, v6 ? "[" : "", f.host, v6 ? "]" : "",
+         trb_emulator_bigquery_port(emu));
   fflush(stdout);
 
   int sig = 0;
@@ -114,6 +188,7 @@ int trb_cli_emulator(int argc, char **argv) {
   TRB_LOG(TRB_LOG_INFO, "emulator", "%s: stopping", strsignal(sig));
   trb_emulator_stop(emu);
   TRB_LOG(TRB_LOG_INFO, "emulator", "stopped");
+  free(cert);
   trb_config_free(&kEmuTable, &f);
   return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,70 @@ struct trb_emulator_s {
   trb_rpc_server_t *ps_srv, *bq_srv;
   int ps_port, bq_port;
   bool rpc_inited;
+  pthread_mutex_t auth_mu; /* guards auth_header */
+  char *auth_header;       /* "Bearer <token>"; NULL = no check */
 };
+
+/* Google's answers to a call without / with a wrong access token. */
+#define MISSING_CREDENTIAL                                                   \
+  "Request is missing required authentication credential. Expected OAuth 2 " \
+  "access token, login cookie or other valid authentication credential. "    \
+  "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+#define INVALID_CREDENTIAL                                                   \
+  "Request had invalid authentication credentials. Expected OAuth 2 access " \
+  "token, login cookie or other valid authentication credential. See "       \
+  "https://developers.google.com/identity/sign-in/web/devconsole-project."
+
+static grpc_status_code authorize(void *user, trb_rpc_server_call_t *call,
+                                  char *msg, size_t cap) {
+  trb_emulator_t *emu = user;
+  size_t n = 0;
+  const char *got = trb_rpc_server_call_metadata(call, "authorization", &n);
+  grpc_status_code code = GRPC_STATUS_OK;
+  pthread_mutex_lock(&emu->auth_mu);
+  if (emu->auth_header != NULL) {
+    if (got == NULL) {
+      code = GRPC_STATUS_UNAUTHENTICATED;
+      snprintf(msg, cap, "%s", MISSING_CREDENTIAL);
+    } else if (n != strlen(emu->auth_header) ||
+               memcmp(got, emu->auth_header, n) != 0) {
+      code = GRPC_STATUS_UNAUTHENTICATED;
+      snprintf(msg, cap, "%s", INVALID_CREDENTIAL);
+    }
+  }
+  pthread_mutex_unlock(&emu->auth_mu);
+  if (code != GRPC_STATUS_OK) {
+    TRB_LOG(TRB_LOG_INFO, "emulator", "%s from %s: %s",
+            trb_rpc_server_call_method(call), trb_rpc_server_call_peer(call),
+            got == NULL ? "no authorization header" : "wrong bearer token");
+  }
+  return code;
+}
+
+static char *make_auth_header(const char *token) {
+  size_t n = strlen(token);
+  char *h = trb_malloc(n + 8);
+  if (h == NULL) return NULL;
+  memcpy(h, "Bearer ", 7);
+  memcpy(h + 7, token, n + 1);
+  return h;
+}
+
+grpc_status_code trb_emulator_set_bearer_token(trb_emulator_t *emu,
+                                               const char *token,
+                                               trb_status_t *st) {
+  char *h = NULL;
+  if (token != NULL && (h = make_auth_header(token)) == NULL) {
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "bearer token: out of memory");
+  }
+  pthread_mutex_lock(&emu->auth_mu);
+  char *old = emu->auth_header;
+  emu->auth_header = h;
+  pthread_mutex_unlock(&emu->auth_mu);
+  trb_free(old);
+  return GRPC_STATUS_OK;
+}
 
 static grpc_status_code lock_data_dir(trb_emulator_t *emu, const char *dir,
                                       trb_status_t *st) {
@@ -194,12 +258,17 @@ static grpc_status_code declare_config(trb_emulator_t *emu,
   return GRPC_STATUS_OK;
 }
 
-static grpc_status_code start_server(const trb_emulator_config_t *cfg, int port,
+static grpc_status_code start_server(trb_emulator_t *emu,
+                                     const trb_emulator_config_t *cfg, int port,
                                      trb_rpc_server_t **srv, trb_status_t *st) {
   trb_rpc_server_config_t sc = {0};
   sc.host = cfg->host ? cfg->host : "127.0.0.1";
   sc.port = port;
   sc.n_threads = cfg->server_threads > 0 ? cfg->server_threads : 2;
+  sc.tls_cert_chain_pem = cfg->tls_cert_chain_pem;
+  sc.tls_private_key_pem = cfg->tls_private_key_pem;
+  sc.authorize = authorize;
+  sc.authorize_user = emu;
   return trb_rpc_server_create(&sc, srv, st);
 }
 
@@ -269,9 +338,9 @@ static grpc_status_code start(trb_emulator_t *emu,
   if (code == GRPC_STATUS_OK) {
     trb_rpc_init();
     emu->rpc_inited = true;
-    code = start_server(cfg, cfg->pubsub_port, &emu->ps_srv, st);
+    code = start_server(emu, cfg, cfg->pubsub_port, &emu->ps_srv, st);
   }
-  if (code == GRPC_STATUS_OK) code = start_server(cfg, cfg->bigquery_port, &emu->bq_srv, st);
+  if (code == GRPC_STATUS_OK) code = start_server(emu, cfg, cfg->bigquery_port, &emu->bq_srv, st);
   if (code == GRPC_STATUS_OK) code = trb_psemu_register(emu->ps, emu->ps_srv, st);
   if (code == GRPC_STATUS_OK) code = trb_bqemu_register(emu->bq, emu->bq_srv, st);
   if (code == GRPC_STATUS_OK) code = trb_emu_admin_register(emu->ps_srv, emu->faults, st);
@@ -293,6 +362,12 @@ grpc_status_code trb_emulator_start(const trb_emulator_config_t *cfg,
   trb_emulator_t *emu = trb_calloc(1, sizeof(*emu));
   if (!emu) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "emulator");
   emu->lock_fd = -1;
+  pthread_mutex_init(&emu->auth_mu, NULL);
+  if (cfg->bearer_token != NULL &&
+      (emu->auth_header = make_auth_header(cfg->bearer_token)) == NULL) {
+    trb_emulator_stop(emu);
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "emulator");
+  }
   grpc_status_code code = start(emu, cfg, st);
   if (code != GRPC_STATUS_OK) {
     trb_emulator_stop(emu);
@@ -300,8 +375,10 @@ grpc_status_code trb_emulator_start(const trb_emulator_config_t *cfg,
   }
   TRB_LOG(TRB_LOG_INFO, "emulator",
           "ready: project %s, Pub/Sub on port %d, BigQuery Storage Write on "
-          "port %d, %s", emu->project, emu->ps_port, emu->bq_port,
-          cfg->data_dir ? cfg->data_dir : "in memory");
+          "port %d, %s%s%s", emu->project, emu->ps_port, emu->bq_port,
+          cfg->data_dir ? cfg->data_dir : "in memory",
+          cfg->tls_cert_chain_pem ? ", TLS" : "",
+          cfg->bearer_token ? ", bearer token required" : "");
   *out = emu;
   return GRPC_STATUS_OK;
 }
@@ -329,5 +406,7 @@ void trb_emulator_stop(trb_emulator_t *emu) {
   trb_faults_destroy(emu->faults);
   if (emu->rpc_inited) trb_rpc_shutdown();
   if (emu->lock_fd >= 0) close(emu->lock_fd); /* releases the flock */
+  pthread_mutex_destroy(&emu->auth_mu);
+  trb_free(emu->auth_header);
   trb_free(emu);
 }

@@ -57,6 +57,18 @@ typedef struct trb_emulator_config_s {
   int server_threads;
   /** TEST ONLY: see trb_psemu_config_t.test_ms_per_second. */
   int test_ms_per_second;
+  /** TLS on both servers: PEM certificate chain and private key (text, not
+   *  paths); both NULL = plaintext. Clients then need these roots (or a CA
+   *  that signed the chain) — the path a Google Cloud client takes. */
+  const char *tls_cert_chain_pem;
+  const char *tls_private_key_pem;
+  /** Required OAuth2 access token: every call (admin included) must carry
+   *  `authorization: Bearer <bearer_token>`, else it is answered
+   *  UNAUTHENTICATED with Google's wording (header missing: "Request is
+   *  missing required authentication credential..."; other token: "Request
+   *  had invalid authentication credentials..."). NULL = no check. Change
+   *  it while running with trb_emulator_set_bearer_token (token rotation). */
+  const char *bearer_token;
 } trb_emulator_config_t;
 
 /**
@@ -64,7 +76,7 @@ typedef struct trb_emulator_config_s {
  * Declared topics, subscriptions and tables that already exist (a restart
  * on the same data directory) are kept as stored.
  * Returns: OK; INVALID_ARGUMENT (bad --config / table file, with the file
- *          and reason); FAILED_PRECONDITION (data directory in use by another
+ *          and reason; half a TLS pair); FAILED_PRECONDITION (data directory in use by another
  *          emulator); UNAVAILABLE (port in use, unreadable directory);
  *          RESOURCE_EXHAUSTED.
  * Threading: thread-safe (each emulator is independent).
@@ -78,6 +90,17 @@ int trb_emulator_bigquery_port(const trb_emulator_t *emu);
 
 /** The project in use. Borrowed for the emulator's lifetime. */
 const char *trb_emulator_project(const trb_emulator_t *emu);
+
+/**
+ * Replace the required bearer token (see trb_emulator_config_t.bearer_token),
+ * as when an access token expires and a new one is issued: calls that
+ * start afterwards must carry `token`; calls already admitted go on.
+ * NULL = stop checking. Returns OK; RESOURCE_EXHAUSTED (then the previous
+ * token stays). Threading: thread-safe.
+ */
+grpc_status_code trb_emulator_set_bearer_token(trb_emulator_t *emu,
+                                               const char *token,
+                                               trb_status_t *st);
 
 /** The fault registry (tests inject faults directly). Borrowed. */
 trb_faults_t *trb_emulator_faults(trb_emulator_t *emu);

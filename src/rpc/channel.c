@@ -1,6 +1,7 @@
 /*
  * channel.c — channels and credentials (see rpc.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,8 @@ static grpc_status_code make_creds(const trb_rpc_channel_config_t *cfg,
   *out = NULL;
   switch (cfg->creds) {
     case TRB_RPC_CREDS_INSECURE:
-      if (cfg->root_certs_pem || cfg->bearer_token || cfg->tls_server_name) {
+      if (cfg->root_certs_pem || cfg->bearer_token || cfg->tls_server_name ||
+          cfg->bearer_token_file) {
         return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                               "channel %s: TLS settings given for an "
                               "insecure channel",
@@ -41,17 +43,35 @@ static grpc_status_code make_creds(const trb_rpc_channel_config_t *cfg,
       }
       return GRPC_STATUS_OK;
     case TRB_RPC_CREDS_TLS:
+      if (cfg->bearer_token != NULL && cfg->bearer_token_file != NULL) {
+        return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                              "channel %s: both bearer_token and "
+                              "bearer_token_file given",
+                              cfg->target);
+      }
+      token = NULL;
+      if (cfg->bearer_token_file != NULL) {
+        grpc_status_code code =
+            trb_rpc_token_file_creds(cfg->bearer_token_file, &token, st);
+        if (code != GRPC_STATUS_OK) {
+          trb_status_prefix(st, "channel %s", cfg->target);
+          return code;
+        }
+      }
       ssl = grpc_ssl_credentials_create(cfg->root_certs_pem, NULL, NULL, NULL);
       if (ssl == NULL) {
+        if (token) grpc_call_credentials_release(token);
         return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                               "channel %s: TLS credentials rejected",
                               cfg->target);
       }
-      if (cfg->bearer_token == NULL) {
+      if (cfg->bearer_token == NULL && token == NULL) {
         *out = ssl;
         return GRPC_STATUS_OK;
       }
-      token = grpc_access_token_credentials_create(cfg->bearer_token, NULL);
+      if (token == NULL) {
+        token = grpc_access_token_credentials_create(cfg->bearer_token, NULL);
+      }
       *out = grpc_composite_channel_credentials_create(ssl, token, NULL);
       grpc_channel_credentials_release(ssl);
       grpc_call_credentials_release(token);
@@ -138,5 +158,23 @@ bool trb_rpc_channel_config_from_env(trb_rpc_channel_config_t *cfg,
   }
   cfg->target = default_target;
   cfg->creds = TRB_RPC_CREDS_GOOGLE_DEFAULT;
+  if (emulator_env != NULL) {
+    static const char kSuffix[] = "_EMULATOR_HOST";
+    size_t n = strlen(emulator_env);
+    size_t k = sizeof(kSuffix) - 1;
+    char name[128];
+    if (n > k && strcmp(emulator_env + n - k, kSuffix) == 0 &&
+        n - k + sizeof("TRIBUTARY__ENDPOINT") <= sizeof(name)) {
+      snprintf(name, sizeof(name), "TRIBUTARY_%.*s_ENDPOINT", (int)(n - k),
+               emulator_env);
+      const char *ep = getenv(name);
+      if (ep != NULL && ep[0] != '\0') cfg->target = ep;
+    }
+  }
+  const char *tf = getenv("TRIBUTARY_ACCESS_TOKEN_FILE");
+  if (tf != NULL && tf[0] != '\0') {
+    cfg->creds = TRB_RPC_CREDS_TLS;
+    cfg->bearer_token_file = tf;
+  }
   return false;
 }

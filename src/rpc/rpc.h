@@ -139,6 +139,16 @@ typedef struct trb_rpc_channel_config_s {
   int keepalive_time_ms;
   /** Prefix for the user-agent header; NULL = "tributary". */
   const char *user_agent;
+  /** TRB_RPC_CREDS_TLS: path of a file holding an OAuth2 access token
+   *  (without "Bearer "; surrounding white space ignored), sent as
+   *  `authorization: Bearer <token>` on every call. The file is stat()ed at
+   *  every call and read again when its inode, size or modification time
+   *  changed, so a token refreshed by another process (e.g. a sidecar
+   *  running `gcloud auth print-access-token`, or a mounted secret) is
+   *  picked up without a restart; replace it atomically (write + rename).
+   *  A file unreadable at call time keeps the last good token. Exclusive
+   *  with `bearer_token`; NULL = none. Borrowed (copied). */
+  const char *bearer_token_file;
 } trb_rpc_channel_config_t;
 
 /** A gRPC channel (HTTP/2 connection pool to one target). Opaque. */
@@ -149,10 +159,13 @@ typedef struct trb_rpc_channel_s trb_rpc_channel_t;
  *
  * Params:  cfg — borrowed; strings are copied.
  *          out — receives the channel (owned; trb_rpc_channel_destroy).
- * Returns: GRPC_STATUS_OK; INVALID_ARGUMENT when `target` is missing or a
- *          TLS-only field is set for an insecure channel;
+ * Returns: GRPC_STATUS_OK; INVALID_ARGUMENT when `target` is missing, a
+ *          TLS-only field is set for an insecure channel, or both
+ *          `bearer_token` and `bearer_token_file` are set;
  *          UNAUTHENTICATED when Application Default Credentials cannot be
- *          found; RESOURCE_EXHAUSTED on allocation failure.
+ *          found, or `bearer_token_file` cannot be read or holds no token
+ *          (the message names the file and why);
+ *          RESOURCE_EXHAUSTED on allocation failure.
  * Threading: thread-safe. The channel itself is thread-safe: any number of
  *          loops and threads may start calls on it.
  */
@@ -166,13 +179,21 @@ grpc_status_code trb_rpc_channel_create(const trb_rpc_channel_config_t *cfg,
 void trb_rpc_channel_destroy(trb_rpc_channel_t *ch);
 
 /**
- * Fill `cfg` for a Google API: when the environment variable `emulator_env`
- * (e.g. "PUBSUB_EMULATOR_HOST") is set and non-empty, an insecure channel
- * to its value; otherwise TLS with Application Default Credentials to
- * `default_target` (e.g. "pubsub.googleapis.com:443").
+ * Fill `cfg` for a Google API, from the environment, in this order:
+ * 1. `emulator_env` (e.g. "PUBSUB_EMULATOR_HOST") set and non-empty: an
+ *    insecure channel to its value (returns true).
+ * 2. Otherwise TLS to `TRIBUTARY_<X>_ENDPOINT` when set, else to
+ *    `default_target` (e.g. "pubsub.googleapis.com:443"), where <X> is
+ *    `emulator_env` without its "_EMULATOR_HOST" suffix
+ *    (TRIBUTARY_PUBSUB_ENDPOINT, TRIBUTARY_BIGQUERY_STORAGE_ENDPOINT), with
+ *    - `TRIBUTARY_ACCESS_TOKEN_FILE` set: TRB_RPC_CREDS_TLS with that
+ *      `bearer_token_file` (re-read when it changes) and gRPC's default
+ *      roots (which GRPC_DEFAULT_SSL_ROOTS_FILE_PATH replaces);
+ *    - else TRB_RPC_CREDS_GOOGLE_DEFAULT (Application Default Credentials).
  *
- * Params:  both strings are borrowed; cfg->target points into either
- *          `default_target` or the process environment.
+ * Params:  both strings are borrowed; cfg->target and
+ *          cfg->bearer_token_file point into `default_target` or the
+ *          process environment.
  * Returns: true when the emulator variable was used.
  * Threading: thread-compatible (reads the environment).
  */

@@ -13,6 +13,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
 #include "src/rpc/rpc.h"
@@ -39,6 +40,14 @@ grpc_status_code trb_rpc_loop_create_n(const char *name, int n_threads,
 struct trb_rpc_channel_s {
   grpc_channel *channel;
 };
+
+/* Call credentials sending `authorization: Bearer <token>` with the token
+ * read from `path`, read again whenever the file changes (token_file.c).
+ * Returns OK; UNAUTHENTICATED naming the file when it cannot be read now
+ * or holds no token; RESOURCE_EXHAUSTED. */
+grpc_status_code trb_rpc_token_file_creds(const char *path,
+                                          grpc_call_credentials **out,
+                                          trb_status_t *st);
 
 /* Abort with file:line on a broken invariant (never for input errors). */
 #define TRB_RPC_CHECK(cond)                                        \

@@ -58,6 +58,9 @@ struct trb_rpc_server_s {
   int max_recv;
   int max_send;
   int write_buffer;
+  grpc_status_code (*authorize)(void *, trb_rpc_server_call_t *, char *,
+                                size_t);
+  void *authorize_user;
 
   grpc_server *server;
   trb_rpc_loop_t *loop;
@@ -386,6 +389,26 @@ static void call_begin(request_t *r) {
     call_unref(c);
     return;
   }
+  if (srv->authorize != NULL) {
+    char msg[512];
+    grpc_status_code code;
+    msg[0] = '\0';
+    code = srv->authorize(srv->authorize_user, c, msg, sizeof(msg));
+    if (code != GRPC_STATUS_OK) {
+      msg[sizeof(msg) - 1] = '\0';
+      pthread_mutex_lock(&c->mu);
+      /* Refused: from here on like an unregistered method (no handler
+       * callback of any kind, on_done included). */
+      c->method = NULL;
+      c->started = true;
+      c->read_eof = true; /* nothing will be read */
+      pthread_mutex_unlock(&c->mu);
+      finish_internal(c, code, msg);
+      call_settle(c);
+      call_unref(c);
+      return;
+    }
+  }
   if (c->method->streaming) {
     /* Hold an op while on_start runs so on_done cannot overtake it. */
     pthread_mutex_lock(&c->mu);
@@ -501,6 +524,8 @@ grpc_status_code trb_rpc_server_create(const trb_rpc_server_config_t *cfg,
   srv->write_buffer = cfg->write_buffer_bytes
                           ? cfg->write_buffer_bytes
                           : TRB_RPC_DEFAULT_WRITE_BUFFER_BYTES;
+  srv->authorize = cfg->authorize;
+  srv->authorize_user = cfg->authorize_user;
   pthread_mutex_init(&srv->mu, NULL);
   pthread_cond_init(&srv->cv, NULL);
   *out = srv;

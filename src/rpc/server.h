@@ -67,6 +67,20 @@ typedef struct trb_rpc_server_config_s {
   /** Coalesced writes gRPC may hold per stream, bytes (see
    *  trb_rpc_channel_config_t.write_buffer_bytes); 0 = 1 MiB. */
   int write_buffer_bytes;
+  /**
+   * Optional admission check of every call to a registered method, run on
+   * a server thread before the handler sees it — e.g. a required
+   * `authorization: Bearer <token>` (read it with
+   * trb_rpc_server_call_metadata). Return OK to admit the call; any other
+   * code finishes it at once with that code and the NUL-terminated text the
+   * check wrote into `msg` (capacity `msg_cap` bytes, > 0), and no handler
+   * is called. Must not block; must be thread-safe (calls arrive on every
+   * server thread). NULL = admit everything.
+   */
+  grpc_status_code (*authorize)(void *user, trb_rpc_server_call_t *call,
+                                char *msg, size_t msg_cap);
+  /** Passed to `authorize`; borrowed, must outlive the server. */
+  void *authorize_user;
 } trb_rpc_server_config_t;
 
 /**
