@@ -147,6 +147,9 @@ static void teardown(trb_streamer_t *s) {
     trb_status_t st;
     trb_ps_publisher_shutdown(s->dlq, 0, NULL, &st);
   }
+  /* Every held message back first: a parked redelivery handed back with a
+   * worker's ids may belong to another worker's subscriber. */
+  for (int i = 0; i < s->n_workers; i++) trb_worker_hand_back(&s->workers[i]);
   for (int i = 0; i < s->n_workers; i++) trb_worker_deinit(&s->workers[i]);
   trb_ps_publisher_destroy(s->dlq);
   s->dlq = NULL;

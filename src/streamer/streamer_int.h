@@ -180,6 +180,8 @@ grpc_status_code trb_worker_start(worker_t *w, trb_status_t *st);
 void trb_worker_seal_all(worker_t *w);
 void trb_worker_stop_ticker(worker_t *w);
 void trb_worker_destroy_writers(worker_t *w);
+/* Nack everything `w` holds; call for every worker before any deinit. */
+void trb_worker_hand_back(worker_t *w);
 void trb_worker_deinit(worker_t *w);
 
 /* replay.c: replay the WAL in `s->p->wal_dir` (opens s->wal). */

@@ -359,10 +359,6 @@ static void log_busy(sink_t *k) {
     code = trb_wal_appendv(s->wal, TRB_WALREC_BATCH, iov, 2, on_batch_logged,
                            b, &lsn, &st);
     if (code == GRPC_STATUS_OK) {
-      /* A batch logged again (the rest after row errors) supersedes its
-       * earlier record: release that one, also when this logging had to
-       * wait for WAL space (else compaction stops at it for good). */
-      if (b->lsn) trb_wal_release(s->wal, b->lsn);
       b->lsn = lsn;
       k->wal_wait = false;
       k->retry_at_ms = 0;
@@ -579,7 +575,12 @@ static void on_append(void *user, const trb_bq_append_result_t *r) {
       /* Log the rest again at the same offset (supersedes the old record),
        * then send it. */
       k->next_offset = b->offset + (int64_t)b->n;
-      log_busy(k); /* releases `old` once the rest is logged */
+      /* No row of the request was written (row errors fail it whole), so
+       * the old record can go now — kept while the rest waits for WAL
+       * space, it pinned the oldest segment and the WAL never drained. */
+      trb_wal_release(s->wal, old);
+      b->lsn = 0;
+      log_busy(k);
     } else {
       send_busy(k);
     }
@@ -1037,8 +1038,11 @@ static void hand_back_batch(trb_streamer_t *s, batch_t *b) {
   batch_free(b);
 }
 
-/* Nack whatever is still held (the WAL keeps what was logged), free. */
-void trb_worker_deinit(worker_t *w) {
+/* Nack whatever is still held (the WAL keeps what was logged). Parked
+ * redelivered copies handed back with the ids may belong to any worker's
+ * subscriber: the streamer calls this for every worker before it destroys
+ * any subscriber (destroy frees the handles). Idempotent. */
+void trb_worker_hand_back(worker_t *w) {
   trb_streamer_t *s = w->s;
   if (w->sinks) {
     for (size_t t = 0; t < s->p->n_tables; t++) {
@@ -1052,13 +1056,28 @@ void trb_worker_deinit(worker_t *w) {
         trb_free(m);
       }
       trb_free(k->parked);
+      k->parked = NULL;
+      k->n_parked = k->cap_parked = 0;
       if (k->open) hand_back_batch(s, k->open);
       if (k->busy) hand_back_batch(s, k->busy);
+      k->open = k->busy = NULL;
       while (k->q_head) {
         batch_t *b = k->q_head;
         k->q_head = b->next;
         hand_back_batch(s, b);
       }
+      k->q_tail = NULL;
+    }
+  }
+}
+
+/* Hand back (if not done yet), free. */
+void trb_worker_deinit(worker_t *w) {
+  trb_streamer_t *s = w->s;
+  trb_worker_hand_back(w);
+  if (w->sinks) {
+    for (size_t t = 0; t < s->p->n_tables; t++) {
+      sink_t *k = &w->sinks[t];
       trb_free(k->stream);
       k->stream = NULL;
     }

@@ -9,6 +9,7 @@
 // message id exactly once in the tables ∪ the dead-letter topic.
 #include <inttypes.h>
 
+#include <memory>
 #include <random>
 #include <set>
 
@@ -63,7 +64,7 @@ class FaultsTest : public ::testing::Test {
  protected:
   StreamEnv env;
   std::string sub_name = "faults";
-  Pipeline pl;
+  std::unique_ptr<Pipeline> pl;  // replaced by each StartStreamer
   trb_streamer_t* s = nullptr;
   Tally tally;
   std::vector<std::string> tables{kTables, kTables + 3};
@@ -95,9 +96,11 @@ class FaultsTest : public ::testing::Test {
 
   void StartStreamer(const std::string& json) {
     trb_status_t st{};
-    ASSERT_EQ(GRPC_STATUS_OK, pl.Load(json, &st)) << st.msg;
+    ASSERT_EQ(s, nullptr);
+    pl.reset(new Pipeline());
+    ASSERT_EQ(GRPC_STATUS_OK, pl->Load(json, &st)) << st.msg;
     trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 100};
-    ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl->p, &o, &s, &st)) << st.msg;
   }
 
   // Read what ended where (dead letters accumulate: pulling acks them).
@@ -369,6 +372,31 @@ TEST_F(FaultsTest, RowErrorsUnderATinyWalBudgetNeverStall) {
   size_t append_dead = 0;
   for (auto& kv : tally.dead_letters) append_dead += kv.second.attrs["tributary_error_stage"] == "append";
   EXPECT_EQ(append_dead, rejected);
+}
+
+// Redelivered copies of held messages are parked (their id is PENDING) on
+// whichever worker's stream they arrive — often another worker's than the
+// first copy's. Destroying the streamer then must nack every parked copy
+// before any worker's subscriber (which frees its handles) is destroyed.
+TEST_F(FaultsTest, DestroyWithRedeliveriesParkedAcrossWorkers) {
+  std::vector<std::string> ids = env.Publish(Events(600, 10));
+  const char* kModAck = "/google.pubsub.v1.Subscriber/ModifyAckDeadline";
+  // Nothing is written (so nothing is acked) and leases are not extended:
+  // after the 1 s ack deadline every held message is delivered again.
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(F(), kAppendRows, -1, GRPC_STATUS_UNAVAILABLE,
+                                                 "injected outage", &env.st));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(F(), kModAck, -1, GRPC_STATUS_UNAVAILABLE,
+                                                 "injected modack failure", &env.st));
+  StartStreamer(Json());
+  EXPECT_TRUE(st_test::WaitStats(s, [&](const trb_streamer_stats_t& x) {
+    return x.received >= ids.size() + 200;
+  }, 60000)) << "held messages redelivered";
+  trb_streamer_destroy(s);  // grace 0: everything held is handed back
+  s = nullptr;
+  trb_faults_clear(F());
+  // A new streamer on the same WAL finishes the job, exactly once.
+  StartStreamer(Json());
+  Verify(ids);
 }
 
 }  // namespace
