@@ -311,6 +311,13 @@ bool trb_streamer_ready(trb_streamer_t *s) {
 
 void trb_streamer_metrics(trb_streamer_t *s, trb_stream_metrics_t *m) {
   memset(m, 0, sizeof *m);
+  /* Histograms first: end-to-end observations are recorded after their
+   * rows are counted, so a scrape never shows more of them than rows
+   * written. */
+  for (int i = 0; i < s->n_workers; i++) {
+    trb_sm_hist_read(&s->workers[i].append_lat, &m->append_latency);
+    trb_sm_hist_read(&s->workers[i].e2e_lat, &m->e2e_latency);
+  }
   trb_streamer_stats_t x;
   trb_streamer_stats(s, &x);
   m->ready = trb_streamer_check_ready(s, NULL);
@@ -368,8 +375,6 @@ void trb_streamer_metrics(trb_streamer_t *s, trb_stream_metrics_t *m) {
       }
       pthread_mutex_unlock(&w->mu);
     }
-    trb_sm_hist_read(&w->append_lat, &m->append_latency);
-    trb_sm_hist_read(&w->e2e_lat, &m->e2e_latency);
   }
 }
 

@@ -15,8 +15,10 @@
 #include <sys/time.h>
 
 #include <chrono>
+#include <atomic>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/streamer/stream_fixture.h"
@@ -124,6 +126,7 @@ std::vector<std::string> Messages() {
       R"({"event_type":"refund","refund_id":"r-1"})",
   };
 }
+std::string k_rows() { return P + "rows_appended_total{table=\"backend_events.inventory_events\"}"; }
 const double kValid = 5, kOrders = 2, kInventory = 1, kActivity = 2;
 
 class OpsTest : public ::testing::Test {
@@ -277,6 +280,79 @@ TEST_F(OpsTest, NotReadyAfterTheSubscriptionIsDeleted) {
   EXPECT_EQ(Get(port, "/healthz").status, 200);
 
   trb_streamer_stop(s, 1000, &st);
+  trb_stream_ops_attach(ops, nullptr);
+  trb_streamer_destroy(s);
+  trb_stream_ops_destroy(ops);
+}
+
+// Scrapes racing a busy streamer: every counter and histogram count only
+// grows from one scrape to the next, and the final figures add up.
+TEST_F(OpsTest, ScrapesDuringStreamingAreMonotonic) {
+  const int kN = 3000;
+  std::vector<std::string> msgs;
+  for (int i = 0; i < kN; i++)
+    msgs.push_back(R"({"event_type":"inventory","inventory_id":"i-)" + std::to_string(i) +
+                   R"(","product_id":"p1","warehouse_id":"wh-1","quantity_change":-3,"reason":"sale","timestamp":"2025-02-23T11:00:00Z"})");
+  env.Publish(msgs);
+  trb_stream_ops_t* ops = nullptr;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_stream_ops_start("127.0.0.1", 0, &ops, &st)) << st.msg;
+  int port = trb_stream_ops_port(ops);
+  Pipeline pl;
+  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(R"(, "batch_max_rows": 50)"), &st)) << st.msg;
+  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+  trb_streamer_t* s = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+  trb_stream_ops_attach(ops, s);
+
+  const std::vector<std::string> keys = {
+      P + "messages_received_total", P + "rows_appended_total{table=\"backend_events.inventory_events\"}",
+      P + "batches_appended_total", P + "acks_total{result=\"ok\"}",
+      P + "append_latency_seconds_count", P + "end_to_end_latency_seconds_count",
+      P + "end_to_end_latency_seconds_bucket{le=\"0.1\"}", P + "wal_records_appended_total"};
+  std::atomic<bool> done{false};
+  int scrapes = 0, regressions = 0, failures = 0;
+  std::map<std::string, double> last;
+  std::thread scraper([&] {
+    while (!done.load()) {
+      Reply r = Get(port, "/metrics");
+      if (r.status != 200) {
+        failures++;
+        continue;
+      }
+      auto m = Samples(r.body);
+      for (auto& k : keys) {
+        if (m[k] < last[k]) {
+          regressions++;
+          ADD_FAILURE() << k << " went from " << last[k] << " to " << m[k];
+        }
+        last[k] = m[k];
+      }
+      // Within one scrape (histograms are read before the counters): no
+      // more end-to-end observations than rows written.
+      if (m[P + "end_to_end_latency_seconds_count"] > m[k_rows()]) {
+        regressions++;
+        ADD_FAILURE() << "e2e count " << m[P + "end_to_end_latency_seconds_count"] << " > rows "
+                      << m[k_rows()];
+      }
+      Get(port, "/readyz");
+      scrapes++;
+    }
+  });
+  EXPECT_TRUE(st_test::WaitStats(s, [&](const trb_streamer_stats_t& x) {
+    return x.acks_ok >= (uint64_t)kN && x.in_flight == 0;
+  }, 60000));
+  done = true;
+  scraper.join();
+  EXPECT_GT(scrapes, 3);
+  EXPECT_EQ(regressions, 0);
+  EXPECT_EQ(failures, 0);
+  auto m = Samples(Get(port, "/metrics").body);
+  EXPECT_EQ(m[k_rows()], kN);
+  EXPECT_EQ(m[P + "end_to_end_latency_seconds_count"], kN);
+  EXPECT_EQ(m[P + "append_latency_seconds_count"], m[P + "batches_appended_total"]);
+  EXPECT_GE(m[P + "batches_appended_total"], kN / 50);
+  trb_streamer_stop(s, 10000, &st);
   trb_stream_ops_attach(ops, nullptr);
   trb_streamer_destroy(s);
   trb_stream_ops_destroy(ops);
