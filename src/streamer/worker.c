@@ -285,6 +285,12 @@ static void seal(sink_t *k) {
   batch_t *b = k->open;
   if (!b) return;
   k->open = NULL;
+  if (b->n == 0) {
+    /* Opened for a message that was then parked or dead-lettered: an empty
+     * append would be refused (and retried) forever, blocking the sink. */
+    batch_free(b);
+    return;
+  }
   if (k->q_tail) k->q_tail->next = b; else k->q_head = b;
   k->q_tail = b;
   kick(k);
