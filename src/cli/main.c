@@ -11,6 +11,7 @@
 #include "src/cli/ingest_cmd.h"
 #include "src/cli/selfcheck.h"
 #include "src/cli/stream_cmd.h"
+#include "src/cli/up_cmd.h"
 #include "src/common/alloc.h"
 
 static void usage(FILE *out) {
@@ -18,6 +19,8 @@ static void usage(FILE *out) {
           "usage: tributary <command> [options]\n"
           "\n"
           "commands:\n"
+          "  up          the whole example pipeline on this machine, fed with\n"
+          "              generated events (`tributary up --help`)\n"
           "  emulator    local, durable Pub/Sub and BigQuery Storage Write\n"
           "              services (see `tributary emulator --help`)\n"
           "  ingest      HTTP front end: JSON, NDJSON, CloudEvents and Pub/Sub\n"
@@ -47,6 +50,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "emulator") == 0) {
     return trb_cli_emulator(argc - 2, argv + 2);
   }
+  if (strcmp(argv[1], "up") == 0) return trb_cli_up(argc - 2, argv + 2);
   if (strcmp(argv[1], "gen") == 0) return trb_cli_gen(argc - 2, argv + 2);
   if (strcmp(argv[1], "ingest") == 0) return trb_cli_ingest(argc - 2, argv + 2);
   if (strcmp(argv[1], "stream") == 0) return trb_cli_stream(argc - 2, argv + 2);
