@@ -158,6 +158,22 @@ class Child {
     out_fd_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+  // Wait (bounded) for the child to exit by itself; its exit code, or -1
+  // when it is still running at the deadline.
+  int WaitExit(int timeout_ms) {
+    trb_test::Cond poll;
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (pid_ > 0) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (std::chrono::steady_clock::now() >= end) return -1;
+      poll.WaitFor([] { return false; }, 50);  // poll interval, bounded by `end`
+    }
+    return -1;
+  }
   std::string Log() const { return ReadAll(log_).substr(0, 20000); }
   ~Child() {
     if (pid_ > 0) {
@@ -444,6 +460,30 @@ TEST_F(EmulatorTlsTest, IngestAndStreamOverTlsWithTokenRefresh) {
   EXPECT_EQ(1, ingest.Stop()) << ingest.Log();
   EXPECT_NE(std::string::npos, ingest.Log().find("1 of 5 messages failed")) << ingest.Log();
   EXPECT_EQ(0, stream.Stop()) << stream.Log();
+}
+
+// A streamer whose token the server refuses: it stops with an error that
+// names UNAUTHENTICATED and the server's reason (under systemd,
+// Restart=always starts it again, and the next start reads the refreshed
+// token file).
+TEST_F(EmulatorTlsTest, StreamWithRefusedTokenReportsUnauthenticated) {
+  std::string pipeline = dir_ + "/issues.json";
+  std::ofstream(pipeline) << R"({"project": ")" << kProject << R"(",
+    "subscription": "issues-tributary", "dead_letter_topic": "tributary-dead-letter",
+    "wal_dir": ")" << dir_ << R"(/wal", "wal_sync": "none", "http_port": -1,
+    "default_table": "tributary.issues"})";
+  WriteAtomically(token_path_, "token-stale\n");
+  Child stream;
+  ASSERT_TRUE(stream.Start({"stream", "--pipeline", pipeline}, CloudEnv(), dir_ + "/stream.log"));
+  int code = stream.WaitExit(60000);
+  EXPECT_NE(-1, code) << "still running\n" << stream.Log();
+  EXPECT_NE(0, code) << stream.Log();
+  std::string log = stream.Log();
+  EXPECT_NE(std::string::npos, log.find("UNAUTHENTICATED")) << log;
+  // The server's reason ("Request had invalid authentication credentials.
+  // ..."); matched on its tail only — see the report on worker.c's
+  // overlapping status message.
+  EXPECT_NE(std::string::npos, log.find("authentication credential")) << log;
 }
 
 }  // namespace
