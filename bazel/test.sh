@@ -85,15 +85,19 @@ if [ "${TRB_TEST_CONFORMANCE:-1}" = "1" ] && [ -d tests/conformance/node_modules
   fi
 fi
 # Deploy: the streamer's systemd unit (deploy/gce/tributary-stream@.service)
-# passes `systemd-analyze verify`; one test. Skipped, saying so, only when
-# systemd-analyze is missing (exit 77). TRB_TEST_DEPLOY=0 skips it.
+# passes `systemd-analyze verify`, and deploy/terraform passes the offline
+# checks (fmt, locals evaluated against examples/); one test each. Each is
+# skipped, saying so, only when its tool is missing (exit 77).
+# TRB_TEST_DEPLOY=0 skips them.
 if [ "${TRB_TEST_DEPLOY:-1}" = "1" ]; then
-  deploy/test/systemd_verify.sh
-  case $? in
-    0) passed=$((passed + 1)) ;;
-    77) ;;
-    *) failed=$((failed + 1)) ;;
-  esac
+  for check in deploy/test/systemd_verify.sh deploy/test/terraform_check.sh; do
+    "$check"
+    case $? in
+      0) passed=$((passed + 1)) ;;
+      77) ;;
+      *) failed=$((failed + 1)) ;;
+    esac
+  done
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]
