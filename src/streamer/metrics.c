@@ -198,10 +198,10 @@ int trb_stream_metrics_render(const trb_stream_metrics_t *m, trb_buf_t *o) {
             "Ack deadlines extended (ModifyAckDeadline, per ack id).",
             m->lease_extensions));
   CK(scalar(o, "bigquery_connections_total", "counter",
-            "AppendRows connections opened by the current writers.",
+            "AppendRows connections opened (write streams reopened included).",
             m->bq_connections));
   CK(scalar(o, "bigquery_append_retries_total", "counter",
-            "Retryable AppendRows errors retried by the current writers.",
+            "Retryable AppendRows errors retried by the writers.",
             m->bq_retries));
 #undef CK
   return 0;

@@ -106,7 +106,7 @@ typedef struct trb_stream_metrics_s {
   uint64_t wal_records_appended, wal_bytes_written;
   /** Subscribers (trb_ps_subscriber_stats, summed over workers). */
   uint64_t streams_opened, reconnects, lease_extensions;
-  /** Writers (trb_bq_writer_get_stats, summed over the current writers). */
+  /** Writers (trb_bq_writer_get_stats, summed over every writer). */
   uint64_t bq_connections, bq_retries;
   trb_sm_hist_t append_latency; /* per AppendRows request */
   trb_sm_hist_t e2e_latency;    /* per message */

@@ -53,6 +53,14 @@ void trb_streamer_count_dead(trb_streamer_t *s, trb_dl_stage_t stage,
                             memory_order_relaxed);
 }
 
+void trb_streamer_retire_writer(sink_t *k, trb_bq_writer_t *old) {
+  if (!old) return;
+  trb_bq_writer_stats_t bs;
+  trb_bq_writer_get_stats(old, &bs);
+  k->retired_connections += (uint64_t)bs.connections;
+  k->retired_retries += (uint64_t)bs.retries;
+}
+
 static void retain_push(trb_streamer_t *s, bool acked, trb_wal_lsn_t lsn0,
                         trb_wal_lsn_t lsn1, uint64_t tag,
                         const char *const *ids, const size_t *id_lens,
@@ -367,6 +375,8 @@ void trb_streamer_metrics(trb_streamer_t *s, trb_stream_metrics_t *m) {
        * counters are read (recreate_writer swaps under it). */
       pthread_mutex_lock(&w->mu);
       for (size_t t = 0; t < s->p->n_tables; t++) {
+        m->bq_connections += w->sinks[t].retired_connections;
+        m->bq_retries += w->sinks[t].retired_retries;
         if (!w->sinks[t].writer) continue;
         trb_bq_writer_stats_t bs;
         trb_bq_writer_get_stats(w->sinks[t].writer, &bs);

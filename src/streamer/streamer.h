@@ -126,9 +126,9 @@ bool trb_streamer_ready(trb_streamer_t *s);
  * Snapshot of every /metrics value: the counters, per-table rows and dead
  * letters (per stage), the append and end-to-end latency histograms summed
  * over workers, the WAL's trb_wal_stats, the subscribers' streams opened,
- * reconnects and lease extensions (trb_ps_subscriber_stats) and the current
- * writers' connections and retries (trb_bq_writer_get_stats), and
- * readiness. `out->table_names` is borrowed from the streamer (valid until
+ * reconnects and lease extensions (trb_ps_subscriber_stats) and the
+ * writers' connections and retries (trb_bq_writer_get_stats; writers
+ * replaced after a failure included), and readiness. `out->table_names` is borrowed from the streamer (valid until
  * destroy).
  * Threading: thread-safe; lock-free except for brief per-worker locks;
  *          not after trb_streamer_destroy began.

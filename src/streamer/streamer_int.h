@@ -84,6 +84,8 @@ struct sink_s {
   int64_t backoff_ms;
   bool wal_wait;           /* busy batch waits for WAL space */
   bool writer_broken;      /* the writer gave up: reopen the stream */
+  /* Counters of writers replaced by recreate_writer (for /metrics). */
+  uint64_t retired_connections, retired_retries;
   /* Messages with fields the writer schema lacks, waiting for the ticker
    * to fetch the table schema again (at most once a second). */
   msg_t **parked;
@@ -160,6 +162,10 @@ void trb_streamer_observe_written(worker_t *w, const batch_t *b);
  * or NULL). Lock-free. */
 void trb_streamer_count_dead(trb_streamer_t *s, trb_dl_stage_t stage,
                              const char *table);
+/* Metrics: `old`, about to be replaced as `k`'s writer, keeps counting in
+ * /metrics (its connections and retries are added to k's retired ones).
+ * Worker lock held. */
+void trb_streamer_retire_writer(sink_t *k, trb_bq_writer_t *old);
 /* Remember ids under WAL records `lsn0`/`lsn1` (0 = none) for the
  * retention period; then the ids are forgotten and the records released.
  * `ids` are copied. */

@@ -838,6 +838,7 @@ static void recreate_writer(sink_t *k) {
   trb_bq_writer_t *old = k->writer;
   k->writer = nw;
   k->writer_broken = false;
+  trb_streamer_retire_writer(k, old);
   pthread_mutex_unlock(&k->w->mu);
   trb_bq_writer_destroy(old);
 }
