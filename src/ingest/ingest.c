@@ -870,6 +870,9 @@ grpc_status_code trb_ingest_start(const trb_ingest_config_t *cfg,
                                   trb_rpc_loop_t *loop, trb_rpc_channel_t *ch,
                                   trb_ingest_t **out, trb_status_t *st) {
   *out = NULL;
+  /* Seed jansson's hash tables before any HTTP thread creates objects
+   * (its lazy seeding is only race-free with atomic builtins). */
+  json_object_seed(0);
   trb_ingest_t *ing = trb_calloc(1, sizeof(*ing));
   if (!ing) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   pthread_mutex_init(&ing->mu, NULL);
