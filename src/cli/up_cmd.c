@@ -221,7 +221,11 @@ static int start_child(up_t *u, trb_up_child_t *c, const char *name,
                        char *const argv[], char *const env[], pid_t pgid) {
   char log[PATH_MAX + 64];
   snprintf(log, sizeof log, "%s/logs/%s.log", u->data, name);
-  int rc = trb_up_child_start(c, name, log, argv, env, pgid);
+  /* Should `up` die without stopping them: ingest and the streamers are
+   * killed at once (the streamers' WAL makes that safe; their peers are
+   * going away anyway), the emulator stops cleanly. */
+  int rc = trb_up_child_start(c, name, log, argv, env, pgid,
+                              pgid ? SIGKILL : SIGTERM);
   if (rc) fprintf(stderr, "tributary up: cannot start %s: %s\n", name,
                   strerror(-rc));
   return rc;
@@ -440,7 +444,10 @@ static int summary(up_t *u, const trb_up_snapshot_t *d, bool interrupted) {
          : accounted > acc
              ? "  (the extra came from an earlier run's messages still in "
                "the subscriptions)"
-             : "  MISSING");
+         : interrupted ? "  (interrupted: the rest stays in the "
+                         "subscriptions; the next run on this data "
+                         "directory writes it)"
+                       : "  MISSING");
   printf("throughput           %s events/s accepted while sending (%.1f s); "
          "%s events/s end to end (%.1f s)\n",
          N(send_s > 0 ? acc / send_s : 0), send_s,

@@ -18,7 +18,7 @@
 
 int trb_up_child_start(trb_up_child_t *c, const char *name,
                        const char *log_path, char *const argv[],
-                       char *const env[], pid_t pgid) {
+                       char *const env[], pid_t pgid, int death_signal) {
   memset(c, 0, sizeof(*c));
   snprintf(c->name, sizeof c->name, "%s", name);
   snprintf(c->log_path, sizeof c->log_path, "%s", log_path);
@@ -40,7 +40,7 @@ int trb_up_child_start(trb_up_child_t *c, const char *name,
      * the parent forks from its only forking thread and no lock of ours is
      * held; glibc's environment lock is released at fork). */
     setpgid(0, pgid);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_PDEATHSIG, death_signal);
     if (getppid() != parent) _exit(126);
     sigset_t none;
     sigemptyset(&none);

@@ -35,12 +35,16 @@ typedef struct trb_up_child_s {
  * NULL). stdin is /dev/null; stdout and stderr are appended to `log_path`.
  * Params:  pgid — process group to join; 0 = start a new one (its id is
  *          then the child's pid).
+ *          death_signal — what the child gets when this process dies
+ *          (PR_SET_PDEATHSIG): SIGKILL for children that must not outlive
+ *          it by a grace period, SIGTERM for one that should stop cleanly
+ *          (and whose shutdown cannot hang on a dead peer).
  * Returns: 0; -errno (the log cannot be opened, fork failed). An exec
  *          failure shows as the child exiting with status 127.
  */
 int trb_up_child_start(trb_up_child_t *c, const char *name,
                        const char *log_path, char *const argv[],
-                       char *const env[], pid_t pgid);
+                       char *const env[], pid_t pgid, int death_signal);
 
 /** true while the child runs (reaps it when it has exited). */
 bool trb_up_child_alive(trb_up_child_t *c);
