@@ -486,4 +486,48 @@ TEST_F(EmulatorTlsTest, StreamWithRefusedTokenReportsUnauthenticated) {
   EXPECT_NE(std::string::npos, log.find("authentication credential")) << log;
 }
 
+// `tributary emulator --tls-cert --tls-key --bearer-token`: prints the
+// endpoint variables of the cloud path (not *_EMULATOR_HOST, which means
+// plaintext), serves TLS and wants the token; half a TLS pair is a usage
+// error.
+TEST_F(EmulatorTlsTest, CommandLineServesTlsWithToken) {
+  std::string cert = dir_ + "/cert.pem", key = dir_ + "/key.pem";
+  std::ofstream(cert) << *cert_;
+  std::ofstream(key) << *key_;
+  Child emu;
+  ASSERT_TRUE(emu.Start({"emulator", "--pubsub-port", "0", "--bigquery-port", "0",
+                         "--tls-cert", cert, "--tls-key", key, "--bearer-token", "token-cli"},
+                        {}, dir_ + "/emulator.log"));
+  std::string ps = emu.WaitLine("TRIBUTARY_PUBSUB_ENDPOINT");
+  ASSERT_FALSE(ps.empty()) << emu.Log();
+  std::string bq = emu.WaitLine("TRIBUTARY_BIGQUERY_STORAGE_ENDPOINT");
+  ASSERT_FALSE(bq.empty()) << emu.Log();
+
+  WriteAtomically(token_path_, "token-cli\n");
+  trb_rpc_channel_config_t cc = {};
+  cc.target = ps.c_str();
+  cc.creds = TRB_RPC_CREDS_TLS;
+  cc.root_certs_pem = cert_->c_str();
+  cc.bearer_token_file = token_path_.c_str();
+  trb_rpc_channel_t* ch = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_channel_create(&cc, &ch, &st_)) << st_.msg;
+  std::string msg;
+  // No such topic in this emulator: NOT_FOUND means the call was admitted.
+  EXPECT_EQ(GRPC_STATUS_NOT_FOUND, GetTopic(ch, &msg)) << msg;
+  trb_rpc_channel_destroy(ch);
+  cc.bearer_token_file = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_rpc_channel_create(&cc, &ch, &st_)) << st_.msg;
+  EXPECT_EQ(GRPC_STATUS_UNAUTHENTICATED, GetTopic(ch, &msg)) << msg;
+  trb_rpc_channel_destroy(ch);
+  EXPECT_EQ(0, emu.Stop()) << emu.Log();
+
+  Child half;
+  ASSERT_TRUE(half.Start({"emulator", "--pubsub-port", "0", "--bigquery-port", "0",
+                          "--tls-cert", cert},
+                         {}, dir_ + "/half.log"));
+  EXPECT_EQ(2, half.WaitExit(30000)) << half.Log();
+  EXPECT_NE(std::string::npos, half.Log().find("--tls-cert and --tls-key go together"))
+      << half.Log();
+}
+
 }  // namespace
