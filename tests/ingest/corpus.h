@@ -1,6 +1,6 @@
 // corpus.h — the shared research corpus (../shared/corpus next to the
 // checkout), read in place at test time; never copied into the repo.
-// TRB_CORPUS_DIR overrides the location.
+// $TRIBUTARY_SHARED (set by bazel/test.sh) names the shared directory.
 #ifndef TRB_TESTS_INGEST_CORPUS_H
 #define TRB_TESTS_INGEST_CORPUS_H
 
@@ -17,11 +17,12 @@
 
 namespace trb_test {
 
-// The corpus directory: $TRB_CORPUS_DIR, else <checkout>/../shared/corpus,
-// where <checkout> is found through this header's runfiles symlink.
+// The corpus directory: $TRIBUTARY_SHARED/corpus, else
+// <checkout>/../shared/corpus, where <checkout> is found through this
+// header's runfiles symlink (plain `bazel test` without the variable).
 inline std::string CorpusDir() {
-  const char* env = getenv("TRB_CORPUS_DIR");
-  if (env && *env) return env;
+  const char* env = getenv("TRIBUTARY_SHARED");
+  if (env && *env) return std::string(env) + "/corpus";
   char real[PATH_MAX];
   if (!realpath("tests/ingest/corpus.h", real)) return "";
   std::string p = real;  // <checkout>/tests/ingest/corpus.h
