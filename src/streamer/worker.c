@@ -565,15 +565,12 @@ static void on_append(void *user, const trb_bq_append_result_t *r) {
     } else if (b->n == 0) {
       k->busy = NULL;
       if (s->exactly_once) {
+        /* Nothing was written: the offset is free again and the record
+         * goes. No DONE record: replayed after a crash it would make the
+         * ids "written", and a message whose dead letter had failed would
+         * come back, be acked and be lost. */
         k->next_offset = b->offset;
-        uint8_t rec[9];
-        trb_walrec_done(old, rec);
-        trb_wal_lsn_t dl = 0;
-        trb_status_t st;
-        trb_wal_append(s->wal, TRB_WALREC_DONE, rec, sizeof rec, NULL, NULL,
-                       &dl, &st);
         trb_wal_release(s->wal, old);
-        if (dl) trb_wal_release(s->wal, dl);
       }
       batch_free(b);
       kick(k);

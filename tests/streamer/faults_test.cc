@@ -401,4 +401,40 @@ TEST_F(FaultsTest, DestroyWithRedeliveriesParkedAcrossWorkers) {
   Verify(ids);
 }
 
+// A batch whose every row the server rejects leaves nothing written: its
+// WAL record must not say "written" (a DONE record) — after a restart the
+// replay would remember its ids as written, and the messages, whose dead
+// letters had failed and which come back, would be acked and lost.
+TEST_F(FaultsTest, AllRowsRejectedDeadLettersFailRestartNothingLost) {
+  CreateLimitedTable();
+  std::vector<std::string> lines = Events(400, 11);
+  size_t rejected = 0;
+  for (auto& l : lines) {
+    size_t p = l.find("\"status\":\"processing\"");
+    if (p == std::string::npos) continue;
+    l.replace(p, strlen("\"status\":\"processing\""), "\"status\":\"processing-for-too-long\"");
+    rejected++;
+  }
+  std::vector<std::string> ids = env.Publish(lines);
+  std::string pj = Json(R"(, "batch_max_rows": 10)");
+  for (size_t p; (p = pj.find("backend_events.order_events")) != std::string::npos;)
+    pj.replace(p, strlen("backend_events.order_events"), "backend_events.limited");
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(F(), kPublish, -1, GRPC_STATUS_PERMISSION_DENIED,
+                                                 "injected: topic not writable", &env.st));
+  StartStreamer(pj);
+  // Every rejected row's dead letter tried (and failed) at least once.
+  EXPECT_TRUE(st_test::WaitStats(s, [&](const trb_streamer_stats_t& x) {
+    return x.dead_by_stage[3] >= rejected;  // 3 = TRB_DL_APPEND (shape.h)
+  }, 60000));
+  trb_streamer_destroy(s);
+  s = nullptr;
+  trb_faults_clear(F());
+  StartStreamer(pj);  // same WAL: replayed
+  // Well within the de-duplication retention (600 "s" = 60 s here).
+  Verify(ids, 30000);
+  size_t append_dead = 0;
+  for (auto& kv : tally.dead_letters) append_dead += kv.second.attrs["tributary_error_stage"] == "append";
+  EXPECT_EQ(append_dead, rejected);
+}
+
 }  // namespace
