@@ -358,6 +358,61 @@ TEST_F(OpsTest, ScrapesDuringStreamingAreMonotonic) {
   trb_stream_ops_destroy(ops);
 }
 
+// An AppendRows outage, then every stream dropped: /readyz says 503 with a
+// BigQuery reason while appends fail and 200 again after; retries and
+// StreamingPull reconnects are counted; nothing is counted twice.
+TEST_F(OpsTest, OutageShowsInReadyzAndRetryAndReconnectCounters) {
+  const char* kAppendRows = "/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows";
+  trb_faults_t* f = trb_emulator_faults(env.emu);
+  trb_stream_ops_t* ops = nullptr;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, trb_stream_ops_start("127.0.0.1", 0, &ops, &st)) << st.msg;
+  int port = trb_stream_ops_port(ops);
+  Pipeline pl;
+  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(), &st)) << st.msg;
+  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+  trb_streamer_t* s = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+  trb_stream_ops_attach(ops, s);
+  Reply r;
+  ASSERT_TRUE(Eventually([&] { return (r = Get(port, "/readyz")).status == 200; })) << r.body;
+
+  ASSERT_EQ(GRPC_STATUS_OK, trb_faults_add_error(f, kAppendRows, -1, GRPC_STATUS_UNAVAILABLE,
+                                                 "injected outage", &st));
+  std::vector<std::string> msgs = Messages();
+  env.Publish(msgs);
+  EXPECT_TRUE(Eventually([&] { return (r = Get(port, "/readyz")).status == 503; })) << r.body;
+  EXPECT_NE(r.body.find("BigQuery"), std::string::npos) << r.body;
+  std::map<std::string, double> m;
+  EXPECT_TRUE(Eventually([&] {
+    m = Samples(Get(port, "/metrics").body);
+    return m[P + "append_retries_total"] >= 1;
+  }));
+  EXPECT_EQ(RowsSum(m), 0) << "nothing is written during the outage";
+  EXPECT_EQ(m[P + "end_to_end_latency_seconds_count"], 0);
+  EXPECT_EQ(m[P + "append_latency_seconds_count"], 0);
+  EXPECT_GT(m[P + "messages_in_flight"], 0);
+  trb_faults_clear(f);
+
+  double opened = m[P + "pubsub_streams_opened_total"];
+  trb_faults_drop_streams(f, GRPC_STATUS_UNAVAILABLE, "injected drop");
+  EXPECT_TRUE(Eventually([&] {
+    m = Samples(Get(port, "/metrics").body);
+    return m[P + "acks_total{result=\"ok\"}"] >= msgs.size() && m[P + "messages_in_flight"] == 0 &&
+           m[P + "pubsub_reconnects_total"] >= 1 && Get(port, "/readyz").status == 200;
+  })) << Get(port, "/readyz").body;
+  EXPECT_GT(m[P + "pubsub_streams_opened_total"], opened);
+  EXPECT_EQ(RowsSum(m), kValid);
+  EXPECT_EQ(m[P + "end_to_end_latency_seconds_count"], kValid);
+  EXPECT_EQ(m[P + "append_latency_seconds_count"], m[P + "batches_appended_total"]);
+  EXPECT_EQ(m[P + "dead_letters_confirmed_total"], 3);
+
+  trb_streamer_stop(s, 10000, &st);
+  trb_stream_ops_attach(ops, nullptr);
+  trb_streamer_destroy(s);
+  trb_stream_ops_destroy(ops);
+}
+
 // `tributary stream --http-port 0` as a child: prints its port, serves
 // /metrics with what it streamed, exits 0 on SIGTERM within the grace
 // period.
