@@ -29,6 +29,7 @@ typedef struct {
   char *tls_cert;
   char *tls_key;
   char *bearer_token;
+  bool require_routing_params;
 } emu_flags_t;
 
 static const trb_config_entry_t kEmuEntries[] = {
@@ -60,6 +61,10 @@ static const trb_config_entry_t kEmuEntries[] = {
      offsetof(emu_flags_t, bearer_token), 0, 0, 0, 0, NULL,
      "Require `authorization: Bearer <token>` on every call "
      "(UNAUTHENTICATED otherwise)."},
+    {"require_routing_params", TRB_CONFIG_BOOL, "false",
+     offsetof(emu_flags_t, require_routing_params), 0, 0, 0, 0, NULL,
+     "Refuse routed calls without their x-goog-request-params key "
+     "(INVALID_ARGUMENT)."},
 };
 static const trb_config_table_t kEmuTable = {
     "emulator", kEmuEntries, sizeof(kEmuEntries) / sizeof(kEmuEntries[0])};
@@ -139,6 +144,7 @@ int trb_cli_emulator(int argc, char **argv) {
   cfg.fsync = f.fsync;
   cfg.server_threads = (int)f.threads;
   cfg.bearer_token = f.bearer_token && *f.bearer_token ? f.bearer_token : NULL;
+  cfg.require_routing_params = f.require_routing_params;
   char *cert = NULL, *key = NULL;
   if ((f.tls_cert != NULL) != (f.tls_key != NULL)) {
     fprintf(stderr, "tributary emulator: --tls-cert and --tls-key go "

@@ -33,6 +33,7 @@ struct trb_emulator_s {
   trb_rpc_server_t *ps_srv, *bq_srv;
   int ps_port, bq_port;
   bool rpc_inited;
+  bool require_routing;
   pthread_mutex_t auth_mu; /* guards auth_header */
   char *auth_header;       /* "Bearer <token>"; NULL = no check */
 };
@@ -46,6 +47,65 @@ struct trb_emulator_s {
   "Request had invalid authentication credentials. Expected OAuth 2 access " \
   "token, login cookie or other valid authentication credential. See "       \
   "https://developers.google.com/identity/sign-in/web/devconsole-project."
+
+/* The routing key each routed method's x-goog-request-params must carry
+ * (GAPIC routing annotations of google/pubsub/v1/pubsub.proto and
+ * google/cloud/bigquery/storage/v1/storage.proto). */
+static const struct {
+  const char *method;
+  const char *key;
+} kRouting[] = {
+    {"/google.pubsub.v1.Publisher/Publish", "topic"},
+    {"/google.pubsub.v1.Subscriber/Pull", "subscription"},
+    {"/google.pubsub.v1.Subscriber/StreamingPull", "subscription"},
+    {"/google.pubsub.v1.Subscriber/Acknowledge", "subscription"},
+    {"/google.pubsub.v1.Subscriber/ModifyAckDeadline", "subscription"},
+    {"/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows", "write_stream"},
+    {"/google.cloud.bigquery.storage.v1.BigQueryWrite/FlushRows", "write_stream"},
+    {"/google.cloud.bigquery.storage.v1.BigQueryWrite/CreateWriteStream", "parent"},
+    {"/google.cloud.bigquery.storage.v1.BigQueryWrite/BatchCommitWriteStreams",
+     "parent"},
+    {"/google.cloud.bigquery.storage.v1.BigQueryWrite/GetWriteStream", "name"},
+    {"/google.cloud.bigquery.storage.v1.BigQueryWrite/FinalizeWriteStream", "name"},
+};
+
+/* Whether `params` ("k1=v1&k2=v2", length n) has `key` with a non-empty
+ * value. */
+static bool has_param(const char *params, size_t n, const char *key) {
+  size_t k = strlen(key);
+  size_t i = 0;
+  while (i < n) {
+    size_t end = i;
+    while (end < n && params[end] != '&') end++;
+    if (end - i > k + 1 && memcmp(params + i, key, k) == 0 &&
+        params[i + k] == '=') {
+      return true;
+    }
+    i = end + 1;
+  }
+  return false;
+}
+
+static grpc_status_code check_routing(trb_rpc_server_call_t *call, char *msg,
+                                      size_t cap) {
+  const char *method = trb_rpc_server_call_method(call);
+  for (size_t i = 0; i < sizeof(kRouting) / sizeof(kRouting[0]); i++) {
+    if (strcmp(method, kRouting[i].method) != 0) continue;
+    size_t n = 0;
+    const char *p =
+        trb_rpc_server_call_metadata(call, "x-goog-request-params", &n);
+    if (p == NULL || !has_param(p, n, kRouting[i].key)) {
+      snprintf(msg, cap,
+               "%s: the x-goog-request-params routing header has no %s= "
+               "(got \"%.*s\")",
+               method, kRouting[i].key, p ? (int)(n > 200 ? 200 : n) : 0,
+               p ? p : "");
+      return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    return GRPC_STATUS_OK;
+  }
+  return GRPC_STATUS_OK;
+}
 
 static grpc_status_code authorize(void *user, trb_rpc_server_call_t *call,
                                   char *msg, size_t cap) {
@@ -69,6 +129,13 @@ static grpc_status_code authorize(void *user, trb_rpc_server_call_t *call,
     TRB_LOG(TRB_LOG_INFO, "emulator", "%s from %s: %s",
             trb_rpc_server_call_method(call), trb_rpc_server_call_peer(call),
             got == NULL ? "no authorization header" : "wrong bearer token");
+    return code;
+  }
+  if (emu->require_routing) {
+    code = check_routing(call, msg, cap);
+    if (code != GRPC_STATUS_OK) {
+      TRB_LOG(TRB_LOG_WARNING, "emulator", "%s", msg);
+    }
   }
   return code;
 }
@@ -362,6 +429,7 @@ grpc_status_code trb_emulator_start(const trb_emulator_config_t *cfg,
   trb_emulator_t *emu = trb_calloc(1, sizeof(*emu));
   if (!emu) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "emulator");
   emu->lock_fd = -1;
+  emu->require_routing = cfg->require_routing_params;
   pthread_mutex_init(&emu->auth_mu, NULL);
   if (cfg->bearer_token != NULL &&
       (emu->auth_header = make_auth_header(cfg->bearer_token)) == NULL) {

@@ -69,6 +69,16 @@ typedef struct trb_emulator_config_s {
    *  had invalid authentication credentials..."). NULL = no check. Change
    *  it while running with trb_emulator_set_bearer_token (token rotation). */
   const char *bearer_token;
+  /** Strict mode: calls to the methods Google's client libraries route
+   *  (Publish, Pull, StreamingPull, Acknowledge, ModifyAckDeadline:
+   *  subscription= / topic=; AppendRows, FlushRows: write_stream=;
+   *  CreateWriteStream, BatchCommitWriteStreams: parent=; GetWriteStream,
+   *  FinalizeWriteStream: name=) must carry that key in
+   *  `x-goog-request-params`, else INVALID_ARGUMENT naming the method and
+   *  the key. Whether Google itself refuses such calls is not documented
+   *  (PROTOCOL.md fact 75); this checks that clients send what the official
+   *  ones send. */
+  bool require_routing_params;
 } trb_emulator_config_t;
 
 /**

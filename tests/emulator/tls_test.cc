@@ -228,6 +228,9 @@ class EmulatorTlsTest : public ::testing::Test {
     cfg.tls_cert_chain_pem = cert_->c_str();
     cfg.tls_private_key_pem = key_->c_str();
     cfg.bearer_token = "token-one";
+    // Strict: routed calls must carry their x-goog-request-params key, so
+    // every test here also checks the clients' routing headers.
+    cfg.require_routing_params = true;
     ASSERT_EQ(GRPC_STATUS_OK, trb_emulator_start(&cfg, &emu_, &st_)) << st_.msg;
     ps_ = "127.0.0.1:" + std::to_string(trb_emulator_pubsub_port(emu_));
     bq_ = "127.0.0.1:" + std::to_string(trb_emulator_bigquery_port(emu_));
@@ -528,6 +531,40 @@ TEST_F(EmulatorTlsTest, CommandLineServesTlsWithToken) {
   EXPECT_EQ(2, half.WaitExit(30000)) << half.Log();
   EXPECT_NE(std::string::npos, half.Log().find("--tls-cert and --tls-key go together"))
       << half.Log();
+}
+
+// Strict routing: a Publish without `topic=` in x-goog-request-params is
+// refused with a message naming the method and the key; with it, admitted.
+TEST_F(EmulatorTlsTest, RoutingHeaderIsRequiredInStrictMode) {
+  trb_rpc_channel_t* ch = CloudChannel();
+  ASSERT_NE(nullptr, ch);
+  std::string topic = std::string("projects/") + kProject + "/topics/issues";
+  // PublishRequest{topic, messages: [{data: "x"}]}
+  std::string req = std::string("\x0a", 1) + static_cast<char>(topic.size()) + topic +
+                    std::string("\x12\x03\x0a\x01x", 5);
+  auto publish = [&](const trb_rpc_md_t* md, size_t n_md, std::string* msg) {
+    trb_rpc_call_opts_t opts = {};
+    opts.timeout_ms = 10000;
+    opts.md = md;
+    opts.n_md = n_md;
+    trb_rpc_response_t resp;
+    grpc_status_code code = trb_rpc_unary_call(
+        loop_, ch, "/google.pubsub.v1.Publisher/Publish", req.data(), req.size(), &opts, &resp);
+    *msg = resp.message ? resp.message : "";
+    trb_rpc_response_deinit(&resp);
+    return code;
+  };
+  std::string msg;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, publish(nullptr, 0, &msg));
+  EXPECT_NE(std::string::npos, msg.find("/google.pubsub.v1.Publisher/Publish")) << msg;
+  EXPECT_NE(std::string::npos, msg.find("no topic=")) << msg;
+  std::string wrong_key = "subscription=" + topic;
+  trb_rpc_md_t wrong = {"x-goog-request-params", wrong_key.c_str(), 0};
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, publish(&wrong, 1, &msg)) << msg;
+  std::string params = "x=1&topic=" + topic;
+  trb_rpc_md_t good = {"x-goog-request-params", params.c_str(), 0};
+  EXPECT_EQ(GRPC_STATUS_OK, publish(&good, 1, &msg)) << msg;
+  trb_rpc_channel_destroy(ch);
 }
 
 }  // namespace
