@@ -750,8 +750,10 @@ static bool handle_get(trb_ingest_t *ing, trb_http_request_t *r,
     if (atomic_load(&ing->draining)) {
       static const char k[] = "{\"status\":\"draining\"}";
       reply_text(ing, r, 503, "application/json", k, sizeof(k) - 1);
-    } else if (trb_ingest_pubs_failing(ing->pubs)) {
-      static const char k[] = "{\"status\":\"pubsub unavailable\"}";
+    } else if (!trb_ingest_pubs_ready(ing->pubs)) {
+      /* Not confirmed yet, or failing: check again (asynchronously). */
+      trb_ingest_pubs_probe(ing->pubs);
+      static const char k[] = "{\"status\":\"pubsub not reachable or topic missing\"}";
       reply_text(ing, r, 503, "application/json", k, sizeof(k) - 1);
     } else {
       static const char k[] = "{\"status\":\"ready\"}";
@@ -957,6 +959,7 @@ grpc_status_code trb_ingest_start(const trb_ingest_config_t *cfg,
   hc.on_too_large = on_too_large;
   code = trb_http_server_start(&hc, on_request, ing, &ing->http, st);
   if (code != GRPC_STATUS_OK) goto fail;
+  trb_ingest_pubs_probe(ing->pubs); /* /readyz turns 200 once it answers */
   for (size_t i = 0; i < ing->routes.n; i++) {
     TRB_LOG(TRB_LOG_INFO, "ingest", "route %s -> %s (%s)",
             ing->routes.routes[i].path, ing->routes.routes[i].topic,

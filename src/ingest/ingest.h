@@ -6,9 +6,10 @@
  * Endpoints
  *   POST <route path>  events (routes.h: path → topic, mode wrap/raw/push)
  *   GET  /healthz      200 while the process serves
- *   GET  /readyz       200 when serving and the last publish outcome was
- *                      not an Pub/Sub outage; 503 while draining or when
- *                      Pub/Sub is failing
+ *   GET  /readyz       200 when Publisher.GetTopic found every route's
+ *                      topic (checked at start, and again by /readyz while
+ *                      not confirmed) and the last publish outcome was not
+ *                      a Pub/Sub outage; else 503 (also while draining)
  *   GET  /metrics      Prometheus text (metrics.h)
  *
  * Bodies, by Content-Type (parameters such as charset ignored):

@@ -83,12 +83,26 @@ void trb_ingest_pubs_publish(trb_ingest_pubs_t *p, size_t topic, int route,
                              trb_ingest_event_t *events, size_t n,
                              trb_ingest_batch_done_cb done, void *user);
 
+/**
+ * Check that every topic exists and Pub/Sub answers: one
+ * google.pubsub.v1.Publisher/GetTopic per topic not yet confirmed (5 s
+ * deadline), unless a check is already running or the publishers are
+ * shutting down. Asynchronous; thread-safe.
+ */
+void trb_ingest_pubs_probe(trb_ingest_pubs_t *p);
+
+/** Whether GetTopic confirmed every topic and the most recent publish
+ *  outcome was not a Pub/Sub outage. Thread-safe. */
+bool trb_ingest_pubs_ready(const trb_ingest_pubs_t *p);
+
 /** Whether the most recent publish outcome was a Pub/Sub failure. */
 bool trb_ingest_pubs_failing(const trb_ingest_pubs_t *p);
 
 /**
- * Shut every publisher down within `timeout_ms` (trb_ps_publisher_shutdown:
- * unsent events complete with DEADLINE_EXCEEDED). Idempotent.
+ * Stop probing (waiting for a GetTopic in flight, at most its 5 s
+ * deadline), then shut every publisher down within `timeout_ms`
+ * (trb_ps_publisher_shutdown: unsent events complete with
+ * DEADLINE_EXCEEDED). Idempotent.
  * Returns: OK or the first failure of any publisher.
  * Threading: not on the loop thread.
  */

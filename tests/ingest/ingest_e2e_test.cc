@@ -125,6 +125,18 @@ class IngestTest : public ::testing::Test {
     ASSERT_GT(port_, 0);
   }
 
+  // GET /readyz until it answers `want` (it checks the topics
+  // asynchronously), with a deadline; returns the last status.
+  int WaitReady(int want, int timeout_ms = 10000) {
+    HttpConn c(port_);
+    int64_t end = NowMs() + timeout_ms;
+    int got = 0;
+    while ((got = c.Do("GET", "/readyz", "").status) != want && NowMs() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return got;
+  }
+
   std::string Topic(const std::string& id) { return "projects/" + project_ + "/topics/" + id; }
   std::string Sub(const std::string& id) {
     return "projects/" + project_ + "/subscriptions/" + id;
@@ -809,7 +821,7 @@ TEST_F(IngestTest, HealthReadyAndMetrics) {
   Start();
   HttpConn c(port_);
   EXPECT_EQ(200, c.Do("GET", "/healthz", "").status);
-  EXPECT_EQ(200, c.Do("GET", "/readyz", "").status);
+  EXPECT_EQ(200, WaitReady(200));
   ASSERT_EQ(200, c.Do("POST", "/", "{\"a\":1}", kJson).status);
   ASSERT_EQ(400, c.Do("POST", "/", "{", kJson).status);
   HttpResponse m = c.Do("GET", "/metrics", "");
@@ -825,6 +837,29 @@ TEST_F(IngestTest, HealthReadyAndMetrics) {
         "# TYPE tributary_ingest_publish_latency_seconds histogram\n"}) {
     EXPECT_NE(std::string::npos, m.body.find(line)) << line << m.body;
   }
+}
+
+// A route whose topic does not exist: /readyz stays 503 (GetTopic says
+// NOT_FOUND) and its events are refused 500, never 200.
+TEST_F(IngestTest, MissingTopicIsNotReady) {
+  trb_ingest_config_t cfg = Defaults();
+  cfg.routes = "/=issues,/ghost=no-such-topic";
+  Start(cfg);
+  HttpConn c(port_);
+  HttpResponse r = c.Do("POST", "/ghost", "{\"a\":1}", kJson);
+  EXPECT_EQ(500, r.status) << r.body;
+  EXPECT_NE(std::string::npos, r.body.find("NOT_FOUND")) << r.body;
+  // Ask for 1 s (several GetTopic checks answer meanwhile): never ready.
+  int64_t end = NowMs() + 1000;
+  int status = 0;
+  while (NowMs() < end) {
+    status = c.Do("GET", "/readyz", "").status;
+    if (status != 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(503, status);
+  CreateTopic("no-such-topic");
+  EXPECT_EQ(200, WaitReady(200));
 }
 
 // UNAVAILABLE is retried by the publisher: still 200, the event on the
@@ -871,7 +906,7 @@ TEST_F(IngestTest, PublishFailuresAreNeverTwoHundred) {
 
   // Nothing of the above reached the topic.
   EXPECT_EQ(0u, DrainUntilSentinel("/", "issues-sub").size());
-  EXPECT_EQ(200, c.Do("GET", "/readyz", "").status);
+  EXPECT_EQ(200, WaitReady(200));
 }
 
 // REJECT flow control: with a full buffer requests get 503 + Retry-After
