@@ -10,11 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -158,13 +158,22 @@ std::vector<pid_t> StillRunning(const std::vector<pid_t>& pids) {
 
 // A number from a summary line "<label>   12,345 ...".
 long long Num(const std::string& out, const std::string& label) {
-  std::regex re("\n *" + label + " +([0-9,]+)");
-  std::smatch m;
-  if (!std::regex_search(out, m, re)) return -1;
-  std::string digits;
-  for (char c : m[1].str())
-    if (c != ',') digits += c;
-  return std::stoll(digits);
+  size_t p = 0;
+  while ((p = out.find(label, p)) != std::string::npos) {
+    size_t bol = out.rfind('\n', p);
+    bool line_start = out.find_first_not_of(' ', bol == std::string::npos ? 0 : bol + 1) == p;
+    size_t q = p + label.size();
+    p = q;
+    if (!line_start || q >= out.size() || out[q] != ' ') continue;
+    while (q < out.size() && out[q] == ' ') q++;
+    std::string digits;
+    while (q < out.size() && (isdigit((unsigned char)out[q]) || out[q] == ',')) {
+      if (out[q] != ',') digits += out[q];
+      q++;
+    }
+    if (!digits.empty()) return std::stoll(digits);
+  }
+  return -1;
 }
 
 long long SqlCount(const std::string& dir, const std::string& table) {
