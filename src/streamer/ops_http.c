@@ -127,7 +127,7 @@ grpc_status_code trb_stream_ops_start(const char *host, int port,
   cfg.idle_timeout_s = 30;
   grpc_status_code code = trb_http_server_start(&cfg, handle, o, &o->srv, st);
   if (code != GRPC_STATUS_OK) {
-    trb_status_prefix(st, "ops http on port %d: ", port);
+    trb_status_prefix(st, "ops http on port %d", port);
     pthread_mutex_destroy(&o->mu);
     trb_free(o);
     return code;

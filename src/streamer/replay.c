@@ -159,7 +159,7 @@ grpc_status_code trb_streamer_replay(trb_streamer_t *s, trb_status_t *st) {
   wc.max_bytes = (uint64_t)p->wal_max_bytes;
   grpc_status_code code = trb_wal_open(&wc, on_record, &rs, &s->wal, st);
   if (code) {
-    trb_status_prefix(st, "write-ahead log: ");
+    trb_status_prefix(st, "write-ahead log");
     goto out;
   }
   if (rs.oom) {
@@ -173,7 +173,7 @@ grpc_status_code trb_streamer_replay(trb_streamer_t *s, trb_status_t *st) {
     if (r->type == TRB_WALREC_BATCH) {
       code = trb_walrec_batch_decode(r->payload, r->len, &r->b, st);
       if (code) {
-        trb_status_prefix(st, "write-ahead log record %" PRIu64 ": ", r->lsn);
+        trb_status_prefix(st, "write-ahead log record %" PRIu64, r->lsn);
         goto out;
       }
     } else if (r->type == TRB_WALREC_DONE) {

@@ -209,7 +209,7 @@ grpc_status_code trb_streamer_start(const trb_pipeline_t *p,
   code = trb_ps_publisher_create(s->ctl_loop, o->pubsub, p->dead_letter_topic,
                                  &pc, &s->dlq, st);
   if (code) {
-    trb_status_prefix(st, "dead-letter topic %s: ", p->dead_letter_topic);
+    trb_status_prefix(st, "dead-letter topic %s", p->dead_letter_topic);
     goto fail;
   }
   s->workers = trb_calloc((size_t)p->workers, sizeof *s->workers);

@@ -956,8 +956,8 @@ grpc_status_code trb_worker_init(trb_streamer_t *s, worker_t *w, int idx,
     cfg.ignore_unknown_fields = to->ignore_unknown_fields;
     code = trb_bq_writer_create(w->loop, s->o.bigquery, &cfg, &k->writer, st);
     if (code) {
-      return trb_status_set(st, code, "write stream for %s: %s", to->name,
-                            st ? st->msg : "");
+      trb_status_prefix(st, "write stream for %s", to->name);
+      return code;
     }
     const char *sn = trb_bq_writer_stream(k->writer);
     k->stream = trb_malloc(strlen(sn) + 1);
