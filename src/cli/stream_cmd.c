@@ -98,6 +98,14 @@ out:
   return rc;
 }
 
+/* How a channel authenticates, for the start-up log line. */
+static const char *creds_name(const trb_rpc_channel_config_t *c) {
+  if (c->creds == TRB_RPC_CREDS_INSECURE) return "emulator, plaintext";
+  if (c->creds == TRB_RPC_CREDS_GOOGLE_DEFAULT)
+    return "TLS + Application Default Credentials";
+  return c->bearer_token_file ? "TLS + access token file" : "TLS";
+}
+
 int trb_cli_stream(int argc, char **argv) {
   trb_pipeline_t p = {0};
   trb_status_t st = {0};
@@ -133,9 +141,9 @@ int trb_cli_stream(int argc, char **argv) {
 
   trb_rpc_init();
   trb_rpc_channel_config_t pc = {0}, bc = {0};
-  bool ps_emu = trb_rpc_channel_config_from_env(&pc, "pubsub.googleapis.com:443",
+  (void)trb_rpc_channel_config_from_env(&pc, "pubsub.googleapis.com:443",
                                                 "PUBSUB_EMULATOR_HOST");
-  bool bq_emu = trb_rpc_channel_config_from_env(
+  (void)trb_rpc_channel_config_from_env(
       &bc, "bigquerystorage.googleapis.com:443",
       "BIGQUERY_STORAGE_EMULATOR_HOST");
   trb_rpc_channel_t *ps = NULL, *bq = NULL;
@@ -160,8 +168,7 @@ int trb_cli_stream(int argc, char **argv) {
     goto out;
   }
   TRB_LOG(TRB_LOG_INFO, "stream", "Pub/Sub at %s (%s), BigQuery at %s (%s)",
-          pc.target, ps_emu ? "emulator" : "TLS + ADC", bc.target,
-          bq_emu ? "emulator" : "TLS + ADC");
+          pc.target, creds_name(&pc), bc.target, creds_name(&bc));
   trb_streamer_opts_t o = {ps, bq, 0};
   const char *mps = getenv("TRIBUTARY_TEST_MS_PER_SECOND");
   if (mps && *mps) o.ms_per_second = atoi(mps);
