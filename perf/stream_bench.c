@@ -43,6 +43,9 @@
  *     c_lat's tables (rowid > last seen) every 2 ms and takes the poll's
  *     time as the row's visibility time. Latency = visible − published
  *     (includes publisher batching ≤ 1 ms and up to one poll interval).
+ *     The latency streamer's CPU after its start-up + 1 s idle is the
+ *     start-up cost; step 2's figures are also printed without it (Node's
+ *     clock starts after its start-up).
  *
  * usage: stream_bench --tributary PATH [--node-dir DIR] [--runs N]
  *          [--events N] [--workers N] [--batch-rows N]
@@ -538,7 +541,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 typedef struct {
-  double p50_ms, p99_ms, max_ms, rate, cpu_cores;
+  double p50_ms, p99_ms, max_ms, rate, cpu_cores, emu_cores;
+  double startup_cpu_s; /* streamer CPU after start-up + 1 s idle */
 } lat_result_t;
 
 static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const settings_t *s,
@@ -555,13 +559,14 @@ static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const s
   atomic_init(&l.stop, false);
   pid_t pid = stream_start(bin, e, pipeline, "c_lat");
   sleep_ms(1000); /* start-up (WAL, write streams, StreamingPull) outside the figures */
+  double startup_cpu = trb_bench_proc_cpu_s(pid);
   pthread_t th;
   pthread_create(&th, NULL, lat_poller, &l);
   trb_ps_publisher_t *p = publisher(loop, ch, "lat-events", 1);
   pubcount_t c;
   atomic_init(&c.ok, 0);
   atomic_init(&c.failed, 0);
-  double cpu0 = 0;
+  double cpu0 = 0, emu0 = 0;
   int64_t t0 = trb_clock_mono_ns(), tm = 0;
   for (long i = 0; i < n; i++) {
     int64_t due = t0 + (int64_t)((double)i * 1e9 / rate);
@@ -573,12 +578,14 @@ static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const s
     if (i == warm) {
       tm = trb_clock_mono_ns();
       cpu0 = trb_bench_proc_cpu_s(pid);
+      emu0 = trb_bench_proc_cpu_s(e->pid);
     }
     l.pub_ns[i] = trb_clock_mono_ns();
     publish_one(p, i, &c);
   }
   int64_t t1 = trb_clock_mono_ns();
   double cpu1 = trb_bench_proc_cpu_s(pid);
+  double emu1 = trb_bench_proc_cpu_s(e->pid);
   publisher_finish(p, &c, n);
   int64_t deadline = trb_clock_mono_ns() + (int64_t)60 * 1000000000;
   while (atomic_load(&l.seen) < n && trb_clock_mono_ns() < deadline) sleep_ms(10);
@@ -599,7 +606,8 @@ static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const s
   qsort(ms, m, sizeof *ms, cmp_double);
   lat_result_t r = {ms[m / 2], ms[(size_t)((double)(m - 1) * 0.99)], ms[m - 1],
                     (double)(n - warm) / ((double)(t1 - tm) / 1e9),
-                    (cpu1 - cpu0) / ((double)(t1 - tm) / 1e9)};
+                    (cpu1 - cpu0) / ((double)(t1 - tm) / 1e9),
+                    (emu1 - emu0) / ((double)(t1 - tm) / 1e9), startup_cpu};
   free(ms);
   free(l.pub_ns);
   free(l.seen_ns);
@@ -675,6 +683,7 @@ int main(int argc, char **argv) {
   double v_rate[N_VARIANTS][MAX_RUNS], v_per[N_VARIANTS][MAX_RUNS], v_cpu[N_VARIANTS][MAX_RUNS];
   double n_rate[MAX_RUNS], n_per[MAX_RUNS], ratio[MAX_RUNS];
   double l_p50[MAX_RUNS], l_p99[MAX_RUNS], l_max[MAX_RUNS], l_rate[MAX_RUNS];
+  double su[MAX_RUNS], v_steady[N_VARIANTS][MAX_RUNS], ratio_steady[MAX_RUNS];
   int nv = variants ? N_VARIANTS : 1;
   for (int r = 0; r < runs; r++) {
     trb_bench_emu_t e;
@@ -725,9 +734,19 @@ int main(int argc, char **argv) {
       l_p99[r] = x.p99_ms;
       l_max[r] = x.max_ms;
       l_rate[r] = x.rate;
-      printf("run %d  latency at %.0f events/s (streamer %.2f cores): publish->row p50 %.1f ms"
-             "  p99 %.1f ms  max %.1f ms\n",
-             r + 1, x.rate, x.cpu_cores, x.p50_ms, x.p99_ms, x.max_ms);
+      printf("run %d  latency at %.0f events/s (streamer %.2f cores, emulator %.2f cores): "
+             "publish->row p50 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+             r + 1, x.rate, x.cpu_cores, x.emu_cores, x.p50_ms, x.p99_ms, x.max_ms);
+      /* Start-up CPU (the same binary and tables; measured on the idle
+       * latency streamer) taken out of each drain: Node's figure excludes
+       * its start-up too. */
+      su[r] = x.startup_cpu_s;
+      for (int v = 0; v < nv; v++) v_steady[v][r] = (double)n / (v_cpu[v][r] - su[r]);
+      if (node_dir) ratio_steady[r] = v_steady[0][r] / n_per[r];
+      printf("run %d  start-up CPU %.3f s; excluding it, events/CPU-s:", r + 1, su[r]);
+      for (int v = 0; v < nv; v++) printf(" %s %.0f", kVariants[v].name, v_steady[v][r]);
+      if (node_dir) printf("  C/Node %.1fx", ratio_steady[r]);
+      printf("\n");
       fflush(stdout);
     }
     trb_rpc_loop_destroy(loop);
@@ -754,6 +773,11 @@ int main(int argc, char **argv) {
            "ms\n",
            trb_bench_median(l_rate, runs), trb_bench_median(l_p50, runs),
            trb_bench_median(l_p99, runs), trb_bench_median(l_max, runs));
+    printf("  streamer start-up CPU %.3f s; excluding it, events/CPU-s:", trb_bench_median(su, runs));
+    for (int v = 0; v < nv; v++)
+      printf(" %s %.0f", kVariants[v].name, trb_bench_median(v_steady[v], runs));
+    if (node_dir) printf("; C/Node per CPU-s %.1fx", trb_bench_median(ratio_steady, runs));
+    printf("\n");
   }
   for (int k = 0; k < N_KINDS; k++) free(tjson[k]);
   for (size_t i = 0; i < g_nbase; i++) {
