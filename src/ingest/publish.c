@@ -139,7 +139,9 @@ static void on_probe(void *user, const trb_rpc_result_t *res) {
             trb_status_code_name(res->code), res->message);
   }
   pthread_mutex_lock(&p->mu);
-  if (res->code == GRPC_STATUS_OK) {
+  /* PERMISSION_DENIED counts as reachable: roles/pubsub.publisher grants
+   * pubsub.topics.publish but not pubsub.topics.get. */
+  if (res->code == GRPC_STATUS_OK || res->code == GRPC_STATUS_PERMISSION_DENIED) {
     atomic_store(&p->failing, false);
     if (!p->done[pr->idx]) {
       p->done[pr->idx] = true;

@@ -91,8 +91,9 @@ void trb_ingest_pubs_publish(trb_ingest_pubs_t *p, size_t topic, int route,
  */
 void trb_ingest_pubs_probe(trb_ingest_pubs_t *p);
 
-/** Whether GetTopic confirmed every topic and the most recent publish
- *  outcome was not a Pub/Sub outage. Thread-safe. */
+/** Whether GetTopic confirmed every topic (OK, or PERMISSION_DENIED: a
+ *  publisher-only service account may not get topics) and the most recent
+ *  publish outcome was not a Pub/Sub outage. Thread-safe. */
 bool trb_ingest_pubs_ready(const trb_ingest_pubs_t *p);
 
 /** Whether the most recent publish outcome was a Pub/Sub failure. */
