@@ -229,6 +229,9 @@ TEST_F(FaultsTest, AppendRowsFailsForSecondsEveryBatchResentAtItsOffset) {
 TEST_F(FaultsTest, LatencyOnAppendRowsStreamingPullAndAcknowledge) {
   std::vector<std::string> ids = env.Publish(Events(2000, 3));
   ASSERT_EQ(GRPC_STATUS_OK, trb_faults_set_latency(F(), kAppendRows, 150, &env.st));
+  // StreamingPull: consulted when a stream opens (each open waits).
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_faults_set_latency(F(), "/google.pubsub.v1.Subscriber/StreamingPull", 300, &env.st));
   // Acks slower than the 1 s ack deadline: messages are redelivered while
   // their ack is in flight; the redelivered copies are acked, not written.
   ASSERT_EQ(GRPC_STATUS_OK, trb_faults_set_latency(F(), kAck, 1500, &env.st));
