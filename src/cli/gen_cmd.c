@@ -32,6 +32,7 @@ typedef struct {
   char *project;
   int64_t connections;
   int64_t batch;
+  int64_t start;
 } gen_flags_t;
 
 static const trb_config_entry_t kEntries[] = {
@@ -65,6 +66,10 @@ static const trb_config_entry_t kEntries[] = {
      1, 256, 0, 0, NULL, "Parallel HTTP connections."},
     {"batch", TRB_CONFIG_INT64, "100", offsetof(gen_flags_t, batch), 1, 1000,
      0, 0, "events", "Most events per HTTP request (NDJSON)."},
+    {"start", TRB_CONFIG_INT64, "0", offsetof(gen_flags_t, start), 0,
+     INT64_MAX / 1000000, 0, 0, "Unix seconds",
+     "Event time of the first event (0 = now). With --seed it makes the "
+     "output identical run after run."},
 };
 static const trb_config_table_t kTable = {
     "gen", kEntries, sizeof(kEntries) / sizeof(kEntries[0])};
@@ -137,7 +142,7 @@ int trb_cli_gen(int argc, char **argv) {
   trb_gen_config_t gc = {0};
   gc.seed = (uint64_t)f.seed;
   gc.malformed_fraction = f.malformed;
-  gc.base_time_us = trb_clock_wall_us();
+  gc.base_time_us = f.start > 0 ? f.start * 1000000 : trb_clock_wall_us();
   char err[512];
   trb_gen_source_t *src = trb_gen_source_create(
       files, nfiles, f.replay_path, "backend-events", &gc, events, err,

@@ -114,6 +114,7 @@ typedef struct {
   bool feeder_started;
   volatile bool feed_done;
   uint64_t generated, replayed, malformed;
+  uint64_t by_defect[TRB_GEN_DEFECTS];
   int64_t t0_ms, t_sent_ms;
   bool tty;
 } up_t;
@@ -207,6 +208,7 @@ static void *feeder_main(void *arg) {
       __atomic_fetch_add(&u->generated, 1, __ATOMIC_RELAXED);
       if (it.ev.defect != TRB_GEN_VALID)
         __atomic_fetch_add(&u->malformed, 1, __ATOMIC_RELAXED);
+      __atomic_fetch_add(&u->by_defect[it.ev.defect], 1, __ATOMIC_RELAXED);
     }
     if (trb_feed_add(u->feed, it.path, it.json, it.len, it.batchable) != 0)
       break;
@@ -432,6 +434,18 @@ static int summary(up_t *u, const trb_up_snapshot_t *d, bool interrupted) {
     printf("  %-9s %-36s %8s   (%s)\n", d->dl[i].stage,
            d->dl[i].table[0] ? d->dl[i].table : "-", N(d->dl[i].n),
            stage_meaning(d->dl[i].stage));
+  }
+  if (u->malformed) {
+    static const char *const kWhere[TRB_GEN_DEFECTS] = {
+        "", "refused by ingest (HTTP 400)", "dead letter, stage route",
+        "dead letter, stage transcode", "dead letter, stage transcode"};
+    printf("malformed on purpose %12s   (what the generator broke, and where "
+           "the pipeline must stop it)\n",
+           N((double)u->malformed));
+    for (int k = 1; k < TRB_GEN_DEFECTS; k++)
+      printf("  %-18s %12s   -> %s\n",
+             trb_gen_defect_name((trb_gen_defect_t)k),
+             N((double)u->by_defect[k]), kWhere[k]);
   }
   double accounted = d->rows + d->dead;
   double acc = (double)fs.accepted;

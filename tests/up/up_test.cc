@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -239,6 +240,12 @@ TEST(UpTest, TwoThousandEventsPlusCorpusAddUpAndLandInTheTables) {
   ASSERT_TRUE(WIFEXITED(again.status) && WEXITSTATUS(again.status) == 0) << out2;
   long long rows2 = Num(out2, "rows written"), total2 = 0;
   EXPECT_EQ(Num(out2, "events sent"), 500) << out2;
+  // Without the corpus every malformed event is the generator's: each is
+  // stopped where it must be.
+  EXPECT_EQ(Num(out2, "refused by ingest"), Num(out2, "broken_json")) << out2;
+  EXPECT_EQ(Num(out2, "route     -"), Num(out2, "unknown_event_type")) << out2;
+  EXPECT_GT(Num(out2, "wrong_type"), 0) << out2;
+  EXPECT_GT(Num(out2, "missing_required"), 0) << out2;
   EXPECT_EQ(rows2 + Num(out2, "dead letters"), Num(out2, "accepted")) << out2;
   for (const char* t : kTables) {
     long long n = SqlCount(dir, t);
@@ -247,6 +254,32 @@ TEST(UpTest, TwoThousandEventsPlusCorpusAddUpAndLandInTheTables) {
   }
   EXPECT_EQ(total2, in_tables + rows2);
   EXPECT_TRUE(ProcessesWith(dir).empty());
+}
+
+TEST(GenTest, SameSeedSameOutputOnStdout) {
+  std::string dir = TmpDir();
+  Child a, b, c;
+  a.Start({"gen", "--target", "stdout", "--events", "300", "--seed", "5", "--start", "1736899200"},
+          dir + "/a.out");
+  b.Start({"gen", "--target", "stdout", "--events", "300", "--seed", "5", "--start", "1736899200"},
+          dir + "/b.out");
+  c.Start({"gen", "--target", "stdout", "--events", "300", "--seed", "6", "--start", "1736899200"},
+          dir + "/c.out");
+  ASSERT_TRUE(a.Wait(30000) && b.Wait(30000) && c.Wait(30000));
+  EXPECT_EQ(WEXITSTATUS(a.status), 0);
+  // The events, without gen's closing report (stderr, same file here).
+  auto events = [](const std::string& path) {
+    std::string all = ReadFile(path), out;
+    std::istringstream in(all);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("tributary gen:", 0) != 0) out += line + "\n";
+    return out;
+  };
+  std::string sa = events(a.out_path), sb = events(b.out_path), sc = events(c.out_path);
+  EXPECT_EQ(std::count(sa.begin(), sa.end(), '\n'), 300);
+  EXPECT_EQ(sa, sb);
+  EXPECT_NE(sa, sc);
+  EXPECT_NE(sa.find("\"order_date\": \"2025-01-15"), std::string::npos);
 }
 
 TEST(UpTest, CtrlCStopsEveryChild) {
