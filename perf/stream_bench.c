@@ -42,7 +42,8 @@
  *     is taken just before trb_ps_publish; the poller reads the new rows of
  *     c_lat's tables (rowid > last seen) every 2 ms and takes the poll's
  *     time as the row's visibility time. Latency = visible − published
- *     (includes publisher batching ≤ 1 ms and up to one poll interval).
+ *     (includes publisher batching ≤ --lat-pub-delay-ms, 1 ms, and up to
+ *     one poll interval).
  *     The latency streamer's CPU after its start-up + 1 s idle is the
  *     start-up cost; step 2's figures are also printed without it (Node's
  *     clock starts after its start-up).
@@ -50,6 +51,8 @@
  * usage: stream_bench --tributary PATH [--node-dir DIR] [--runs N]
  *          [--events N] [--workers N] [--batch-rows N]
  *          [--batch-ms N] [--max-outstanding N] [--lat-seconds N]
+ *          [--lat-rate EVENTS_PER_S (default: half the fsync drain rate)]
+ *          [--lat-pub-delay-ms N (publisher batching in the latency phase, 1)]
  *          [--corpus DIR] [--tables DIR] [--no-variants] [--no-latency]
  */
 #include <dirent.h>
@@ -122,6 +125,8 @@ static double g_mean_bytes;
 
 typedef struct {
   int workers, batch_rows, batch_ms, max_outstanding, lat_seconds;
+  double lat_rate; /* events/s of the latency phase; 0 = half the fsync drain rate */
+  int lat_pub_delay_ms; /* publisher batching delay of the latency phase */
 } settings_t;
 
 static char *read_file(const char *path, size_t *len) {
@@ -562,7 +567,7 @@ static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const s
   double startup_cpu = trb_bench_proc_cpu_s(pid);
   pthread_t th;
   pthread_create(&th, NULL, lat_poller, &l);
-  trb_ps_publisher_t *p = publisher(loop, ch, "lat-events", 1);
+  trb_ps_publisher_t *p = publisher(loop, ch, "lat-events", s->lat_pub_delay_ms);
   pubcount_t c;
   atomic_init(&c.ok, 0);
   atomic_init(&c.failed, 0);
@@ -623,7 +628,7 @@ int main(int argc, char **argv) {
   long n = 100000;
   bool variants = true, latency = true;
   settings_t s = {.workers = 2, .batch_rows = 500, .batch_ms = 50, .max_outstanding = 2000,
-                  .lat_seconds = 5};
+                  .lat_seconds = 5, .lat_pub_delay_ms = 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--no-variants") == 0) variants = false;
@@ -638,6 +643,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--batch-ms") == 0) s.batch_ms = atoi(v), i++;
     else if (strcmp(a, "--max-outstanding") == 0) s.max_outstanding = atoi(v), i++;
     else if (strcmp(a, "--lat-seconds") == 0) s.lat_seconds = atoi(v), i++;
+    else if (strcmp(a, "--lat-rate") == 0) s.lat_rate = atof(v), i++;
+    else if (strcmp(a, "--lat-pub-delay-ms") == 0) s.lat_pub_delay_ms = atoi(v), i++;
     else if (strcmp(a, "--corpus") == 0) corpus = v, i++;
     else if (strcmp(a, "--tables") == 0) tables_dir = v, i++;
     else trb_bench_die("unknown flag (see the usage in stream_bench.c)");
@@ -729,7 +736,8 @@ int main(int argc, char **argv) {
     }
     /* 4. latency at half of the fsync variant's rate */
     if (latency) {
-      lat_result_t x = latency_c(bin, &e, &s, loop, ch, v_rate[0][r] / 2);
+      lat_result_t x =
+          latency_c(bin, &e, &s, loop, ch, s.lat_rate > 0 ? s.lat_rate : v_rate[0][r] / 2);
       l_p50[r] = x.p50_ms;
       l_p99[r] = x.p99_ms;
       l_max[r] = x.max_ms;
