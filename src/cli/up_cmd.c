@@ -23,7 +23,9 @@
 #include "src/emulator/bigquery/bigquery.h"
 #include "src/gen/feed.h"
 #include "src/gen/source.h"
+#include "src/rpc/rpc.h"
 #include "src/up/child.h"
+#include "src/up/deadletters.h"
 #include "src/up/snapshot.h"
 
 typedef struct {
@@ -117,6 +119,11 @@ typedef struct {
   uint64_t by_defect[TRB_GEN_DEFECTS];
   int64_t t0_ms, t_sent_ms;
   bool tty;
+  int64_t since_us; /* wall clock at start: this run's dead letters */
+  bool rpc_inited;
+  trb_rpc_loop_t *loop;
+  trb_rpc_channel_t *ch;
+  trb_up_deadletters_t *dls;
 } up_t;
 
 static bool is_dir_with(const char *dir) {
@@ -435,6 +442,17 @@ static int summary(up_t *u, const trb_up_snapshot_t *d, bool interrupted) {
            d->dl[i].table[0] ? d->dl[i].table : "-", N(d->dl[i].n),
            stage_meaning(d->dl[i].stage));
   }
+  if (u->dls) {
+    trb_up_reason_t r[12];
+    int nr = trb_up_deadletters_reasons(u->dls, r, 12);
+    uint64_t seen = trb_up_deadletters_count(u->dls);
+    printf("  by reason (read back from the dead-letter topic: %s of %s; "
+           "top %d):\n",
+           N((double)seen), N(d->dead), nr);
+    for (int i = 0; i < nr; i++)
+      printf("    %8s  %-9s %s\n", N((double)r[i].n), r[i].stage,
+             r[i].reason);
+  }
   if (u->malformed) {
     static const char *const kWhere[TRB_GEN_DEFECTS] = {
         "", "refused by ingest (HTTP 400)", "dead letter, stage route",
@@ -574,9 +592,30 @@ int trb_cli_up(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  u.since_us = trb_clock_wall_us() - 1000000;
   printf("tributary up: data in %s, examples from %s\n", u.data, u.examples);
   fflush(stdout);
   if (start_all(&u) != 0) goto out;
+  /* Read the dead letters back (after the last fork: gRPC threads from
+   * here on). */
+  setenv("PUBSUB_EMULATOR_HOST", u.pubsub_host, 1);
+  trb_rpc_init();
+  u.rpc_inited = true;
+  {
+    trb_rpc_channel_config_t cc = {0};
+    trb_rpc_channel_config_from_env(&cc, "pubsub.googleapis.com:443",
+                                    "PUBSUB_EMULATOR_HOST");
+    if (trb_rpc_loop_create("up-dlq", &u.loop, &st) != GRPC_STATUS_OK ||
+        trb_rpc_channel_create(&cc, &u.ch, &st) != GRPC_STATUS_OK ||
+        trb_up_deadletters_start(
+            u.loop, u.ch,
+            "projects/local-project/subscriptions/tributary-dead-letter-inspect",
+            u.since_us, &u.dls, &st) != GRPC_STATUS_OK) {
+      fprintf(stderr, "tributary up: dead-letter reasons unavailable: %s\n",
+              st.msg);
+      u.dls = NULL;
+    }
+  }
   printf("tributary up: emulator (Pub/Sub %s, BigQuery %s), ingest "
          "http://127.0.0.1:%d, streamers on ports %d %d %d\n",
          u.pubsub_host, u.bq_host, u.ingest_port, u.stream_ports[0],
@@ -651,6 +690,12 @@ int trb_cli_up(int argc, char **argv) {
   trb_up_snapshot_scrape(&now, u.ingest_port, u.stream_ports, N_STREAMS, 5000);
   trb_up_snapshot_diff(&now, &base, &d);
   if (u.tty && drawn) progress(&u, &d, &drawn, true);
+  if (u.dls && !interrupted && !child_died) {
+    int64_t until = trb_clock_mono_ms() + 10000;
+    while (!g_stop && (double)trb_up_deadletters_count(u.dls) < d.dead &&
+           trb_clock_mono_ms() < until)
+      sleep_ms(50);
+  }
   if (child_died) {
     fprintf(stderr, "tributary up: %s exited unexpectedly:\n", dead);
     for (int i = 0; i < N_STREAMS; i++)
@@ -679,6 +724,10 @@ out:
     trb_feed_cancel(u.feed);
     pthread_join(u.feeder, NULL);
   }
+  trb_up_deadletters_destroy(u.dls, 5000);
+  if (u.ch) trb_rpc_channel_destroy(u.ch);
+  if (u.loop) trb_rpc_loop_destroy(u.loop);
+  if (u.rpc_inited) trb_rpc_shutdown();
   stop_all(&u);
   trb_feed_destroy(u.feed);
   trb_gen_source_destroy(u.src);

@@ -14,6 +14,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -220,6 +221,17 @@ TEST(UpTest, TwoThousandEventsPlusCorpusAddUpAndLandInTheTables) {
   // Every stage the generator and the corpus exercise.
   EXPECT_NE(out.find("  route "), std::string::npos) << out;
   EXPECT_NE(out.find("  transcode backend_events.order_events"), std::string::npos) << out;
+  // Every dead letter read back from the dead-letter topic, with reasons.
+  size_t rb = out.find("read back from the dead-letter topic: ");
+  EXPECT_NE(rb, std::string::npos) << out;
+  if (rb != std::string::npos) {
+    std::string tail = out.substr(rb + strlen("read back from the dead-letter topic: "));
+    size_t of = tail.find(" of ");
+    ASSERT_NE(of, std::string::npos);
+    EXPECT_EQ(tail.substr(0, of), tail.substr(of + 4, tail.find(';') - of - 4)) << out;
+  }
+  EXPECT_NE(out.find("missing REQUIRED field"), std::string::npos) << out;
+  EXPECT_NE(out.find("no route matches $.event_type"), std::string::npos) << out;
 
   long long in_tables = 0;
   std::map<std::string, long long> first;
