@@ -53,6 +53,7 @@
  *          [--batch-ms N] [--max-outstanding N] [--lat-seconds N]
  *          [--lat-rate EVENTS_PER_S (default: half the fsync drain rate)]
  *          [--lat-pub-delay-ms N (publisher batching in the latency phase, 1)]
+ *          [--lat-wal-sync fsync|none (the latency streamer's wal_sync)]
  *          [--corpus DIR] [--tables DIR] [--no-variants] [--no-latency]
  */
 #include <dirent.h>
@@ -127,6 +128,7 @@ typedef struct {
   int workers, batch_rows, batch_ms, max_outstanding, lat_seconds;
   double lat_rate; /* events/s of the latency phase; 0 = half the fsync drain rate */
   int lat_pub_delay_ms; /* publisher batching delay of the latency phase */
+  const char *lat_wal_sync; /* wal_sync of the latency streamer (fsync) */
 } settings_t;
 
 static char *read_file(const char *path, size_t *len) {
@@ -553,7 +555,7 @@ typedef struct {
 static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const settings_t *s,
                               trb_rpc_loop_t *loop, trb_rpc_channel_t *ch, double rate) {
   char pipeline[512];
-  write_pipeline(e, s, "c_lat", "exactly_once", "fsync", pipeline, sizeof pipeline);
+  write_pipeline(e, s, "c_lat", "exactly_once", s->lat_wal_sync, pipeline, sizeof pipeline);
   long warm = (long)rate;  /* 1 s warm-up */
   long n = warm + (long)(rate * s->lat_seconds);
   lat_t l = {.e = e, .n = n};
@@ -603,6 +605,17 @@ static lat_result_t latency_c(const char *bin, const trb_bench_emu_t *e, const s
     exit(1);
   }
   check_rows(bin, e, "c_lat", n);
+  /* The worst latency per second of publishing (stall vs falling behind). */
+  printf("      worst publish->row latency per second of publishing (ms):");
+  for (long from = 0; from < n; from += warm > 0 ? warm : n) {
+    double worst = 0;
+    for (long i = from; i < n && i < from + (warm > 0 ? warm : n); i++) {
+      double x = (double)(l.seen_ns[i] - l.pub_ns[i]) / 1e6;
+      if (x > worst) worst = x;
+    }
+    printf(" %.0f", worst);
+  }
+  printf(" (first: warm-up)\n");
   size_t m = (size_t)(n - warm);
   double *ms = malloc(m * sizeof *ms);
   if (!ms) trb_bench_die("out of memory");
@@ -628,7 +641,7 @@ int main(int argc, char **argv) {
   long n = 100000;
   bool variants = true, latency = true;
   settings_t s = {.workers = 2, .batch_rows = 500, .batch_ms = 50, .max_outstanding = 2000,
-                  .lat_seconds = 5, .lat_pub_delay_ms = 1};
+                  .lat_seconds = 5, .lat_pub_delay_ms = 1, .lat_wal_sync = "fsync"};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--no-variants") == 0) variants = false;
@@ -645,6 +658,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--lat-seconds") == 0) s.lat_seconds = atoi(v), i++;
     else if (strcmp(a, "--lat-rate") == 0) s.lat_rate = atof(v), i++;
     else if (strcmp(a, "--lat-pub-delay-ms") == 0) s.lat_pub_delay_ms = atoi(v), i++;
+    else if (strcmp(a, "--lat-wal-sync") == 0) s.lat_wal_sync = v, i++;
     else if (strcmp(a, "--corpus") == 0) corpus = v, i++;
     else if (strcmp(a, "--tables") == 0) tables_dir = v, i++;
     else trb_bench_die("unknown flag (see the usage in stream_bench.c)");
