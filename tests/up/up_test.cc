@@ -294,6 +294,31 @@ TEST(GenTest, SameSeedSameOutputOnStdout) {
   EXPECT_NE(sa.find("\"order_date\": \"2025-01-15"), std::string::npos);
 }
 
+TEST(GenTest, PublishesToPubSubDirectly) {
+  std::string dir = TmpDir();
+  Child emu;
+  emu.Start({"emulator", "--pubsub-port", "0", "--bigquery-port", "0", "--data-dir", dir + "/emu",
+             "--tables", "examples/tables", "--config", "examples/emulator.json"},
+            dir + "/emu.out");
+  ASSERT_TRUE(emu.WaitOutput("PUBSUB_EMULATOR_HOST=", 60000)) << ReadFile(emu.out_path);
+  std::string o = ReadFile(emu.out_path);
+  size_t p = o.find("PUBSUB_EMULATOR_HOST=");
+  std::string host = o.substr(p + 21, o.find('\n', p) - p - 21);
+  setenv("PUBSUB_EMULATOR_HOST", host.c_str(), 1);
+  Child gen;
+  gen.Start({"gen", "--target", "pubsub", "--events", "500", "--malformed", "0.2"}, dir + "/gen.out");
+  bool done = gen.Wait(60000);
+  unsetenv("PUBSUB_EMULATOR_HOST");
+  ASSERT_TRUE(done);
+  std::string g = ReadFile(gen.out_path);
+  EXPECT_EQ(WEXITSTATUS(gen.status), 0) << g;
+  // Every event, malformed ones included, has a Pub/Sub message id.
+  EXPECT_NE(g.find("500 events"), std::string::npos) << g;
+  EXPECT_NE(g.find(": 500 accepted, 0 refused (4xx), 0 failed"), std::string::npos) << g;
+  kill(emu.pid, SIGTERM);
+  ASSERT_TRUE(emu.Wait(30000));
+}
+
 TEST(UpTest, CtrlCStopsEveryChild) {
   std::string dir = TmpDir() + "/data";
   Child up;
