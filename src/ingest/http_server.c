@@ -304,7 +304,8 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
                           "http: bad IPv4 address \"%s\"", host);
   }
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                       MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+                       MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                       MHD_USE_TURBO;
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, s,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

@@ -248,12 +248,14 @@ static grpc_status_code wrap(trb_ingest_event_t *e, const char *source,
   return GRPC_STATUS_OK;
 }
 
-/* One JSON object (text `text`, parsed `obj`) → event, by route mode. */
+/* One JSON object (text `text`, parsed `obj`) → event, by route mode.
+ * `obj` NULL: the text was checked by trb_ingest_json_fast_check, is an
+ * object, and has no top-level "event_type" (no tree was built). */
 static grpc_status_code json_event(const trb_ingest_route_t *route,
                                    trb_ingest_event_t *e, const json_t *obj,
                                    const char *text, size_t len,
                                    trb_status_t *st) {
-  if (!json_is_object(obj)) {
+  if (obj && !json_is_object(obj)) {
     return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                           "event is not a JSON object");
   }
@@ -263,6 +265,7 @@ static grpc_status_code json_event(const trb_ingest_route_t *route,
   if (trb_buf_append(&e->data, text, len) != 0) {
     return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
+  if (!obj) return GRPC_STATUS_OK;
   const json_t *et = json_object_get(obj, "event_type");
   if (json_is_string(et) && json_string_length(et) > 0 &&
       json_string_length(et) <= TRB_PS_MAX_ATTR_VALUE_BYTES) {
@@ -292,7 +295,7 @@ typedef struct {
   int route_idx;
   const char *body;
   size_t len;
-  trb_arena_t *arena;   /* composed attribute keys */
+  trb_arena_t *arena;   /* composed attribute keys; created on first use */
   json_t *roots[1];     /* parsed documents kept alive until publish */
   trb_ingest_event_t *events;
   size_t n, cap;
@@ -300,6 +303,13 @@ typedef struct {
   trb_ingest_reason_t reason;
   trb_status_t st;
 } build_t;
+
+/* Allocate from the build's arena, creating it on first use (most
+ * requests need none). NULL when out of memory. */
+static void *arena_alloc(build_t *b, size_t n) {
+  if (!b->arena) b->arena = trb_arena_create(1024);
+  return b->arena ? trb_arena_alloc(b->arena, n) : NULL;
+}
 
 static trb_ingest_event_t *new_event(build_t *b) {
   if (b->n == b->cap) {
@@ -336,8 +346,41 @@ static void keep_root(build_t *b, json_t *root) {
 
 static bool build_firestore(build_t *b, const trb_ingest_ce_t *ce);
 
+/* Whether `text` can become an event without a jansson tree: the one-pass
+ * scanner accepted it, it is an object, and nothing in it needs the tree
+ * (wrap: no "data", which a GCF legacy Firestore event has; raw: no
+ * "event_type" to copy into an attribute). `*t`/`*n` receive the value
+ * without surrounding whitespace. */
+static bool fast_object(const build_t *b, const char *text, size_t len,
+                        const char **t, size_t *n) {
+  trb_ingest_json_shape_t sh;
+  if (!trb_ingest_json_fast_check(text, len, b->ing->cfg.max_depth, &sh) ||
+      !sh.is_object) {
+    return false;
+  }
+  if (b->route->mode == TRB_INGEST_MODE_WRAP ? sh.has_data : sh.has_event_type) {
+    return false;
+  }
+  *t = text + sh.start;
+  *n = sh.end - sh.start;
+  return true;
+}
+
 /* application/json: an object or an array of objects. */
 static bool build_json(build_t *b, bool *batch) {
+  const char *ft;
+  size_t fn;
+  if (fast_object(b, b->body, b->len, &ft, &fn)) {
+    trb_ingest_event_t *e = new_event(b);
+    if (!e) {
+      trb_status_set(&b->st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return fail_code(b);
+    }
+    if (json_event(b->route, e, NULL, ft, fn, &b->st) != GRPC_STATUS_OK) {
+      return fail_code(b);
+    }
+    return true;
+  }
   json_t *root = NULL;
   if (trb_ingest_json_parse(b->body, b->len, b->ing->cfg.max_depth, &root,
                             &b->st) != GRPC_STATUS_OK) {
@@ -383,7 +426,7 @@ static bool build_json(build_t *b, bool *batch) {
   if (b->route->mode == TRB_INGEST_MODE_WRAP) {
     /* A Cloud Functions 1st-gen Firestore event (GCF's legacy format). */
     /* The composed attribute strings must live until the publish: arena. */
-    char *scratch = trb_arena_alloc(b->arena, TRB_INGEST_CE_LEGACY_SCRATCH);
+    char *scratch = arena_alloc(b, TRB_INGEST_CE_LEGACY_SCRATCH);
     trb_ingest_ce_t ce;
     memset(&ce, 0, sizeof(ce));
     if (scratch && trb_ingest_ce_from_legacy_firestore(root, &ce, scratch)) {
@@ -426,6 +469,19 @@ static bool build_ndjson(build_t *b) {
                      b->ing->cfg.max_batch_events);
       return fail(b, 413, TRB_INGEST_REASON_TOO_LARGE);
     }
+    const char *ft;
+    size_t fn;
+    if (fast_object(b, line, line_len, &ft, &fn)) {
+      trb_ingest_event_t *e = new_event(b);
+      grpc_status_code c =
+          e ? json_event(b->route, e, NULL, line, line_len, &b->st)
+            : trb_status_set(&b->st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      if (c != GRPC_STATUS_OK) {
+        trb_status_prefix(&b->st, "line %zu", lineno);
+        return fail_code(b);
+      }
+      continue;
+    }
     json_t *obj = NULL;
     if (trb_ingest_json_parse(line, line_len, b->ing->cfg.max_depth, &obj,
                               &b->st) != GRPC_STATUS_OK) {
@@ -439,8 +495,11 @@ static bool build_ndjson(build_t *b) {
     if (c == GRPC_STATUS_OK) {
       for (size_t i = 0; i < e->n_attrs; i++) {
         if (strcmp(e->attrs[i].key, "event_type") == 0) {
-          e->attrs[i].value = trb_arena_strdup(b->arena, e->attrs[i].value);
-          if (!e->attrs[i].value) {
+          size_t vl = strlen(e->attrs[i].value);
+          char *v = arena_alloc(b, vl + 1);
+          if (v) memcpy(v, e->attrs[i].value, vl + 1);
+          e->attrs[i].value = v;
+          if (!v) {
             c = trb_status_set(&b->st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
           }
         }
@@ -504,7 +563,7 @@ static bool ce_attrs(build_t *b, trb_ingest_event_t *e,
     }
     if (e->n_attrs == TRB_INGEST_EVENT_MAX_ATTRS) break;
     size_t nl = strlen(name);
-    char *key = trb_arena_alloc(b->arena, nl + 4);
+    char *key = arena_alloc(b, nl + 4);
     if (!key) {
       trb_status_set(&b->st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return fail_code(b);
@@ -822,15 +881,8 @@ static void on_request(void *user, trb_http_request_t *r) {
   b.route_idx = route_idx;
   b.body = body;
   b.len = len;
-  b.arena = trb_arena_create(1024);
   bool batch = false;
-  bool ok = b.arena != NULL;
-  if (!ok) {
-    trb_status_set(&b.st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    fail_code(&b);
-  } else {
-    ok = build(&b, &batch);
-  }
+  bool ok = build(&b, &batch);
   if (!ok) {
     reply_error(ing, r, route_idx, len, b.http_status, b.reason, b.st.msg);
     free_events(b.events, b.n);

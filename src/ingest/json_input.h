@@ -61,6 +61,35 @@ grpc_status_code trb_ingest_json_parse(const char *s, size_t len,
                                        int max_depth, json_t **out,
                                        trb_status_t *st);
 
+/** What trb_ingest_json_fast_check learned about a text it accepted. */
+typedef struct trb_ingest_json_shape_s {
+  /** The top-level value is an object. */
+  bool is_object;
+  /** The top-level object has the key "data" / "event_type" (spelled
+   *  without escapes; keys with escapes are never accepted, see below). */
+  bool has_data;
+  bool has_event_type;
+  /** The value without surrounding whitespace: `s[start..end)`. */
+  size_t start, end;
+} trb_ingest_json_shape_t;
+
+/**
+ * One pass, no allocation, no tree: whether `s[0..len)` certainly passes
+ * trb_ingest_json_parse with the same `max_depth` (UTF-8 per RFC 3629,
+ * depth, RFC 8259 syntax, no duplicate keys, no `\u0000` in keys).
+ * Conservative: it returns false for every text trb_ingest_json_parse
+ * rejects and also for some it accepts but this scanner does not decide
+ * (object keys with escapes, any `\u0000`, more than 32 keys in one
+ * object or 256 open keys in all, integers over 18 digits, numbers with
+ * over 200 integer digits or a 3-digit exponent, depth over 128) — call
+ * trb_ingest_json_parse then, for the verdict and the reason.
+ * Params:  shape — receives what was found when true is returned
+ *          (unspecified otherwise).
+ * Returns: true when the text is valid JSON under those rules.
+ */
+bool trb_ingest_json_fast_check(const char *s, size_t len, int max_depth,
+                                trb_ingest_json_shape_t *shape);
+
 /**
  * Iterate NDJSON lines: from `*pos`, find the next line that is not only
  * whitespace; set `*line`/`*line_len` to it (without the LF and a CR
@@ -77,7 +106,8 @@ bool trb_ingest_json_blank(const char *s, size_t len);
 
 /**
  * Append `s[0..len)` (valid UTF-8) as a JSON string literal with quotes,
- * escaping `"`, `\` and control characters.
+ * escaping `"`, `\` and control characters (U+0000..U+001F: the short
+ * forms \n \r \t \b \f, else \u00XX). Non-ASCII bytes are copied.
  * Returns: 0; -ENOMEM (buffer content unchanged up to the old length is
  *          not guaranteed; discard the buffer).
  */

@@ -95,6 +95,116 @@ TEST(JsonInputTest, EscapeRoundTripsThroughJansson) {
   trb_buf_deinit(&b);
 }
 
+TEST(JsonInputTest, EscapeAppendsAfterExistingContentAndIsExact) {
+  trb_buf_t b = TRB_BUF_INIT;
+  ASSERT_EQ(0, trb_buf_append_str(&b, "x="));
+  std::string in = std::string("\"\"\"") + std::string(1, '\0') + "a\\" +
+                   std::string(300, '\n') + "end";
+  ASSERT_EQ(0, trb_ingest_json_append_str(&b, in.data(), in.size()));
+  std::string want = "x=\"\\\"\\\"\\\"\\u0000a\\\\";
+  for (int i = 0; i < 300; i++) want += "\\n";
+  want += "end\"";
+  EXPECT_EQ(want, std::string(b.data, b.len));
+  EXPECT_EQ('\0', b.data[b.len]);
+  trb_buf_deinit(&b);
+}
+
+// The one-pass scanner never accepts what trb_ingest_json_parse refuses;
+// the texts it accepts it reports the shape of.
+struct FastCase {
+  std::string text;
+  bool fast;  // expected verdict of trb_ingest_json_fast_check
+};
+
+TEST(JsonInputTest, FastCheckAgreesWithParse) {
+  std::string deep64 = std::string(64, '[') + std::string(64, ']');
+  std::string deep65 = std::string(65, '[') + std::string(65, ']');
+  std::string many_keys = "{";
+  for (int i = 0; i < 40; i++) many_keys += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+  many_keys += "}";
+  const std::vector<FastCase> cases = {
+      {"{\"title\":\"x\"}", true},
+      {"  {\"a\":[1,-2.5e10,0,-0,1E+2,true,false,null,{},[]],\"b\":{\"c\":\"\\u00e9\\ud83d\\ude00\\n\"}} \n", true},
+      {"{\"a\":{\"x\":1},\"b\":{\"x\":1}}", true},  // same key in two objects
+      {"[1,2]", true},
+      {"\"s\"", true},
+      {"42", true},
+      {"{\"h\xc3\xa9\":\"\xf0\x9f\x98\x80\xe2\x82\xac\"}", true},
+      {deep64, true},
+      {deep65, false},
+      {"", false},
+      {" \n", false},
+      {"{\"a\":1,\"a\":2}", false},
+      {"{\"a\":{\"b\":1,\"b\":1}}", false},
+      {"{\"a\":1}}", false},
+      {"{\"a\":1} x", false},
+      {"{\"a\":", false},
+      {"{\"a\" 1}", false},
+      {"{\"a\":1,}", false},
+      {"[1,]", false},
+      {"{,}", false},
+      {"[01]", false},
+      {"[1.]", false},
+      {"[.5]", false},
+      {"[1e]", false},
+      {"[-]", false},
+      {"[+1]", false},
+      {"[tru]", false},
+      {"[nul]", false},
+      {"{\"a\":\"x\xff\"}", false},
+      {"{\"a\":\"\xc0\xaf\"}", false},          // overlong
+      {"{\"a\":\"\xed\xa0\x80\"}", false},      // surrogate
+      {"{\"a\":\"\xf4\x90\x80\x80\"}", false},  // > U+10FFFF
+      {"{\"a\":\"\xe2\x82\"}", false},          // truncated
+      {std::string("{\"a\":\"\x01\"}"), false},
+      {"{\"a\":\"\\x\"}", false},
+      {"{\"a\":\"\\u12G4\"}", false},
+      {"{\"a\":\"\\ud800\"}", false},           // lone high surrogate
+      {"{\"a\":\"\\udc00\"}", false},           // lone low surrogate
+      {"{\"a\":\"\\ud800\\u0041\"}", false},
+      {"\xef\xbb\xbf{}", false},                // BOM
+      // Valid, but left to jansson (undecided by the scanner):
+      {"{\"\\u0061\":1}", false},               // escaped key
+      {"{\"a\":\"\\u0000\"}", false},
+      {"[12345678901234567890]", false},        // may overflow json_int_t
+      {"[1e400]", false},
+      {many_keys, false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    trb_ingest_json_shape_t sh;
+    bool fast = trb_ingest_json_fast_check(c.text.data(), c.text.size(), 0, &sh);
+    EXPECT_EQ(c.fast, fast);
+    json_t* root = nullptr;
+    trb_status_t st = {};
+    grpc_status_code code =
+        trb_ingest_json_parse(c.text.data(), c.text.size(), 0, &root, &st);
+    if (fast) {
+      ASSERT_EQ(GRPC_STATUS_OK, code) << st.msg;
+      EXPECT_EQ(json_is_object(root), sh.is_object);
+      std::string trimmed = c.text.substr(sh.start, sh.end - sh.start);
+      json_error_t err;
+      json_t* again = json_loadb(trimmed.data(), trimmed.size(), JSON_DECODE_ANY, &err);
+      ASSERT_NE(nullptr, again) << trimmed;
+      EXPECT_TRUE(json_equal(root, again));
+      json_decref(again);
+    }
+    json_decref(root);
+  }
+  trb_ingest_json_shape_t sh;
+  EXPECT_FALSE(trb_ingest_json_fast_check("[[[[]]]]", 8, 3, &sh));
+  EXPECT_TRUE(trb_ingest_json_fast_check("[[[]]]", 6, 3, &sh));
+  std::string t = "{\"data\":{},\"event_type\":\"x\",\"o\":{\"data\":1}}";
+  ASSERT_TRUE(trb_ingest_json_fast_check(t.data(), t.size(), 0, &sh));
+  EXPECT_TRUE(sh.is_object);
+  EXPECT_TRUE(sh.has_data);
+  EXPECT_TRUE(sh.has_event_type);
+  t = "{\"o\":{\"data\":1,\"event_type\":2}}";
+  ASSERT_TRUE(trb_ingest_json_fast_check(t.data(), t.size(), 0, &sh));
+  EXPECT_FALSE(sh.has_data);
+  EXPECT_FALSE(sh.has_event_type);
+}
+
 TEST(EnvelopeTest, UuidV4) {
   uint8_t rnd[16];
   memset(rnd, 0xff, sizeof(rnd));
@@ -112,6 +222,13 @@ TEST(EnvelopeTest, Rfc3339Millis) {
   EXPECT_STREQ("1970-01-01T00:00:00.000Z", t);
   trb_ingest_rfc3339_ms(1700000000123456LL, t);
   EXPECT_STREQ("2023-11-14T22:13:20.123Z", t);
+  // Same second again (the per-thread cache), then the next second.
+  trb_ingest_rfc3339_ms(1700000000999000LL, t);
+  EXPECT_STREQ("2023-11-14T22:13:20.999Z", t);
+  trb_ingest_rfc3339_ms(1700000001007999LL, t);
+  EXPECT_STREQ("2023-11-14T22:13:21.007Z", t);
+  trb_ingest_rfc3339_ms(-1000, t);
+  EXPECT_STREQ("1969-12-31T23:59:59.999Z", t);
 }
 
 TEST(EnvelopeTest, FlatObjectWithPayloadString) {
