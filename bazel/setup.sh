@@ -22,6 +22,7 @@ packages=(
   python3
   systemd
   clang libclang-rt-dev
+  gnuplot-nox wrk nginx
 )
 
 missing=()

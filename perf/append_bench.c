@@ -415,6 +415,13 @@ int main(int argc, char **argv) {
     printf("median C/Node: per client CPU-s %.1fx, wall %.1fx\n",
            trb_bench_median(r_per, runs), trb_bench_median(r_rate, runs));
   }
+  /* Machine-readable medians for perf/run_all.sh. */
+  printf("RESULT c_rate=%.0f c_per_cpu=%.0f\n", trb_bench_median(c_rate, runs),
+         trb_bench_median(c_per, runs));
+  if (node_dir)
+    printf("RESULT node_rate=%.0f node_per_cpu=%.0f ratio=%.2f wall_ratio=%.2f\n",
+           trb_bench_median(n_rate, runs), trb_bench_median(n_per, runs),
+           trb_bench_median(r_per, runs), trb_bench_median(r_rate, runs));
   for (size_t i = 0; i < g_nbase; i++) {
     free(g_base[i].head);
     free(g_base[i].tail);

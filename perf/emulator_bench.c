@@ -531,6 +531,15 @@ int main(int argc, char **argv) {
     }
     printf("  median paired ratio C/Node: pubsub %.2f, bigquery %.2f\n",
            trb_bench_median(ps_ratio, runs), trb_bench_median(bq_ratio, runs));
+    printf("RESULT ps_ratio=%.2f bq_ratio=%.2f\n", trb_bench_median(ps_ratio, runs),
+           trb_bench_median(bq_ratio, runs));
+  }
+  /* Machine-readable medians for perf/run_all.sh. */
+  for (int k = 0; k < N_KINDS; k++) {
+    static const char *const kKey[N_KINDS] = {"ps_c", "ps_node", "bq_c", "bq_node"};
+    if (!g_node_dir && (k == PS_NODE || k == BQ_NODE)) continue;
+    printf("RESULT %s_rate=%.0f %s_emu_cost=%.2f\n", kKey[k], trb_bench_median(rate[k], runs),
+           kKey[k], trb_bench_median(emu_cost[k], runs));
   }
   trb_rpc_shutdown();
   return 0;

@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
   if (runs < 1 || runs > MAX_RUNS) trb_bench_die("--runs must be 1..15");
   trb_rpc_init();
   double c_rate[MAX_RUNS], c_per[MAX_RUNS], n_rate[MAX_RUNS], n_per[MAX_RUNS];
+  double ratio[MAX_RUNS]; /* paired C/Node per client CPU-s, for the RESULT line */
   for (int r = 0; r < runs; r++) {
     emu_t e;
     trb_bench_emu_start(bin, kConfig, NULL, false, &e);
@@ -150,6 +151,7 @@ int main(int argc, char **argv) {
              nd.rate, nd.cpu_s, nd.per_cpu);
       n_rate[r] = nd.rate;
       n_per[r] = nd.per_cpu;
+      ratio[r] = c.per_cpu / nd.per_cpu;
     }
     fflush(stdout);
     trb_bench_emu_stop(&e);
@@ -160,6 +162,13 @@ int main(int argc, char **argv) {
     printf("median Node: %9.0f msg/s  %9.0f msg per client CPU-s\n",
            trb_bench_median(n_rate, runs), trb_bench_median(n_per, runs));
   }
+  /* Machine-readable medians for perf/run_all.sh. */
+  printf("RESULT c_rate=%.0f c_per_cpu=%.0f\n", trb_bench_median(c_rate, runs),
+         trb_bench_median(c_per, runs));
+  if (node_dir)
+    printf("RESULT node_rate=%.0f node_per_cpu=%.0f ratio=%.2f\n",
+           trb_bench_median(n_rate, runs), trb_bench_median(n_per, runs),
+           trb_bench_median(ratio, runs));
   trb_rpc_shutdown();
   return 0;
 }

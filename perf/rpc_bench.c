@@ -514,6 +514,11 @@ int main(int argc, char **argv) {
   printf("rpc_bench: 600B stream   median %.0f msg/s  cpu %.2f s per million "
          "messages\n", median(small_mps, (int)runs),
          median(small_cpu, (int)runs));
+  /* Machine-readable medians for perf/run_all.sh. */
+  printf("RESULT rpc_mbs=%.1f raw_mbs=%.1f ratio=%.3f small_msgs=%.0f "
+         "small_cpu_per_m=%.2f\n",
+         median(rpc_mbs, (int)runs), median(raw_mbs, (int)runs), ratio,
+         median(small_mps, (int)runs), median(small_cpu, (int)runs));
 
 out:
   bench_stop(&b);

@@ -801,6 +801,16 @@ int main(int argc, char **argv) {
     if (node_dir) printf("; C/Node per CPU-s %.1fx", trb_bench_median(ratio_steady, runs));
     printf("\n");
   }
+  /* Machine-readable medians for perf/run_all.sh (v0 = exactly_once fsync). */
+  for (int v = 0; v < nv; v++)
+    printf("RESULT v%d_rate=%.0f v%d_per_cpu=%.0f\n", v, trb_bench_median(v_rate[v], runs), v,
+           trb_bench_median(v_per[v], runs));
+  if (node_dir)
+    printf("RESULT node_rate=%.0f node_per_cpu=%.0f ratio=%.2f\n", trb_bench_median(n_rate, runs),
+           trb_bench_median(n_per, runs), trb_bench_median(ratio, runs));
+  if (latency)
+    printf("RESULT lat_rate=%.0f p50_ms=%.1f p99_ms=%.1f\n", trb_bench_median(l_rate, runs),
+           trb_bench_median(l_p50, runs), trb_bench_median(l_p99, runs));
   for (int k = 0; k < N_KINDS; k++) free(tjson[k]);
   for (size_t i = 0; i < g_nbase; i++) {
     free(g_base[i].head);

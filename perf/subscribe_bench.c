@@ -259,6 +259,13 @@ int main(int argc, char **argv) {
   printf("reference: Java client (Google's published figure) ~%.0f msg/s per "
          "core, receive + ack only; C = %.2fx of it\n",
          JAVA_PER_CORE, c_med / JAVA_PER_CORE);
+  /* Machine-readable medians for perf/run_all.sh. */
+  printf("RESULT c_rate=%.0f c_per_cpu=%.0f java_per_core=%.0f\n",
+         trb_bench_median(c_rate, runs), c_med, JAVA_PER_CORE);
+  if (node_dir)
+    printf("RESULT node_rate=%.0f node_per_cpu=%.0f ratio=%.2f\n",
+           trb_bench_median(n_rate, runs), trb_bench_median(n_per, runs),
+           trb_bench_median(ratio, runs));
   trb_rpc_shutdown();
   return 0;
 }

@@ -221,6 +221,10 @@ int main(int argc, char **argv) {
          med[M_TRANSCODE] / med[M_JANSSON]);
   printf("ratio transcode / memcpy:                   %.4f\n",
          med[M_TRANSCODE] / med[M_MEMCPY]);
+  /* Machine-readable medians for perf/run_all.sh. */
+  printf("RESULT transcode=%.0f check=%.0f jansson=%.0f memcpy=%.0f mean_bytes=%.0f\n",
+         med[M_TRANSCODE], med[M_CHECK], med[M_JANSSON], med[M_MEMCPY],
+         (double)g_bytes / (double)g_nev);
   for (size_t i = 0; i < g_nev; i++) free(g_ev[i].p);
   free(g_ev);
   trb_bq_table_deinit(&g_table);

@@ -197,6 +197,10 @@ int main(int argc, char **argv) {
     printf("%-13s %12.0f %10.1f %14.0f %10.0f  %s\n", cases[c].name, median(rps[c], runs),
            median(mbps[c], runs), median(rpc[c], runs), median(grp[c], runs), runs_txt);
   }
+  /* Machine-readable medians for perf/run_all.sh (keys: case0..case4 in the order above). */
+  for (int c = 0; c < NCASES; c++)
+    printf("RESULT case%d_rps=%.0f case%d_mbs=%.1f\n", c, median(rps[c], runs), c,
+           median(mbps[c], runs));
   rmdir(dir);
   return 0;
 }

@@ -95,7 +95,7 @@ measure() {
 echo "ingest_bench: ${runs} runs x ${secs}s, wrk -t1 -c${conns}, 600-byte JSON POST"
 printf "%-4s | %-38s | %-38s | %s\n" run "nginx 204: req/s cpu-s req/cpu-s p50 p99" \
   "ingest: req/s cpu-s req/cpu-s p50 p99" "ratio/cpu-s"
-ratios=()
+ratios=(); results=()
 for r in $(seq "$runs"); do
   # Alternate the order so drift does not favour one side.
   if (( r % 2 )); then
@@ -109,12 +109,21 @@ for r in $(seq "$runs"); do
   i_eff=$(awk -v a="$i_rps" -v c="$i_cpu" -v s="$secs" 'BEGIN{printf "%.0f", a*s/c}')
   ratio=$(awk -v a="$i_eff" -v b="$n_eff" 'BEGIN{printf "%.3f", a/b}')
   ratios+=("$ratio")
+  results+=("$n_rps $n_eff $n_p50 $n_p99 $i_rps $i_eff $i_p50 $i_p99")
   printf "%-4s | %7s %6s %8s %6sms %6sms | %7s %6s %8s %6sms %6sms | %s%s\n" "$r" \
     "$n_rps" "$n_cpu" "$n_eff" "$n_p50" "$n_p99" "$i_rps" "$i_cpu" "$i_eff" "$i_p50" "$i_p99" \
     "$ratio" "$( (( i_bad > 0 )) && echo " ($i_bad non-2xx from ingest)")"
 done
 median=$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
 echo "median ingest/nginx requests per server CPU-second: $median (target >= 0.6)"
+# Machine-readable medians for perf/run_all.sh (per column over the runs).
+printf "%s\n" "${results[@]}" | awk -v ratio="$median" '
+  function med(col,   i, n, v, t) { n = 0; for (i = 1; i <= NR; i++) v[++n] = row[i, col]
+    for (i = 2; i <= n; i++) { t = v[i]; j = i - 1; while (j > 0 && v[j] > t) { v[j + 1] = v[j]; j-- } v[j + 1] = t }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
+  { for (c = 1; c <= 8; c++) row[NR, c] = $c }
+  END { printf "RESULT nginx_rps=%.0f nginx_per_cpu=%.0f nginx_p50_ms=%.2f nginx_p99_ms=%.2f ", med(1), med(2), med(3), med(4)
+        printf "ingest_rps=%.0f ingest_per_cpu=%.0f ingest_p50_ms=%.2f ingest_p99_ms=%.2f ratio=%s\n", med(5), med(6), med(7), med(8), ratio }'
 # Every 2xx'd request was published: the emulator's topic holds them all
 # (checked by the e2e tests; here the published counter is printed).
 curl -s "$ing_url/metrics" 2>/dev/null | grep -E '^tributary_ingest_(events_published_total|rejected_total\{reason="backpressure"\})' || true
