@@ -57,13 +57,13 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t_start=$(date +%s)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+dirty=$( { git status --porcelain --untracked-files=no 2>/dev/null || true; } | wc -l)
 
 # ---- build once, copy out of bazel-bin (it moves with the configuration)
 echo "run_all: building (bazel build -c opt //perf/... //src/cli:tributary)"
 bazel build -c opt //perf/... //src/cli:tributary >"$work/build.log" 2>&1 ||
   { tail -30 "$work/build.log" >&2; die "bazel build"; }
-binsrc=$(bazel info -c opt bazel-bin 2>/dev/null)
+binsrc=$(bazel info -c opt bazel-bin 2>/dev/null) || die "bazel info -c opt bazel-bin"
 mkdir -p "$work/bin"
 for b in perf/rpc_bench perf/emulator_bench perf/publish_bench perf/subscribe_bench \
          perf/transcode_bench perf/append_bench perf/wal_bench perf/stream_bench \
@@ -218,8 +218,8 @@ if want emulator; then
   W
   S "| emulator: Pub/Sub msg/s (C vs Node client) | $(fmt "$psr") | $(fmt "$(get emulator ps_node_rate)") | $(get emulator ps_ratio) | ≥ 100,000 msg/s | $(ge "$psr" 100000) |"
   S "| emulator: AppendRows rows/s (C vs Node client) | $(fmt "$bqr") | $(fmt "$(get emulator bq_node_rate)") | $(get emulator bq_ratio) | ≥ 100,000 rows/s | $(ge "$bqr" 100000) |"
-  echo "\"emulator pubsub\\nmsg/s\" $psr $(get emulator ps_node_rate)" >>"$chart_t"
-  echo "\"emulator bigquery\\nrows/s\" $bqr $(get emulator bq_node_rate)" >>"$chart_t"
+  echo "\"emu pubsub\\nmsg/s\" $psr $(get emulator ps_node_rate)" >>"$chart_t"
+  echo "\"emu bigquery\\nrows/s\" $bqr $(get emulator bq_node_rate)" >>"$chart_t"
 fi
 for side in publish subscribe; do
   want $side || continue
@@ -322,7 +322,7 @@ fi
 # ---- chart: throughput (left, log scale) and latency (right), each with its baseline
 png="$work/report.png"
 {
-  echo 'set terminal pngcairo size 1600,700 font ",10" noenhanced' 2>/dev/null
+  echo 'set terminal pngcairo size 1900,720 font ",10" noenhanced' 2>/dev/null
   echo "set output '$png'"
   echo 'set datafile missing "-"'
   echo 'set style data histograms'
@@ -330,16 +330,17 @@ png="$work/report.png"
   echo 'set style fill solid 0.85 border -1'
   echo 'set boxwidth 0.9'
   echo 'set grid ytics'
-  echo 'set key outside top center horizontal'
+  echo 'set key inside top left'
   echo 'set bmargin 4'
   echo 'set xtics rotate by 0 font ",8"'
   echo 'set multiplot layout 1,2 title "Tributary perf report — '"$started"', '"$(nproc)"' vCPU shared VM'"$( ((quick)) && echo ' (--quick)')"'"'
   echo 'set title "Throughput: ours vs baseline (log scale; unit under each group)"'
   echo 'set logscale y'
-  echo 'set yrange [1000:*]'
+  echo 'set yrange [1000:1e8]'
   echo "plot '$chart_t' using 2:xtic(1) title 'ours' lc rgb '#1f77b4', '' using 3 title 'baseline (same run)' lc rgb '#bbbbbb'"
   echo 'unset logscale y'
   echo 'set yrange [0:*]'
+  echo 'set offsets 0, 0, graph 0.25, 0'
   echo 'set title "Latency (ms): ours p50/p99 vs baseline p50/p99"'
   echo "plot '$chart_l' using 2:xtic(1) title 'ours p50' lc rgb '#6baed6', '' using 3 title 'ours p99' lc rgb '#08519c', '' using 4 title 'baseline p50' lc rgb '#dddddd', '' using 5 title 'baseline p99' lc rgb '#888888'"
   echo 'unset multiplot'
