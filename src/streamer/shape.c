@@ -35,21 +35,77 @@ static int put_json_string(trb_buf_t *b, const char *s, size_t n) {
   return trb_buf_append(b, "\"", 1);
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.ffffffZ" (27 bytes + NUL) for a time in years
+ * 0000–9999 (civil-from-days, H. Hinnant), without strftime's locale and
+ * time zone work; other times through gmtime_r/strftime. Returns the
+ * length. */
+static size_t format_time(char ts[64], int64_t sec, int32_t nanos) {
+  int64_t micros = nanos / 1000;
+  if (sec < -62167219200LL || sec > 253402300799LL || micros < 0 ||
+      micros > 999999) {
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t k = strftime(ts, 64, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + k, 64 - k, ".%06dZ", (int)(nanos / 1000));
+    return strlen(ts);
+  }
+  int64_t days = sec / 86400, rem = sec % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days--;
+  }
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t mo = mp < 10 ? mp + 3 : mp - 9;
+  if (mo <= 2) y++;
+  int64_t hh = rem / 3600, mm = rem / 60 % 60, ss = rem % 60;
+  char *p = ts;
+  *p++ = (char)('0' + y / 1000);
+  *p++ = (char)('0' + y / 100 % 10);
+  *p++ = (char)('0' + y / 10 % 10);
+  *p++ = (char)('0' + y % 10);
+  *p++ = '-';
+  *p++ = (char)('0' + mo / 10);
+  *p++ = (char)('0' + mo % 10);
+  *p++ = '-';
+  *p++ = (char)('0' + d / 10);
+  *p++ = (char)('0' + d % 10);
+  *p++ = 'T';
+  *p++ = (char)('0' + hh / 10);
+  *p++ = (char)('0' + hh % 10);
+  *p++ = ':';
+  *p++ = (char)('0' + mm / 10);
+  *p++ = (char)('0' + mm % 10);
+  *p++ = ':';
+  *p++ = (char)('0' + ss / 10);
+  *p++ = (char)('0' + ss % 10);
+  *p++ = '.';
+  for (int64_t div = 100000; div > 0; div /= 10)
+    *p++ = (char)('0' + micros / div % 10);
+  *p++ = 'Z';
+  *p = 0;
+  return (size_t)(p - ts);
+}
+
 static int put_meta(trb_buf_t *b, const trb_shape_meta_t *m) {
   char ts[64];
-  time_t t = (time_t)m->publish_time_s;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  size_t k = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(ts + k, sizeof ts - k, ".%06dZ", (int)(m->publish_time_nanos / 1000));
+  size_t tsl = format_time(ts, m->publish_time_s, m->publish_time_nanos);
   if (trb_buf_append_str(b, "\"subscription_name\":") ||
       put_json_string(b, m->subscription, strlen(m->subscription)) ||
       trb_buf_append_str(b, ",\"message_id\":") ||
       put_json_string(b, m->message_id, strlen(m->message_id)) ||
-      trb_buf_append_str(b, ",\"publish_time\":") ||
-      put_json_string(b, ts, strlen(ts)) ||
-      trb_buf_append_str(b, ",\"attributes\":"))
+      trb_buf_append_str(b, ",\"publish_time\":\"") ||
+      trb_buf_append(b, ts, tsl) ||
+      trb_buf_append_str(b, "\",\"attributes\":"))
     return -1;
+  if (m->n_attrs == 0) return trb_buf_append_str(b, "\"{}\"");
   trb_buf_t a = TRB_BUF_INIT;
   int rc = trb_buf_append(&a, "{", 1);
   for (size_t i = 0; rc == 0 && i < m->n_attrs; i++) {

@@ -65,25 +65,28 @@ static void retain_push(trb_streamer_t *s, bool acked, trb_wal_lsn_t lsn0,
                         trb_wal_lsn_t lsn1, uint64_t tag,
                         const char *const *ids, const size_t *id_lens,
                         size_t n) {
-  retain_t *r = trb_calloc(1, sizeof *r);
+  /* One allocation: the record, the id pointers, the id texts. */
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += id_lens[i] + 1;
+  retain_t *r = trb_malloc(sizeof *r + n * sizeof(char *) + bytes);
   if (!r) return; /* the records stay live: safe, only the WAL grows */
   r->lsn[0] = lsn0;
   r->lsn[1] = lsn1;
   r->tag = tag;
+  r->next = NULL;
   r->expire_ms = trb_streamer_now_ms() +
                  (int64_t)(acked ? TRB_STREAMER_ACKED_RETENTION_S
                                  : TRB_STREAMER_RETENTION_S) *
                      s->ms_per_second;
-  r->ids = trb_calloc(n ? n : 1, sizeof *r->ids);
-  if (r->ids) {
-    for (size_t i = 0; i < n; i++) {
-      r->ids[i] = trb_malloc(id_lens[i] + 1);
-      if (!r->ids[i]) break;
-      memcpy(r->ids[i], ids[i], id_lens[i]);
-      r->ids[i][id_lens[i]] = 0;
-      r->n_ids++;
-    }
+  r->ids = (char **)(r + 1);
+  char *text = (char *)(r->ids + n);
+  for (size_t i = 0; i < n; i++) {
+    r->ids[i] = text;
+    memcpy(text, ids[i], id_lens[i]);
+    text[id_lens[i]] = 0;
+    text += id_lens[i] + 1;
   }
+  r->n_ids = n;
   pthread_mutex_lock(&s->mu);
   retain_t **head = acked ? &s->acked_head : &s->retain_head;
   retain_t **tail = acked ? &s->acked_tail : &s->retain_tail;
@@ -104,11 +107,7 @@ void trb_streamer_retain_acked(trb_streamer_t *s, uint64_t tag,
   retain_push(s, true, 0, 0, tag, ids, id_lens, n);
 }
 
-static void retain_free(retain_t *r) {
-  for (size_t i = 0; i < r->n_ids; i++) trb_free(r->ids[i]);
-  trb_free(r->ids);
-  trb_free(r);
-}
+static void retain_free(retain_t *r) { trb_free(r); /* ids inside */ }
 
 static void expire_list(trb_streamer_t *s, bool all, bool acked) {
   int64_t now = trb_streamer_now_ms();

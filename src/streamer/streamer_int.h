@@ -65,6 +65,7 @@ typedef struct batch_s {
   trb_wal_lsn_t lsn;     /* BATCH record; 0 = none */
   trb_wal_lsn_t done_lsn;/* DONE record; 0 = none */
   int unsettled;         /* acks without a result yet */
+  struct ackref_s *acks; /* one per message, for the ack results (n) */
   bool ack_failed;
   int64_t sent_us;       /* monotonic µs of the last send (append latency) */
   struct batch_s *next;
@@ -116,7 +117,7 @@ typedef struct retain_s {
   uint64_t tag;       /* idset tag the ids are forgotten with */
   int64_t expire_ms;
   size_t n_ids;
-  char **ids;
+  char **ids;         /* inside the same allocation as the record */
   struct retain_s *next;
 } retain_t;
 

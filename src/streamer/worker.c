@@ -254,6 +254,7 @@ static void batch_free(batch_t *b) {
   for (size_t i = 0; i < b->n; i++) trb_free(b->msgs[i]);
   trb_free(b->msgs);
   trb_free(b->row_len);
+  trb_free(b->acks);
   trb_buf_deinit(&b->rows);
   trb_bq_writer_schema_release(NULL, b->schema);
   trb_free(b);
@@ -464,7 +465,7 @@ static void on_row_acked(void *user, trb_ps_ack_status_t res,
     b->ack_failed = true; /* before the decrement below (seq_cst) */
   }
   atomic_fetch_sub(&s->c.in_flight, 1);
-  trb_free(r);
+  /* `r` is b->acks[i]: freed with the batch. */
   if (__atomic_sub_fetch(&b->unsettled, 1, __ATOMIC_SEQ_CST) == 0)
     batch_settled(b);
 }
@@ -488,12 +489,15 @@ static void batch_written(sink_t *k, batch_t *b) {
   }
   b->unsettled = (int)b->n;
   size_t n = b->n;
+  /* One ack reference per message, in one allocation per batch. */
+  trb_free(b->acks);
+  b->acks = trb_malloc((n ? n : 1) * sizeof *b->acks);
   for (size_t i = 0; i < n; i++) {
     msg_t *m = b->msgs[i];
     if (s->exactly_once)
       trb_idset_mark(s->ids, m->id, strlen(m->id), TRB_ID_WRITTEN, b->lsn,
                      on_waiter, s);
-    ackref_t *r = trb_malloc(sizeof *r);
+    ackref_t *r = b->acks ? &b->acks[i] : NULL;
     if (r) {
       r->b = b;
       r->i = i;
@@ -626,6 +630,23 @@ static bool park(sink_t *k, msg_t *m) {
   return true;
 }
 
+/* Whether the message data is not well-formed JSON. */
+static bool is_malformed(const msg_t *m) {
+  trb_status_t st;
+  return trb_bq_json_check((const char *)m->data, m->len, &st) !=
+         GRPC_STATUS_OK;
+}
+
+/* Dead-letter `m` (owned) with stage "parse" when its data is not
+ * well-formed JSON; returns whether it did. */
+static bool parse_failed(trb_streamer_t *s, msg_t *m) {
+  trb_status_t st;
+  if (trb_bq_json_check((const char *)m->data, m->len, &st) == GRPC_STATUS_OK)
+    return false;
+  dead_letter(s, m, TRB_DL_PARSE, st.msg, NULL);
+  return true;
+}
+
 /* Route, shape, transcode and batch one message (owned). `shape` is a
  * scratch buffer of the calling thread. `allow_refresh`: a row with a field
  * the writer schema lacks may be parked for a schema refresh (once). */
@@ -634,10 +655,11 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   trb_streamer_t *s = w->s;
   const trb_pipeline_t *p = s->p;
   trb_status_t st;
-  if (trb_bq_json_check((const char *)m->data, m->len, &st) != GRPC_STATUS_OK) {
-    dead_letter(s, m, TRB_DL_PARSE, st.msg, NULL);
-    return;
-  }
+  /* The message is not checked up front: transcoding reads (and checks)
+   * the whole document. Whenever routing, shaping or transcoding fails —
+   * and for envelope tables, whose transcode does not read the data as
+   * JSON — parse_failed() tells malformed JSON (stage "parse", with the
+   * checker's byte offset) from the other failures. */
   const char *keys[64], *vals[64];
   size_t na = m->n_attrs < 64 ? m->n_attrs : 64;
   for (size_t i = 0; i < na; i++) {
@@ -647,6 +669,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   int64_t t = trb_pipeline_route(p, (const char *)m->data, m->len, keys, vals,
                                  na);
   if (t < 0) {
+    if (parse_failed(s, m)) return;
     char why[256];
     const char *v;
     size_t vl;
@@ -670,9 +693,11 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
                            m->publish_time_nanos, m->attrs, m->n_attrs};
   const char *row = (const char *)m->data;
   size_t row_len = m->len;
+  if (to->envelope && parse_failed(s, m)) return;
   if (to->envelope || to->write_metadata) {
     if (trb_shape_row(m->data, m->len, to->envelope, to->write_metadata, &meta,
                       shape, &st) != GRPC_STATUS_OK) {
+      if (parse_failed(s, m)) return;
       dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
       return;
     }
@@ -747,7 +772,9 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
                                     row_len, &k->topts, &b->rows, &st);
       }
     }
-    if (b && code != GRPC_STATUS_OK && allow_refresh && park(k, m)) {
+    /* Malformed JSON is not parked: it is a parse failure (below). */
+    if (b && code != GRPC_STATUS_OK && allow_refresh &&
+        !is_malformed(m) && park(k, m)) {
       pthread_mutex_unlock(&w->mu);
       return;
     }
@@ -763,6 +790,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   }
   if (code != GRPC_STATUS_OK) {
     pthread_mutex_unlock(&w->mu);
+    if (parse_failed(s, m)) return;
     dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
     return;
   }

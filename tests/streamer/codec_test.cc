@@ -1,6 +1,9 @@
 // Pure streamer codecs: pipeline file and routing, JSON field lookup, row
 // shaping, WAL record layouts, the message-id set.
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <cstdio>
 
 #include <string>
 #include <vector>
@@ -203,6 +206,41 @@ TEST(Shape, MetadataEnvelopeAndErrors) {
   reason = trb_dl_split_path("no route", path, sizeof path);
   EXPECT_STREQ(path, "");
   EXPECT_STREQ(reason, "no route");
+}
+
+// publish_time is formatted without strftime: same text as strftime for
+// times across leap years and centuries up to the end of year 9999 (before
+// year 1000 strftime does not pad %Y to 4 digits; the fast path does);
+// no attributes give the JSON text "{}".
+TEST(Shape, PublishTimeMatchesStrftimeAndEmptyAttributes) {
+  const int64_t secs[] = {0,           1,           86399,        86400,
+                          951782400,   951868799,   1700000000,   4107542399,
+                          -1,          -86401,      -2208988800,  253402300799,
+                          1582934400,  1709251199,  13574563200};
+  trb_buf_t out = TRB_BUF_INIT;
+  std::string d = "{}";
+  auto check = [&](int64_t sec, int32_t nanos) {
+    trb_shape_meta_t m = {"s", "1", sec, nanos, nullptr, 0};
+    ASSERT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), false, true,
+                            &m, &out, nullptr),
+              GRPC_STATUS_OK);
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char want[64];
+    size_t k = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(want + k, sizeof want - k, ".%06dZ", (int)(nanos / 1000));
+    EXPECT_EQ(std::string(out.data, out.len),
+              std::string("{\"subscription_name\":\"s\",\"message_id\":\"1\","
+                          "\"publish_time\":\"") +
+                  want + "\",\"attributes\":\"{}\"}")
+        << sec;
+  };
+  for (int64_t s : secs) check(s, 999999999);
+  for (int64_t s = -400LL * 366 * 86400; s < 800LL * 366 * 86400;
+       s += 86400 * 7 + 3601)
+    check(s, 1000);
+  trb_buf_deinit(&out);
 }
 
 TEST(WalRec, BatchRoundTripAndCorruption) {

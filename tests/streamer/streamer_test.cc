@@ -57,6 +57,11 @@ TEST_F(StreamerTest, CorpusAndMalformedMessagesEndExactlyOnceWithReasons) {
        "transcode"},
       {"{\"event_type\": \"inventory\", \"inventory_id\": \"i-1\", \"quantity_change\": \"many\"}",
        "transcode"},
+      // Routable, malformed after the route field: still stage "parse"
+      // (trailing data; an unknown key then bad JSON; an unclosed value).
+      {"{\"event_type\": \"order\", \"order_id\": \"o-2\"}}", "parse"},
+      {"{\"event_type\": \"order\", \"order_id\": \"o-3\", \"nope\": 1, \"x\": tru}", "parse"},
+      {"{\"event_type\": \"user_activity\", \"user_id\": \"u-1\", \"x\": [1,}", "parse"},
   };
   size_t n_corpus = lines.size();
   for (auto& b : bad) lines.push_back(b.first);
@@ -239,6 +244,46 @@ TEST_F(StreamerTest, WriteAheadLogStaysWithinItsBudget) {
   ASSERT_EQ(0, system(cmd.c_str()));
   bytes = std::stoull(st_test::ReadFile(env.dir + "/du.txt"));
   EXPECT_LE(bytes, 300u * 1024) << "WAL directory after the run";
+}
+
+}  // namespace
+
+namespace {
+
+// A table whose only message in a batch window fails to transcode (it is
+// dead-lettered, leaving an opened batch with no row) keeps writing: the
+// empty batch is dropped when sealed, not appended (an empty append is
+// refused and retried forever, stalling the table — fixed in f11c5e3).
+TEST_F(StreamerTest, TableKeepsWritingAfterABatchWhoseOnlyRowWasDeadLettered) {
+  Pipeline pl;
+  trb_status_t st{};
+  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(), &st)) << st.msg;
+  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+  trb_streamer_t* s = nullptr;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+  std::vector<std::string> ids = env.Publish(
+      {R"({"event_type":"order","order_id":"bad","order_date":"yesterday"})"});
+  // The dead letter's ack confirmed: by then the batch window (5 ms) of
+  // the batch opened for it has passed several times.
+  ASSERT_TRUE(st_test::WaitStats(s, [](const trb_streamer_stats_t& x) {
+    return x.dead_letters >= 1 && x.acks_ok >= 1;
+  }));
+  std::vector<std::string> good = Orders(0, 20);
+  env.Publish(good);
+  EXPECT_TRUE(st_test::WaitStats(
+      s, [](const trb_streamer_stats_t& x) { return x.rows_written >= 20; }, 20000))
+      << "the order table stalled after the empty batch";
+  trb_streamer_stats_t x;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_stop(s, 10000, &st)) << st.msg;
+  trb_streamer_stats(s, &x);
+  trb_streamer_destroy(s);
+  EXPECT_EQ(x.rows_written, 20u);
+  EXPECT_EQ(x.dead_letters, 1u);
+  Outcome out = Collect(env);
+  EXPECT_EQ(out.duplicates, 0);
+  ASSERT_EQ(out.dead.count(ids[0]), 1u);
+  EXPECT_EQ(out.dead[ids[0]].attrs["tributary_error_stage"], "transcode");
+  EXPECT_EQ(env.Column("backend_events.order_events", "message_id").size(), 20u);
 }
 
 }  // namespace
