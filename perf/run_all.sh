@@ -78,9 +78,10 @@ run_bench() {
   local name=$1; shift
   local t0=$(date +%s)
   echo "run_all: [$name] $*"
-  if ! "$@" >"$work/$name.log" 2>"$work/$name.err"; then
+  # A hung benchmark fails too (timeout signals its whole process group).
+  if ! timeout -k 30 "$limit" "$@" >"$work/$name.log" 2>"$work/$name.err"; then
     tail -20 "$work/$name.log" "$work/$name.err" >&2
-    die "$name exited non-zero (logs: $work/$name.log, $work/$name.err)"
+    die "$name exited non-zero or ran over ${limit} s (logs: $work/$name.log, $work/$name.err)"
   fi
   grep '^RESULT ' "$work/$name.log" | sed 's/^RESULT //' | tr ' ' '\n' | grep '=' \
     >"$work/$name.res" || die "$name printed no RESULT line ($work/$name.log)"
@@ -103,7 +104,7 @@ get() {
 }
 
 if (( quick )); then
-  runs=3
+  limit=900
   rpc_args=(--runs 3 --total-mib 256 --messages 300000)
   emu_args=(--runs 3 --messages 100000 --rows 100000 --node-messages 30000 --node-rows 50000)
   pub_args=(--runs 3 --messages 200000 --node-messages 100000)
@@ -115,7 +116,7 @@ if (( quick )); then
   ing_args=(3 5 128)
   up_runs=3; up_events=100000
 else
-  runs=5
+  limit=1800
   rpc_args=(--runs 9)
   emu_args=(--runs 5 --messages 300000 --rows 300000 --node-messages 60000 --node-rows 100000)
   pub_args=(--runs 5 --messages 500000 --node-messages 500000)
@@ -142,7 +143,7 @@ want ingest && run_bench ingest perf/ingest_bench/run.sh "${ing_args[@]}"
 # figures parsed from its summary (throughput, p50/p99 publish -> row).
 up_once() {
   local i=$1 log="$work/up-$i.log" dir="$work/up-data-$i"
-  "$T" up --data-dir "$dir" --events "$up_events" --corpus "$corpus"/*.jsonl \
+  timeout -k 30 "$limit" "$T" up --data-dir "$dir" --events "$up_events" --corpus "$corpus"/*.jsonl \
     >"$log" 2>"$work/up-$i.err" || { tail -30 "$log" "$work/up-$i.err" >&2; die "tributary up run $i exited non-zero"; }
   grep -q '^check .* OK$' "$log" || { tail -30 "$log" >&2; die "tributary up run $i: rows + dead letters != accepted"; }
   awk '
