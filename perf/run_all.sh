@@ -338,16 +338,24 @@ png="$work/report.png"
   echo 'set title "Throughput: ours vs baseline (log scale; unit under each group)"'
   echo 'set logscale y'
   echo 'set yrange [1000:1e8]'
-  echo "plot '$chart_t' using 2:xtic(1) title 'ours' lc rgb '#1f77b4', '' using 3 title 'baseline (same run)' lc rgb '#bbbbbb'"
+  if [ -s "$chart_t" ]; then
+    echo "plot '$chart_t' using 2:xtic(1) title 'ours' lc rgb '#1f77b4', '' using 3 title 'baseline (same run)' lc rgb '#bbbbbb'"
+  else
+    echo 'set xrange [0:1]'; echo 'set label 1 "no throughput figure in this run" at graph 0.5, 0.5 center'
+    echo 'plot NaN notitle'; echo 'unset label 1'; echo 'set autoscale x'
+  fi
   echo 'unset logscale y'
   echo 'set yrange [0:*]'
   echo 'set offsets 0, 0, graph 0.25, 0'
   echo 'set title "Latency (ms): ours p50/p99 vs baseline p50/p99"'
-  echo "plot '$chart_l' using 2:xtic(1) title 'ours p50' lc rgb '#6baed6', '' using 3 title 'ours p99' lc rgb '#08519c', '' using 4 title 'baseline p50' lc rgb '#dddddd', '' using 5 title 'baseline p99' lc rgb '#888888'"
+  if [ -s "$chart_l" ]; then
+    echo "plot '$chart_l' using 2:xtic(1) title 'ours p50' lc rgb '#6baed6', '' using 3 title 'ours p99' lc rgb '#08519c', '' using 4 title 'baseline p50' lc rgb '#dddddd', '' using 5 title 'baseline p99' lc rgb '#888888'"
+  else
+    echo 'set xrange [0:1]'; echo 'set yrange [0:1]'; echo 'set label 2 "no latency figure in this run" at graph 0.5, 0.5 center'
+    echo 'plot NaN notitle'
+  fi
   echo 'unset multiplot'
 } >"$work/chart.gp"
-if [ ! -s "$chart_l" ]; then echo '"(none)" - - - -' >"$chart_l"; fi
-if [ ! -s "$chart_t" ]; then echo '"(none)" - -' >"$chart_t"; fi
 gnuplot "$work/chart.gp" 2>"$work/gnuplot.err" || { cat "$work/gnuplot.err" >&2; die "gnuplot"; }
 [ -s "$png" ] || die "gnuplot wrote no chart"
 
