@@ -16,8 +16,8 @@ typedef struct waiter_s {
   struct waiter_s *next;
 } waiter_t;
 
-typedef struct entry_s {
-  struct entry_s *next;
+typedef struct trb_idset_entry_s {
+  struct trb_idset_entry_s *next;
   uint64_t hash;
   waiter_t *waiters;
   uint64_t tag;
@@ -106,13 +106,21 @@ static entry_t *insert(shard_t *sh, uint64_t h, const char *id, size_t len,
 
 trb_id_state_t trb_idset_claim(trb_idset_t *s, const char *id, size_t len,
                                void *waiter, uint64_t *tag) {
+  trb_idset_ref_t ref;
+  return trb_idset_claim_ref(s, id, len, waiter, tag, &ref);
+}
+
+trb_id_state_t trb_idset_claim_ref(trb_idset_t *s, const char *id, size_t len,
+                                   void *waiter, uint64_t *tag,
+                                   trb_idset_ref_t *ref) {
   uint64_t h = hash(id, len);
   shard_t *sh = shard_of(s, h);
+  *ref = NULL;
   pthread_mutex_lock(&sh->mu);
   entry_t **pp = find(sh, h, id, len);
   trb_id_state_t r = TRB_ID_NONE;
   if (!pp) {
-    insert(sh, h, id, len, TRB_ID_PENDING, 0);
+    *ref = insert(sh, h, id, len, TRB_ID_PENDING, 0);
   } else {
     r = (trb_id_state_t)(*pp)->state;
     if (tag) *tag = (*pp)->tag;
@@ -158,6 +166,24 @@ void trb_idset_mark(trb_idset_t *s, const char *id, size_t len,
     }
   } else {
     insert(sh, h, id, len, state, tag);
+  }
+  pthread_mutex_unlock(&sh->mu);
+  hand_back(ws, cb, ctx, state);
+}
+
+void trb_idset_mark_ref(trb_idset_t *s, trb_idset_ref_t e,
+                        trb_id_state_t state, uint64_t tag,
+                        trb_idset_waiter_cb cb, void *ctx) {
+  /* The entry stays where it is (grow() relinks, never moves, entries)
+   * and nobody but the claimer removes a PENDING entry. */
+  shard_t *sh = shard_of(s, e->hash);
+  waiter_t *ws = NULL;
+  pthread_mutex_lock(&sh->mu);
+  e->state = (uint8_t)state;
+  e->tag = tag;
+  if (state != TRB_ID_PENDING) {
+    ws = e->waiters;
+    e->waiters = NULL;
   }
   pthread_mutex_unlock(&sh->mu);
   hand_back(ws, cb, ctx, state);

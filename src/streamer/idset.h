@@ -66,6 +66,27 @@ void trb_idset_mark(trb_idset_t *s, const char *id, size_t len,
                     trb_id_state_t state, uint64_t tag, trb_idset_waiter_cb cb,
                     void *ctx);
 
+/** The entry of an id the caller claimed (TRB_ID_NONE from
+ *  trb_idset_claim_ref): marking through it skips the hash look-up. */
+typedef struct trb_idset_entry_s *trb_idset_ref_t;
+
+/**
+ * trb_idset_claim, and when it returns TRB_ID_NONE with the id inserted,
+ * `*ref` receives its entry (else NULL). The reference is valid while the
+ * id is PENDING and owned by the caller: until the caller's
+ * trb_idset_mark_ref / trb_idset_mark / trb_idset_forget of the id; it
+ * must not be used after that.
+ */
+trb_id_state_t trb_idset_claim_ref(trb_idset_t *s, const char *id, size_t len,
+                                   void *waiter, uint64_t *tag,
+                                   trb_idset_ref_t *ref);
+
+/** trb_idset_mark for a claimed id through its reference (non-NULL, see
+ *  trb_idset_claim_ref); the reference is invalid afterwards. */
+void trb_idset_mark_ref(trb_idset_t *s, trb_idset_ref_t ref,
+                        trb_id_state_t state, uint64_t tag,
+                        trb_idset_waiter_cb cb, void *ctx);
+
 /**
  * Forget `id`: its messages are settled for good (acks confirmed), or its
  * PENDING handling failed (then parked waiters are handed to `cb` with

@@ -42,6 +42,8 @@ typedef struct sink_s sink_t;
  * attribute strings). */
 typedef struct msg_s {
   trb_ps_ack_handle_t *h;
+  trb_idset_ref_t idref; /* the claimed id's entry (exactly_once); NULL =
+                            none, or no longer valid (mark by id) */
   char *id;
   uint8_t *data;
   size_t len;

@@ -35,6 +35,7 @@ static msg_t *msg_new(const trb_ps_received_t *r, trb_ps_ack_handle_t *h) {
   p += r->n_attrs * sizeof(trb_ps_attr_t);
   m->n_attrs = r->n_attrs;
   m->h = h;
+  m->idref = NULL;
   m->id = p;
   memcpy(p, r->message_id, idl);
   p += idl;
@@ -494,9 +495,15 @@ static void batch_written(sink_t *k, batch_t *b) {
   b->acks = trb_malloc((n ? n : 1) * sizeof *b->acks);
   for (size_t i = 0; i < n; i++) {
     msg_t *m = b->msgs[i];
-    if (s->exactly_once)
-      trb_idset_mark(s->ids, m->id, strlen(m->id), TRB_ID_WRITTEN, b->lsn,
-                     on_waiter, s);
+    if (s->exactly_once) {
+      if (m->idref)
+        trb_idset_mark_ref(s->ids, m->idref, TRB_ID_WRITTEN, b->lsn,
+                           on_waiter, s);
+      else
+        trb_idset_mark(s->ids, m->id, strlen(m->id), TRB_ID_WRITTEN, b->lsn,
+                       on_waiter, s);
+      m->idref = NULL;
+    }
     ackref_t *r = b->acks ? &b->acks[i] : NULL;
     if (r) {
       r->b = b;
@@ -810,10 +817,11 @@ static void on_message(void *user, const trb_ps_received_t *r,
   trb_streamer_t *s = w->s;
   atomic_fetch_add(&s->c.received, 1);
   atomic_fetch_add(&s->c.in_flight, 1);
+  trb_idset_ref_t ref = NULL;
   if (s->exactly_once) {
     uint64_t tag = 0;
-    trb_id_state_t was = trb_idset_claim(s->ids, r->message_id,
-                                         strlen(r->message_id), h, &tag);
+    trb_id_state_t was = trb_idset_claim_ref(
+        s->ids, r->message_id, strlen(r->message_id), h, &tag, &ref);
     if (was == TRB_ID_PENDING) return; /* parked until the first copy settles */
     if (was == TRB_ID_WRITTEN || was == TRB_ID_DEAD) {
       atomic_fetch_add(&s->c.duplicates, 1);
@@ -830,6 +838,7 @@ static void on_message(void *user, const trb_ps_received_t *r,
     atomic_fetch_sub(&s->c.in_flight, 1);
     return;
   }
+  m->idref = ref;
   route_and_batch(w, m, &w->shape, true);
 }
 

@@ -357,6 +357,47 @@ TEST(IdSet, ClaimParkMarkForget) {
 namespace {
 
 // The example pipeline files load and route as documented.
+// Claimed ids marked through their entry: the entry survives the set's
+// growth (thousands of other ids inserted meanwhile), parked copies are
+// handed back, and the id is then found settled under its tag.
+TEST(IdSet, ClaimRefMarkRefAcrossGrowth) {
+  trb_idset_t *s = trb_idset_create();
+  ASSERT_NE(s, nullptr);
+  std::vector<std::pair<intptr_t, int>> got;
+  std::vector<trb_idset_ref_t> refs;
+  for (int i = 0; i < 100; i++) {
+    std::string id = "m" + std::to_string(i);
+    trb_idset_ref_t ref = nullptr;
+    ASSERT_EQ(trb_idset_claim_ref(s, id.data(), id.size(), nullptr, nullptr, &ref),
+              TRB_ID_NONE);
+    ASSERT_NE(ref, nullptr);
+    refs.push_back(ref);
+  }
+  trb_idset_ref_t none = (trb_idset_ref_t)1;
+  EXPECT_EQ(trb_idset_claim_ref(s, "m7", 2, (void *)7, nullptr, &none), TRB_ID_PENDING);
+  EXPECT_EQ(none, nullptr);  // no reference for a copy
+  for (int i = 0; i < 30000; i++) {
+    std::string id = "other-" + std::to_string(i);
+    trb_idset_mark(s, id.data(), id.size(), TRB_ID_WRITTEN, 1, nullptr, nullptr);
+  }
+  for (int i = 0; i < 100; i++)
+    trb_idset_mark_ref(s, refs[i], i % 2 ? TRB_ID_DEAD : TRB_ID_WRITTEN, 1000 + i, Collect,
+                       &got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, 7);
+  EXPECT_EQ(got[0].second, TRB_ID_DEAD);
+  for (int i = 0; i < 100; i++) {
+    std::string id = "m" + std::to_string(i);
+    uint64_t tag = 0;
+    EXPECT_EQ(trb_idset_claim(s, id.data(), id.size(), nullptr, &tag),
+              i % 2 ? TRB_ID_DEAD : TRB_ID_WRITTEN);
+    EXPECT_EQ(tag, 1000u + i);
+    EXPECT_TRUE(trb_idset_forget_tagged(s, id.data(), id.size(), 1000 + i));
+  }
+  EXPECT_EQ(trb_idset_size(s), 30000u);
+  trb_idset_destroy(s, nullptr, nullptr);
+}
+
 TEST(Pipeline, ExampleFilesLoad) {
   for (const char *f : {"examples/pipelines/backend-events.json", "examples/pipelines/issues.json",
                         "examples/pipelines/raw-orders.json"}) {
