@@ -303,7 +303,11 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
     return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                           "http: bad IPv4 address \"%s\"", host);
   }
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+  /* poll(2) vs epoll and the turbo flag (no shutdown(2) before close,
+   * optimistic reads): see the header and perf/ingest_bench/README.md. */
+  bool use_poll = s->cfg.max_connections <= TRB_HTTP_POLL_MAX_CONNECTIONS;
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                       (use_poll ? MHD_USE_POLL : MHD_USE_EPOLL) |
                        MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                        MHD_USE_TURBO;
   s->d = MHD_start_daemon(
@@ -312,6 +316,7 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->cfg.max_connections,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TRB_HTTP_CONNECTION_MEMORY,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->cfg.idle_timeout_s,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,

@@ -1,7 +1,7 @@
 /*
  * http_server.h — the HTTP/1.1 layer of `tributary ingest`, over GNU
  * libmicrohttpd (Debian libmicrohttpd-dev 0.9.75): keep-alive, a pool of
- * `threads` polling threads (epoll), request bodies buffered up to a limit,
+ * `threads` polling threads, request bodies buffered up to a limit,
  * and asynchronous replies (the handler may answer later, from any thread;
  * the connection is suspended meanwhile and costs no thread).
  *
@@ -15,6 +15,20 @@
  * when the client waits for "100 Continue" or declares more than 16 times
  * the limit, else after reading and dropping the body (so the client sees
  * the reply instead of a reset).
+ *
+ * Polling: poll(2) while `max_connections` ≤ TRB_HTTP_POLL_MAX_CONNECTIONS,
+ * else epoll. A request waiting for its reply is a suspended connection;
+ * with epoll, libmicrohttpd takes it out of the epoll set and puts it back
+ * (two epoll_ctl calls per request, plus a read that finds nothing), while
+ * poll(2) rebuilds its set each round, which costs O(connections) per
+ * round but is shared by every request answered in that round — cheaper
+ * under load for a few hundred connections (perf/ingest_bench/README.md).
+ *
+ * Memory: each connection has a TRB_HTTP_CONNECTION_MEMORY pool for the
+ * request line, headers and read/write buffers (libmicrohttpd zeroes it
+ * for every request, so it is kept small); a request whose headers do not
+ * fit is refused by libmicrohttpd (431). Bodies are buffered separately,
+ * up to `max_body_bytes`.
  *
  * Shutdown: trb_http_server_quiesce stops accepting connections (existing
  * keep-alive connections keep being served); trb_http_server_wait_idle waits
@@ -52,6 +66,12 @@ typedef struct trb_http_request_s trb_http_request_t;
  * any thread). Must not block for long (it holds a server thread).
  */
 typedef void (*trb_http_handler_cb)(void *user, trb_http_request_t *req);
+
+/** Above this many connections the server polls with epoll, not poll(2). */
+#define TRB_HTTP_POLL_MAX_CONNECTIONS 1024
+
+/** Bytes of libmicrohttpd memory pool per connection (headers, buffers). */
+#define TRB_HTTP_CONNECTION_MEMORY (16 * 1024)
 
 /** Server settings. Zero-initialise; 0 / NULL means the default shown. */
 typedef struct trb_http_server_config_s {

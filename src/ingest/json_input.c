@@ -118,6 +118,20 @@ grpc_status_code trb_ingest_json_parse(const char *s, size_t len,
 
 /* ---- trb_ingest_json_fast_check ---------------------------------------- */
 
+/* Eight bytes at a time (SWAR): nonzero when some byte of `w` is below
+ * 0x20, '"' or '\\' — the bytes a JSON string cannot hold as they are.
+ * The "has zero byte" test (x - 0x01..) & ~x & 0x80.. is exact about
+ * whether one exists, which is all the callers ask. */
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
+static inline uint64_t swar_json_special(uint64_t w) {
+  uint64_t q = w ^ (SWAR_ONES * (uint8_t)'"');
+  uint64_t bs = w ^ (SWAR_ONES * (uint8_t)'\\');
+  return ((w - SWAR_ONES * 0x20) & ~w) | ((q - SWAR_ONES) & ~q) |
+         ((bs - SWAR_ONES) & ~bs);
+}
+#define SWAR_SPECIAL(w) (swar_json_special(w) & SWAR_HIGHS)
+
 enum { FC_MAX_DEPTH = 128, FC_MAX_KEYS = 256, FC_MAX_OBJ_KEYS = 32 };
 
 static const uint8_t *fc_ws(const uint8_t *p, const uint8_t *end) {
@@ -170,6 +184,12 @@ static const uint8_t *fc_string(const uint8_t *p, const uint8_t *end,
                                 bool *esc) {
   p++;
   for (;;) {
+    while (end - p >= 8) {
+      uint64_t w;
+      memcpy(&w, p, 8);
+      if (SWAR_SPECIAL(w) | (w & SWAR_HIGHS)) break;
+      p += 8;
+    }
     while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
     if (p >= end) return NULL;
     uint8_t c = *p;
@@ -379,6 +399,12 @@ int trb_ingest_json_append_str(trb_buf_t *b, const char *s, size_t len) {
   size_t i = 0;
   while (i < len) {
     size_t run = i;
+    while (len - i >= 8) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (SWAR_SPECIAL(w)) break;
+      i += 8;
+    }
     while (i < len) {
       unsigned char c = (unsigned char)s[i];
       if (c < 0x20 || c == '"' || c == '\\') break;

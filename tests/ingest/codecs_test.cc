@@ -109,6 +109,35 @@ TEST(JsonInputTest, EscapeAppendsAfterExistingContentAndIsExact) {
   trb_buf_deinit(&b);
 }
 
+// Every special byte at every offset of a long string (the scanners and
+// the escaper look at eight bytes at a time).
+TEST(JsonInputTest, SpecialBytesAtEveryOffset) {
+  const std::string specials[] = {"\"", "\\", std::string(1, '\0'), "\x01", "\x1f",
+                                  "\n", "\xc3\xa9", "\x7f", " "};
+  for (const std::string& sp : specials) {
+    for (size_t at = 0; at < 40; at++) {
+      std::string in = std::string(at, 'a') + sp + std::string(40 - at, 'x');
+      SCOPED_TRACE(at);
+      trb_buf_t b = TRB_BUF_INIT;
+      ASSERT_EQ(0, trb_ingest_json_append_str(&b, in.data(), in.size()));
+      json_error_t err;
+      json_t* j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+      ASSERT_NE(nullptr, j) << b.data;
+      EXPECT_EQ(in, std::string(json_string_value(j), json_string_length(j)));
+      json_decref(j);
+      // The escaped form is a valid text; the raw bytes inside quotes are
+      // valid only when the special byte needs no escape.
+      trb_ingest_json_shape_t sh;
+      bool plain = sp == "\xc3\xa9" || sp == "\x7f" || sp == " ";
+      bool has_nul = sp == std::string(1, '\0');
+      EXPECT_EQ(!has_nul, trb_ingest_json_fast_check(b.data, b.len, 0, &sh)) << b.data;
+      std::string raw = "\"" + in + "\"";
+      EXPECT_EQ(plain, trb_ingest_json_fast_check(raw.data(), raw.size(), 0, &sh));
+      trb_buf_deinit(&b);
+    }
+  }
+}
+
 // The one-pass scanner never accepts what trb_ingest_json_parse refuses;
 // the texts it accepts it reports the shape of.
 struct FastCase {

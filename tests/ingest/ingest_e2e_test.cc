@@ -21,6 +21,7 @@
 #include "src/common/alloc.h"
 #include "src/emulator/emulator.h"
 #include "src/emulator/faults.h"
+#include "src/ingest/http_server.h"
 #include "src/ingest/ingest.h"
 #include "src/ingest/push.h"
 #include "src/rpc/pb.h"
@@ -366,6 +367,54 @@ TEST_F(IngestTest, RawRoutePassesJsonThroughWithEventType) {
   ASSERT_EQ(1u, got.size());
   EXPECT_EQ(ev, got[0].data);  // byte for byte ("8.00" kept)
   EXPECT_EQ("order", got[0].attrs["event_type"]);
+}
+
+// The fast path (one-pass check, no jansson tree) and the tree path give
+// the same events: raw lines with and without event_type, an escaped key,
+// surrounding whitespace; over epoll (more connections than poll(2) is
+// used for) and over poll(2).
+TEST_F(IngestTest, FastAndTreePathsAgreeOverPollAndEpoll) {
+  for (int max_conns : {0, TRB_HTTP_POLL_MAX_CONNECTIONS + 1}) {
+    SCOPED_TRACE(max_conns);
+    trb_ingest_config_t cfg = Defaults();
+    cfg.max_connections = max_conns;
+    Start(cfg);
+    HttpConn c(port_);
+    HttpResponse r = c.Do("POST", "/events",
+                          "{\"event_type\":\"a\",\"n\":1}\n {\"n\":2} \n{\"\\u006e\":3}\n",
+                          {{"Content-Type", "application/x-ndjson"}});
+    ASSERT_EQ(200, r.status) << r.body;
+    r = c.Do("POST", "/events", " \n{\"n\":4,\"o\":{\"event_type\":\"inner\"}}\r\n", kJson);
+    ASSERT_EQ(200, r.status) << r.body;
+    r = c.Do("POST", "/", "\t{\"title\":\"t\\\"q\\\"\",\"x\":[1,{\"y\":null}]} ", kJson);
+    ASSERT_EQ(200, r.status) << r.body;
+    r = c.Do("POST", "/", "{\"a\":1,\"b\":{\"a\":2,\"a\":3}}", kJson);
+    EXPECT_EQ(400, r.status) << r.body;
+    EXPECT_NE(std::string::npos, r.body.find("malformed JSON")) << r.body;
+    ASSERT_TRUE(c.connected());
+
+    auto raw = PullAll("events-sub", 4);
+    ASSERT_EQ(4u, raw.size());
+    std::map<std::string, std::string> type_of;  // data -> event_type attr
+    for (auto& p : raw) {
+      type_of[p.data] = p.attrs.count("event_type") ? p.attrs["event_type"] : "-";
+    }
+    EXPECT_EQ((std::map<std::string, std::string>{
+                  {"{\"event_type\":\"a\",\"n\":1}", "a"},
+                  {" {\"n\":2} ", "-"},
+                  {"{\"\\u006e\":3}", "-"},
+                  {"{\"n\":4,\"o\":{\"event_type\":\"inner\"}}", "-"}}),
+              type_of);
+    auto wrapped = PullAll("issues-sub", 1);
+    ASSERT_EQ(1u, wrapped.size());
+    json_t* env = Parse(wrapped[0].data);
+    ASSERT_NE(nullptr, env) << wrapped[0].data;
+    EXPECT_EQ("{\"title\":\"t\\\"q\\\"\",\"x\":[1,{\"y\":null}]}", Str(env, "payload"));
+    json_decref(env);
+    ASSERT_EQ(GRPC_STATUS_OK, trb_ingest_shutdown(ing_, 5000, &st_)) << st_.msg;
+    trb_ingest_destroy(ing_);
+    ing_ = nullptr;
+  }
 }
 
 // Every push fixture: the decoded data and attributes are republished.
