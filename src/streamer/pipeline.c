@@ -397,6 +397,12 @@ grpc_status_code trb_pipeline_finish(trb_pipeline_t *p, trb_status_t *st) {
 int64_t trb_pipeline_route(const trb_pipeline_t *p, const char *json,
                            size_t len, const char *const *attr_keys,
                            const char *const *attr_values, size_t n_attrs) {
+  /* The value of the last field looked up: rules on the same field (the
+   * usual case: one route_field, one rule per value) scan the text once. */
+  const char *looked_up = NULL;
+  const char *v = NULL;
+  size_t vl = 0;
+  trb_json_kind_t k = TRB_JSON_MISSING;
   for (size_t i = 0; i < p->n_rules; i++) {
     const trb_route_rule_t *r = &p->rules[i];
     if (r->attribute) {
@@ -406,11 +412,11 @@ int64_t trb_pipeline_route(const trb_pipeline_t *p, const char *json,
           return (int64_t)r->table;
       continue;
     }
-    const char *v;
-    size_t vl;
-    trb_json_kind_t k = trb_json_field(json, len,
-                                       r->field ? r->field : p->route_field,
-                                       &v, &vl);
+    const char *path = r->field ? r->field : p->route_field;
+    if (!looked_up || strcmp(path, looked_up) != 0) {
+      k = trb_json_field(json, len, path, &v, &vl);
+      looked_up = path;
+    }
     if (k == TRB_JSON_STRING) {
       if (trb_json_string_equals(v, vl, r->equals)) return (int64_t)r->table;
     } else if (k == TRB_JSON_NUMBER || k == TRB_JSON_BOOL) {

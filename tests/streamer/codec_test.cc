@@ -96,6 +96,26 @@ TEST(Pipeline, RoutesByFieldNestedFieldAttributeAndDefault) {
       << err;
   const char *none[1] = {nullptr};
   EXPECT_EQ(trb_pipeline_route(&q.p, "{}", 2, none, none, 0), 0);
+  // Rules alternating between fields, in order: a field's value is looked
+  // up once per run of rules on it, and again after a rule on another.
+  Pipe a;
+  ASSERT_EQ(a.Load(R"({"project":"p","subscription":"s","dead_letter_topic":"d",
+      "routes": [{"equals": "order", "table": "d.a"},
+                 {"field": "meta.kind", "equals": 7, "table": "d.b"},
+                 {"equals": "inventory", "table": "d.c"},
+                 {"equals": "user", "table": "d.d"}]})",
+                   &err),
+            GRPC_STATUS_OK)
+      << err;
+  auto route_a = [&](const std::string &j) {
+    return trb_pipeline_route(&a.p, j.data(), j.size(), none, none, 0);
+  };
+  EXPECT_EQ(route_a(R"({"event_type":"order","meta":{"kind":7}})"), 0);
+  EXPECT_EQ(route_a(R"({"event_type":"inventory","meta":{"kind":7}})"), 1);
+  EXPECT_EQ(route_a(R"({"event_type":"inventory","meta":{"kind":8}})"), 2);
+  EXPECT_EQ(route_a(R"({"meta":{"kind":8},"event_type":"user"})"), 3);
+  EXPECT_EQ(route_a(R"({"event_type":"x","event_type":"user"})"), 3);  // last wins
+  EXPECT_EQ(route_a(R"({"meta":{"kind":8}})"), -1);
 }
 
 TEST(Pipeline, ErrorsNameFilePathAndReason) {
