@@ -60,6 +60,13 @@ void trb_ingest_rfc3339_ms(int64_t wall_us, char out[TRB_INGEST_TIME_LEN]) {
 int trb_ingest_envelope_append(trb_buf_t *b, const char *issue_id,
                                const char *source, const char *created_at,
                                const char *payload, size_t payload_len) {
+  /* One allocation in the common case: the fixed parts, the strings, and
+   * room for a few escapes in the payload. */
+  size_t fixed = strlen(issue_id) + strlen(source) + strlen(created_at) + 64;
+  if (payload_len <= SIZE_MAX / 2 &&
+      trb_buf_reserve(b, fixed + payload_len + payload_len / 16) != 0) {
+    return -ENOMEM;
+  }
   if (trb_buf_append_str(b, "{\"issue_id\":") != 0 ||
       trb_ingest_json_append_str(b, issue_id, strlen(issue_id)) != 0 ||
       trb_buf_append_str(b, ",\"source\":") != 0 ||

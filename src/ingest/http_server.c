@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +57,13 @@ struct trb_http_server_s {
   void *user;
   trb_http_server_config_t cfg;
   int port;
-  pthread_mutex_t mu; /* guards pending, pending_list, quiesced */
+  pthread_mutex_t mu; /* guards pending, pending_list, quiesced; see active */
   pthread_cond_t idle;
   int64_t pending; /* handed to the handler, not answered */
-  int64_t active;  /* created, not yet completed (reply not yet sent) */
+  /* Created, not yet completed (reply not yet sent). Incremented without
+   * mu; decremented under mu, which also broadcasts `idle` at zero, so a
+   * waiter holding mu cannot miss the last completion. */
+  _Atomic int64_t active;
   trb_http_request_t *pending_list;
   bool quiesced;
 };
@@ -160,9 +164,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     snprintf(r->method, sizeof(r->method), "%s", method);
     r->path = trb_strdup(url ? url : "/");
     *con_cls = r;
-    pthread_mutex_lock(&s->mu);
-    s->active++;
-    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&s->active, 1);
     if (!r->path) return MHD_NO;
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -246,7 +248,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
   *con_cls = NULL;
   pthread_mutex_lock(&s->mu);
   pending_remove_locked(s, r); /* only if never answered */
-  if (--s->active == 0) pthread_cond_broadcast(&s->idle);
+  if (atomic_fetch_sub(&s->active, 1) == 1) pthread_cond_broadcast(&s->idle);
   pthread_mutex_unlock(&s->mu);
   if (r->resp) MHD_destroy_response(r->resp);
   trb_buf_deinit(&r->body);
@@ -366,14 +368,14 @@ bool trb_http_server_wait_idle(trb_http_server_t *s, int64_t timeout_ms) {
     }
   }
   pthread_mutex_lock(&s->mu);
-  while (s->active > 0) {
+  while (atomic_load(&s->active) > 0) {
     if (timeout_ms < 0) {
       pthread_cond_wait(&s->idle, &s->mu);
     } else if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT) {
       break;
     }
   }
-  bool idle = s->active == 0;
+  bool idle = atomic_load(&s->active) == 0;
   pthread_mutex_unlock(&s->mu);
   return idle;
 }

@@ -167,7 +167,7 @@ static void on_batch_done(void *user, trb_ingest_event_t *events, size_t n) {
   }
   trb_buf_t b = TRB_BUF_INIT;
   int status;
-  int rc = 0;
+  int rc = trb_buf_reserve(&b, q->batch ? 128 * n : 128);
   if (!q->batch) {
     status = ok ? 200 : first_fail;
     if (ok) {
