@@ -163,7 +163,15 @@ class Kill9Test : public ::testing::Test {
                             "backend_events.user_activity_events"})
         for (auto& id : env.Column(t, "message_id")) table_ids.push_back(id);
       rows = table_ids.size();
-      if (rows + dead.size() >= ids.size()) break;
+      // Done when every message id is accounted for (dead-letter duplicates
+      // must not end the wait early).
+      size_t covered = 0;
+      {
+        std::set<std::string> seen(table_ids.begin(), table_ids.end());
+        seen.insert(dead.begin(), dead.end());
+        for (auto& id : want) covered += seen.count(id);
+      }
+      if (covered == want.size()) break;
       c.WaitFor([] { return false; }, 500);  // poll interval, bounded by `end`
     }
     std::multiset<std::string> all(table_ids.begin(), table_ids.end());
