@@ -10,7 +10,9 @@
 # that, and wrk's p50/p99 latency.
 #
 # Usage: perf/ingest_bench/run.sh [runs=5] [seconds=10] [connections=32]
-# Needs: wrk, nginx (Debian packages), a -c opt build (done here).
+# Needs: wrk, nginx (Debian packages), a -c opt build (done here; or set
+# TRB_INGEST_BENCH_BIN to a tributary binary built earlier, e.g. to measure
+# an older commit side by side).
 set -euo pipefail
 runs=${1:-5}
 secs=${2:-10}
@@ -29,8 +31,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$top" && bazel build -c opt //src/cli:tributary >/dev/null 2>&1)
-cp "$top/bazel-bin/src/cli/tributary" "$work/tributary"
+if [[ -n "${TRB_INGEST_BENCH_BIN:-}" ]]; then
+  cp "$TRB_INGEST_BENCH_BIN" "$work/tributary"
+else
+  (cd "$top" && bazel build -c opt //src/cli:tributary >/dev/null 2>&1)
+  cp "$top/bazel-bin/src/cli/tributary" "$work/tributary"
+fi
 
 cat > "$work/emulator.json" <<JSON
 {"project": "bench", "topics": ["issues"]}
