@@ -417,6 +417,28 @@ TEST_F(IngestTest, FastAndTreePathsAgreeOverPollAndEpoll) {
   }
 }
 
+// Request headers live in libmicrohttpd's per-connection pool
+// (TRB_HTTP_CONNECTION_MEMORY): 12 KB of headers are served, headers
+// larger than the pool are refused 431 and nothing is published.
+TEST_F(IngestTest, LargeHeadersUpToTheConnectionPool) {
+  Start();
+  {
+    HttpConn c(port_);
+    HttpResponse r = c.Do("POST", "/", "{\"a\":1}",
+                          {{"Content-Type", "application/json"},
+                           {"X-Big", std::string(12000, 'a')}});
+    EXPECT_EQ(200, r.status) << r.body;
+  }
+  {
+    HttpConn c(port_);
+    HttpResponse r = c.Do("POST", "/", "{\"a\":2}",
+                          {{"Content-Type", "application/json"},
+                           {"X-Big", std::string(TRB_HTTP_CONNECTION_MEMORY + 1000, 'a')}});
+    EXPECT_EQ(431, r.status) << r.body;
+  }
+  EXPECT_EQ(1u, trb_ingest_published(ing_));
+}
+
 // Every push fixture: the decoded data and attributes are republished.
 TEST_F(IngestTest, EveryPushFixtureIsRepublished) {
   Start();
