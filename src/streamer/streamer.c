@@ -74,10 +74,12 @@ static void retain_push(trb_streamer_t *s, bool acked, trb_wal_lsn_t lsn0,
   r->lsn[1] = lsn1;
   r->tag = tag;
   r->next = NULL;
+  /* Acked ids: real seconds, never scaled by ms_per_second — the delays
+   * before a late copy arrives (reconnect backoff, an outage) are real
+   * time even in tests. */
   r->expire_ms = trb_streamer_now_ms() +
-                 (int64_t)(acked ? TRB_STREAMER_ACKED_RETENTION_S
-                                 : TRB_STREAMER_RETENTION_S) *
-                     s->ms_per_second;
+                 (acked ? (int64_t)TRB_STREAMER_ACKED_RETENTION_S * 1000
+                        : (int64_t)TRB_STREAMER_RETENTION_S * s->ms_per_second);
   r->ids = (char **)(r + 1);
   char *text = (char *)(r->ids + n);
   for (size_t i = 0; i < n; i++) {
@@ -205,6 +207,11 @@ grpc_status_code trb_streamer_start(const trb_pipeline_t *p,
   }
   trb_ps_publisher_config_t pc = {0};
   pc.flow = TRB_PS_FLOW_REJECT;
+  /* Dead letters hold their messages until confirmed: retry a recovering
+   * topic promptly (the default backoff grows to 60 s, longer than a drain's
+   * grace period). */
+  pc.backoff_max_ms = 2000;
+  pc.max_delay_ms = 1;
   code = trb_ps_publisher_create(s->ctl_loop, o->pubsub, p->dead_letter_topic,
                                  &pc, &s->dlq, st);
   if (code) {

@@ -30,9 +30,10 @@
 /* How long ids of messages whose ack succeeded are still remembered (no WAL
  * record kept): Pub/Sub may deliver a message again after a successful ack
  * (a copy redelivered while the ack was in flight, e.g. an ack slower than
- * the ack deadline); forgetting at once would write that copy again. In
- * "seconds" scaled like TRB_STREAMER_RETENTION_S. Memory: ~100 bytes per
- * message acked in this window. */
+ * the ack deadline, or an ack id gone stale across a server restart);
+ * forgetting at once would write that copy again. Real seconds (not
+ * scaled by ms_per_second). Memory: ~100 bytes per message acked in this
+ * window. */
 #define TRB_STREAMER_ACKED_RETENTION_S 60
 
 typedef struct worker_s worker_t;
