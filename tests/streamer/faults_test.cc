@@ -40,15 +40,8 @@ std::vector<std::string> Events(int n, uint32_t seed, int bad_every = 50) {
                            "{\"event_type\": \"inventory\", \"quantity_change\": \"lots\", "
                            "\"timestamp\": \"2025-01-01T00:00:00Z\"}"};
       out.push_back(bad[rng() % 3]);
-    } else if (kind < 50) {
-      out.push_back(R"({"event_type":"order","order_id":"o-)" + id +
-                    R"(","customer_id":"c-1","order_date":"2025-02-24T12:30:00Z","status":"processing","items":[{"product_id":"p1","product_name":"Widget","quantity":2,"price":8.25}],"total_amount":16.50})");
-    } else if (kind < 75) {
-      out.push_back(R"({"event_type":"inventory","inventory_id":"i-)" + id +
-                    R"(","product_id":"p1","warehouse_id":"wh-1","quantity_change":-3,"reason":"sale","timestamp":"2025-02-23T11:00:00Z"})");
     } else {
-      out.push_back(R"({"event_type":"user_activity","user_id":"u-)" + id +
-                    R"(","activity_type":"login","ip_address":"10.0.0.1","user_agent":"curl","timestamp":"2025-02-23T09:15:00Z"})");
+      out.push_back(st_test::ValidEvent(kind, id));
     }
   }
   return out;

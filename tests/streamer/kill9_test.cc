@@ -12,12 +12,12 @@
 #include <random>
 #include <set>
 
+#include "tests/streamer/stream_child.h"
 #include "tests/streamer/stream_fixture.h"
-
-extern char** environ;
 
 namespace {
 
+using st_test::StreamChild;
 using st_test::StreamEnv;
 
 int EnvInt(const char* name, int def) {
@@ -58,62 +58,6 @@ std::vector<std::string> Events(int n, uint32_t seed) {
   return out;
 }
 
-class StreamChild {
- public:
-  pid_t pid = -1;
-  bool Start(const std::string& pipeline, const StreamEnv& env, const std::string& log) {
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; e++) {
-      if (strncmp(*e, "PUBSUB_EMULATOR_HOST=", 21) && strncmp(*e, "BIGQUERY_STORAGE_EMULATOR_HOST=", 31))
-        envs.push_back(*e);
-    }
-    envs.push_back("PUBSUB_EMULATOR_HOST=" + env.ps_target);
-    envs.push_back("BIGQUERY_STORAGE_EMULATOR_HOST=" + env.bq_target);
-    envs.push_back("TRIBUTARY_TEST_MS_PER_SECOND=50");
-    envs.push_back("TRB_LOG_LEVEL=warning");
-    pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> argv = {(char*)"src/cli/tributary", (char*)"stream", (char*)"--pipeline",
-                                 (char*)pipeline.c_str(), nullptr};
-      std::vector<char*> ev;
-      for (auto& e : envs) ev.push_back(&e[0]);
-      ev.push_back(nullptr);
-      execve(argv[0], argv.data(), ev.data());
-      _exit(127);
-    }
-    return true;
-  }
-  void Kill() {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  int Term() {
-    if (pid <= 0) return -1;
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  bool Exited() {
-    if (pid <= 0) return true;
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      pid = -1;
-      return true;
-    }
-    return false;
-  }
-  ~StreamChild() { Kill(); }
-};
 
 class Kill9Test : public ::testing::Test {
  protected:

@@ -15,12 +15,12 @@
 #include <random>
 #include <set>
 
+#include "tests/streamer/stream_child.h"
 #include "tests/streamer/stream_fixture.h"
-
-extern char** environ;
 
 namespace {
 
+using st_test::StreamChild;
 using st_test::StreamEnv;
 
 int EnvInt(const char* name, int def) {
@@ -36,75 +36,13 @@ std::vector<std::string> Events(int n, uint32_t seed) {
     int kind = (int)(rng() % 100);
     if (kind == 0) {
       out.push_back("{\"event_type\": \"refund\", \"refund_id\": \"x" + id + "\"}");
-    } else if (kind < 50) {
-      out.push_back(R"({"event_type":"order","order_id":"o-)" + id +
-                    R"(","customer_id":"c-1","order_date":"2025-02-24T12:30:00Z","status":"processing","items":[{"product_id":"p1","product_name":"Widget","quantity":2,"price":8.25}],"total_amount":16.50})");
-    } else if (kind < 75) {
-      out.push_back(R"({"event_type":"inventory","inventory_id":"i-)" + id +
-                    R"(","product_id":"p1","warehouse_id":"wh-1","quantity_change":-3,"reason":"sale","timestamp":"2025-02-23T11:00:00Z"})");
     } else {
-      out.push_back(R"({"event_type":"user_activity","user_id":"u-)" + id +
-                    R"(","activity_type":"login","ip_address":"10.0.0.1","user_agent":"curl","timestamp":"2025-02-23T09:15:00Z"})");
+      out.push_back(st_test::ValidEvent(kind, id));
     }
   }
   return out;
 }
 
-class StreamChild {
- public:
-  pid_t pid = -1;
-  bool Start(const std::string& pipeline, const StreamEnv& env, const std::string& log) {
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; e++)
-      if (strncmp(*e, "PUBSUB_EMULATOR_HOST=", 21) && strncmp(*e, "BIGQUERY_STORAGE_EMULATOR_HOST=", 31))
-        envs.push_back(*e);
-    envs.push_back("PUBSUB_EMULATOR_HOST=" + env.ps_target);
-    envs.push_back("BIGQUERY_STORAGE_EMULATOR_HOST=" + env.bq_target);
-    envs.push_back("TRIBUTARY_TEST_MS_PER_SECOND=50");
-    envs.push_back("TRB_LOG_LEVEL=warning");
-    pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> argv = {(char*)"src/cli/tributary", (char*)"stream", (char*)"--pipeline",
-                                 (char*)pipeline.c_str(), nullptr};
-      std::vector<char*> ev;
-      for (auto& e : envs) ev.push_back(&e[0]);
-      ev.push_back(nullptr);
-      execve(argv[0], argv.data(), ev.data());
-      _exit(127);
-    }
-    return true;
-  }
-  void Kill() {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  int Term() {
-    if (pid <= 0) return -1;
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  bool Exited() {
-    if (pid <= 0) return true;
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      pid = -1;
-      return true;
-    }
-    return false;
-  }
-  ~StreamChild() { Kill(); }
-};
 
 const char* kTables[] = {"backend_events.order_events", "backend_events.inventory_events",
                          "backend_events.user_activity_events"};

@@ -21,13 +21,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/streamer/stream_child.h"
 #include "tests/streamer/stream_fixture.h"
 
 extern "C" {
 #include "src/streamer/ops_http.h"
 }
-
-extern char** environ;
 
 namespace {
 
@@ -133,6 +132,20 @@ class OpsTest : public ::testing::Test {
  protected:
   StreamEnv env;
   void SetUp() override { env.Start(); }
+
+  // Starts the ops endpoints (127.0.0.1, port 0) and the streamer on `pl`
+  // loaded from env.PipelineJson(extra), and attaches the streamer to them.
+  // Fatal failure when any step fails; the caller stops and destroys both.
+  void StartAttached(trb_stream_ops_t** ops, int* port, Pipeline* pl, trb_streamer_t** s,
+                     const std::string& extra = "") {
+    trb_status_t st{};
+    ASSERT_EQ(GRPC_STATUS_OK, trb_stream_ops_start("127.0.0.1", 0, ops, &st)) << st.msg;
+    *port = trb_stream_ops_port(*ops);
+    ASSERT_EQ(GRPC_STATUS_OK, pl->Load(env.PipelineJson(extra), &st)) << st.msg;
+    trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+    ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl->p, &o, s, &st)) << st.msg;
+    trb_stream_ops_attach(*ops, *s);
+  }
 
   void DeleteSubscription(const std::string& sub) {
     google_pubsub_v1_DeleteSubscriptionRequest r = google_pubsub_v1_DeleteSubscriptionRequest_init_zero;
@@ -260,14 +273,10 @@ TEST_F(OpsTest, EndpointsMatchWhatWasStreamed) {
 TEST_F(OpsTest, NotReadyAfterTheSubscriptionIsDeleted) {
   trb_stream_ops_t* ops = nullptr;
   trb_status_t st{};
-  ASSERT_EQ(GRPC_STATUS_OK, trb_stream_ops_start("127.0.0.1", 0, &ops, &st)) << st.msg;
-  int port = trb_stream_ops_port(ops);
+  int port = 0;
   Pipeline pl;
-  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(), &st)) << st.msg;
-  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
   trb_streamer_t* s = nullptr;
-  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
-  trb_stream_ops_attach(ops, s);
+  ASSERT_NO_FATAL_FAILURE(StartAttached(&ops, &port, &pl, &s));
   Reply r;
   EXPECT_TRUE(Eventually([&] { return (r = Get(port, "/readyz")).status == 200; })) << r.body;
 
@@ -296,14 +305,10 @@ TEST_F(OpsTest, ScrapesDuringStreamingAreMonotonic) {
   env.Publish(msgs);
   trb_stream_ops_t* ops = nullptr;
   trb_status_t st{};
-  ASSERT_EQ(GRPC_STATUS_OK, trb_stream_ops_start("127.0.0.1", 0, &ops, &st)) << st.msg;
-  int port = trb_stream_ops_port(ops);
+  int port = 0;
   Pipeline pl;
-  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(R"(, "batch_max_rows": 50)"), &st)) << st.msg;
-  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
   trb_streamer_t* s = nullptr;
-  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
-  trb_stream_ops_attach(ops, s);
+  ASSERT_NO_FATAL_FAILURE(StartAttached(&ops, &port, &pl, &s, R"(, "batch_max_rows": 50)"));
 
   const std::vector<std::string> keys = {
       P + "messages_received_total", P + "rows_appended_total{table=\"backend_events.inventory_events\"}",
@@ -366,14 +371,10 @@ TEST_F(OpsTest, OutageShowsInReadyzAndRetryAndReconnectCounters) {
   trb_faults_t* f = trb_emulator_faults(env.emu);
   trb_stream_ops_t* ops = nullptr;
   trb_status_t st{};
-  ASSERT_EQ(GRPC_STATUS_OK, trb_stream_ops_start("127.0.0.1", 0, &ops, &st)) << st.msg;
-  int port = trb_stream_ops_port(ops);
+  int port = 0;
   Pipeline pl;
-  ASSERT_EQ(GRPC_STATUS_OK, pl.Load(env.PipelineJson(), &st)) << st.msg;
-  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
   trb_streamer_t* s = nullptr;
-  ASSERT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
-  trb_stream_ops_attach(ops, s);
+  ASSERT_NO_FATAL_FAILURE(StartAttached(&ops, &port, &pl, &s));
   Reply r;
   ASSERT_TRUE(Eventually([&] { return (r = Get(port, "/readyz")).status == 200; })) << r.body;
 
@@ -487,13 +488,7 @@ TEST_F(OpsReplayTest, ReplayAndDuplicatesAreCounted) {
 TEST_F(OpsTest, CliServesMetricsAndExitsCleanlyOnSigterm) {
   std::string pipeline = env.dir + "/pipeline.json";
   std::ofstream(pipeline) << env.PipelineJson(R"(, "grace_period": "5s")");
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; e++)
-    if (strncmp(*e, "PUBSUB_EMULATOR_HOST=", 21) && strncmp(*e, "BIGQUERY_STORAGE_EMULATOR_HOST=", 31))
-      envs.push_back(*e);
-  envs.push_back("PUBSUB_EMULATOR_HOST=" + env.ps_target);
-  envs.push_back("BIGQUERY_STORAGE_EMULATOR_HOST=" + env.bq_target);
-  envs.push_back("TRB_LOG_LEVEL=warning");
+  std::vector<std::string> envs = st_test::ChildEnv(env, {"TRB_LOG_LEVEL=warning"});
   int out[2];
   ASSERT_EQ(pipe(out), 0);
   pid_t pid = fork();
@@ -502,13 +497,9 @@ TEST_F(OpsTest, CliServesMetricsAndExitsCleanlyOnSigterm) {
     dup2(out[1], 1);
     close(out[0]);
     close(out[1]);
-    std::vector<char*> argv = {(char*)"src/cli/tributary", (char*)"stream", (char*)"--pipeline",
-                               (char*)pipeline.c_str(), (char*)"--http-port", (char*)"0", nullptr};
-    std::vector<char*> ev;
-    for (auto& e : envs) ev.push_back(&e[0]);
-    ev.push_back(nullptr);
-    execve(argv[0], argv.data(), ev.data());
-    _exit(127);
+    st_test::ExecChild({(char*)"src/cli/tributary", (char*)"stream", (char*)"--pipeline",
+                        (char*)pipeline.c_str(), (char*)"--http-port", (char*)"0", nullptr},
+                       std::move(envs));
   }
   close(out[1]);
   // Its stdout: "... ops http on port N" then "... streaming ...".

@@ -73,6 +73,20 @@ struct DeadLetter {
   std::map<std::string, std::string> attrs;
 };
 
+// A well-formed seed-shaped event with id suffix `id`, chosen by `kind`
+// (0..99): below 50 an order (one item, customer c-1), below 75 an
+// inventory change, else a user_activity login.
+inline std::string ValidEvent(int kind, const std::string& id) {
+  if (kind < 50)
+    return R"({"event_type":"order","order_id":"o-)" + id +
+           R"(","customer_id":"c-1","order_date":"2025-02-24T12:30:00Z","status":"processing","items":[{"product_id":"p1","product_name":"Widget","quantity":2,"price":8.25}],"total_amount":16.50})";
+  if (kind < 75)
+    return R"({"event_type":"inventory","inventory_id":"i-)" + id +
+           R"(","product_id":"p1","warehouse_id":"wh-1","quantity_change":-3,"reason":"sale","timestamp":"2025-02-23T11:00:00Z"})";
+  return R"({"event_type":"user_activity","user_id":"u-)" + id +
+         R"(","activity_type":"login","ip_address":"10.0.0.1","user_agent":"curl","timestamp":"2025-02-23T09:15:00Z"})";
+}
+
 class StreamEnv {
  public:
   trb_emulator_t* emu = nullptr;
