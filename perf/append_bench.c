@@ -105,51 +105,39 @@ static size_t order_id_end(const char *line) {
 }
 
 /* Keep the corpus order events that transcode against the table. */
-static void load_corpus(const char *dir, const trb_bq_table_t *table) {
-  DIR *d = opendir(dir);
-  if (!d) trb_bench_die(dir);
-  trb_buf_t row = TRB_BUF_INIT;
+typedef struct {
+  const trb_bq_table_t *table;
+  trb_buf_t row;
+  size_t cap, bytes;
+} corpus_ctx_t;
+
+static void keep_order(void *user, char *line, size_t n) {
+  corpus_ctx_t *c = user;
   trb_bq_transcode_opts_t opts = {.ignore_unknown_fields = true};
-  size_t cap = 0, bytes = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    size_t nl = strlen(e->d_name);
-    if (nl < 6 || strcmp(e->d_name + nl - 6, ".jsonl") != 0 ||
-        strcmp(e->d_name, "MANIFEST.jsonl") == 0)
-      continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &lcap, f)) > 0) {
-      while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-      if (!strstr(line, "\"order\"")) continue;
-      size_t at = order_id_end(line);
-      trb_status_t st;
-      trb_buf_reset(&row);
-      if (at == 0 || trb_bq_transcode_row(table, line, (size_t)n, &opts, &row,
-                                          &st) != GRPC_STATUS_OK)
-        continue;
-      if (g_nbase == cap) {
-        cap = cap ? cap * 2 : 16;
-        g_base = realloc(g_base, cap * sizeof *g_base);
-        if (!g_base) trb_bench_die("out of memory");
-      }
-      g_base[g_nbase].head = strndup(line, at);
-      g_base[g_nbase].tail = strdup(line + at);
-      bytes += (size_t)n;
-      g_nbase++;
-    }
-    free(line);
-    fclose(f);
+  if (!strstr(line, "\"order\"")) return;
+  size_t at = order_id_end(line);
+  trb_status_t st;
+  trb_buf_reset(&c->row);
+  if (at == 0 ||
+      trb_bq_transcode_row(c->table, line, n, &opts, &c->row, &st) != GRPC_STATUS_OK)
+    return;
+  if (g_nbase == c->cap) {
+    c->cap = c->cap ? c->cap * 2 : 16;
+    g_base = realloc(g_base, c->cap * sizeof *g_base);
+    if (!g_base) trb_bench_die("out of memory");
   }
-  closedir(d);
-  trb_buf_deinit(&row);
+  g_base[g_nbase].head = strndup(line, at);
+  g_base[g_nbase].tail = strdup(line + at);
+  c->bytes += n;
+  g_nbase++;
+}
+
+static void load_corpus(const char *dir, const trb_bq_table_t *table) {
+  corpus_ctx_t c = {table, TRB_BUF_INIT, 0, 0};
+  trb_bench_corpus_lines(dir, keep_order, &c);
+  trb_buf_deinit(&c.row);
   if (g_nbase == 0) trb_bench_die("no corpus order event transcodes against the table");
-  g_mean_bytes = (double)bytes / (double)g_nbase;
+  g_mean_bytes = (double)c.bytes / (double)g_nbase;
 }
 
 /* The base events as JSON lines [head, tail] for the Node script. */

@@ -3,6 +3,7 @@
  */
 #include "perf/bench_emu.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,4 +142,32 @@ void trb_bench_run_last_line(const char *cmd, char *out, size_t len) {
     fprintf(stderr, "bench: `%s` failed (%d): %s\n", cmd, rc, out);
     exit(1);
   }
+}
+
+void trb_bench_corpus_lines(const char *dir,
+                            void (*cb)(void *user, char *line, size_t len),
+                            void *user) {
+  DIR *d = opendir(dir);
+  if (!d) trb_bench_die(dir);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t nl = strlen(e->d_name);
+    if (nl < 6 || strcmp(e->d_name + nl - 6, ".jsonl") != 0 ||
+        strcmp(e->d_name, "MANIFEST.jsonl") == 0)
+      continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &lcap, f)) > 0) {
+      while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+      cb(user, line, (size_t)n);
+    }
+    free(line);
+    fclose(f);
+  }
+  closedir(d);
 }

@@ -53,4 +53,14 @@ void trb_bench_run_last_line(const char *cmd, char *out, size_t len);
 /** Print "bench: <what>" to stderr and exit(1). */
 void trb_bench_die(const char *what) __attribute__((noreturn));
 
+/**
+ * Walk a corpus directory: every line of every `*.jsonl` file except
+ * MANIFEST.jsonl, with its trailing newline removed, goes to `cb` (`line`
+ * is writable and valid only during the call; `len` bytes, NUL-terminated).
+ * Dies (trb_bench_die) when `dir` cannot be opened.
+ */
+void trb_bench_corpus_lines(const char *dir,
+                            void (*cb)(void *user, char *line, size_t len),
+                            void *user);
+
 #endif /* TRB_PERF_BENCH_EMU_H */

@@ -203,55 +203,43 @@ static int kind_of(const char *line) {
 
 /* Keep the corpus events of the three kinds that transcode (unknown keys
  * ignored) against their seed table. */
-static void load_corpus(const char *dir, trb_bq_table_t *tables) {
-  DIR *d = opendir(dir);
-  if (!d) trb_bench_die(dir);
-  trb_buf_t row = TRB_BUF_INIT;
+typedef struct {
+  trb_bq_table_t *tables;
+  trb_buf_t row;
+  size_t cap, bytes;
+} corpus_ctx_t;
+
+static void keep_event(void *user, char *line, size_t n) {
+  corpus_ctx_t *c = user;
   trb_bq_transcode_opts_t opts = {.ignore_unknown_fields = true};
-  size_t cap = 0, bytes = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    size_t nl = strlen(e->d_name);
-    if (nl < 6 || strcmp(e->d_name + nl - 6, ".jsonl") != 0 ||
-        strcmp(e->d_name, "MANIFEST.jsonl") == 0)
-      continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &lcap, f)) > 0) {
-      while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-      int kind = kind_of(line);
-      if (kind < 0) continue;
-      size_t open = 0, close = value_span(line, kIdKeys[kind], &open);
-      trb_status_t st;
-      trb_buf_reset(&row);
-      if (close == 0 || trb_bq_transcode_row(&tables[kind], line, (size_t)n, &opts, &row,
-                                             &st) != GRPC_STATUS_OK)
-        continue;
-      if (g_nbase == cap) {
-        cap = cap ? cap * 2 : 16;
-        g_base = realloc(g_base, cap * sizeof *g_base);
-        if (!g_base) trb_bench_die("out of memory");
-      }
-      g_base[g_nbase].head = strndup(line, open + 1);
-      g_base[g_nbase].tail = strdup(line + close);
-      g_base[g_nbase].kind = kind;
-      g_kind_count[kind]++;
-      bytes += (size_t)n;
-      g_nbase++;
-    }
-    free(line);
-    fclose(f);
+  int kind = kind_of(line);
+  if (kind < 0) return;
+  size_t open = 0, close = value_span(line, kIdKeys[kind], &open);
+  trb_status_t st;
+  trb_buf_reset(&c->row);
+  if (close == 0 || trb_bq_transcode_row(&c->tables[kind], line, n, &opts, &c->row,
+                                         &st) != GRPC_STATUS_OK)
+    return;
+  if (g_nbase == c->cap) {
+    c->cap = c->cap ? c->cap * 2 : 16;
+    g_base = realloc(g_base, c->cap * sizeof *g_base);
+    if (!g_base) trb_bench_die("out of memory");
   }
-  closedir(d);
-  trb_buf_deinit(&row);
+  g_base[g_nbase].head = strndup(line, open + 1);
+  g_base[g_nbase].tail = strdup(line + close);
+  g_base[g_nbase].kind = kind;
+  g_kind_count[kind]++;
+  c->bytes += n;
+  g_nbase++;
+}
+
+static void load_corpus(const char *dir, trb_bq_table_t *tables) {
+  corpus_ctx_t c = {tables, TRB_BUF_INIT, 0, 0};
+  trb_bench_corpus_lines(dir, keep_event, &c);
+  trb_buf_deinit(&c.row);
   for (int k = 0; k < N_KINDS; k++)
     if (g_kind_count[k] == 0) trb_bench_die("the corpus lacks a valid event of some kind");
-  g_mean_bytes = (double)bytes / (double)g_nbase;
+  g_mean_bytes = (double)c.bytes / (double)g_nbase;
 }
 
 static char *event_text(long i, size_t *len) {
