@@ -898,6 +898,11 @@ void trb_ps_nack_with_result(trb_ps_ack_handle_t *h, trb_ps_ack_result_cb cb,
   settle(h, false, w);
 }
 
+const trb_ps_received_t *trb_ps_ack_handle_message(
+    const trb_ps_ack_handle_t *h) {
+  return &h->msg;
+}
+
 /* ------------------------------------------------------------------- timer */
 
 static void extend_list(trb_ps_subscriber_t *s, hlist_t *l, int64_t now,

@@ -309,6 +309,21 @@ void trb_ps_nack_with_result(trb_ps_ack_handle_t *h, trb_ps_ack_result_cb cb,
                              void *user);
 
 /**
+ * The message delivered with `h`, readable beyond the callback: the handle
+ * holds the message (data, id, attributes, ordering key) in its own
+ * allocation, so an application that keeps a message until it settles it
+ * need not copy it.
+ * Params:  h — a handle the application has not settled yet.
+ * Returns: the same contents the callback received (not necessarily the
+ *          same pointer), valid until `h` is settled (trb_ps_ack / nack /
+ *          *_with_result: invalid once that call has started) or the
+ *          subscriber is destroyed, whichever comes first. Never NULL.
+ * Thread:  any; the message is immutable (no lock taken).
+ */
+const trb_ps_received_t *trb_ps_ack_handle_message(
+    const trb_ps_ack_handle_t *h);
+
+/**
  * Stop: cancel the streams, nack messages received but not delivered,
  * wait until `timeout_ms` (relative; negative = forever) for the
  * application to settle what it holds (leases still extended), nack the

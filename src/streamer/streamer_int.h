@@ -45,10 +45,13 @@ typedef struct msg_s {
   trb_ps_ack_handle_t *h;
   trb_idset_ref_t idref; /* the claimed id's entry (exactly_once); NULL =
                             none, or no longer valid (mark by id) */
-  char *id;
-  uint8_t *data;
+  char *id;             /* copied: needed after the handle is settled */
+  size_t id_len;
+  /* Data and attributes: the handle's (trb_ps_ack_handle_message), valid
+   * until `h` is settled — the worker never reads them after. */
+  const uint8_t *data;
   size_t len;
-  trb_ps_attr_t *attrs;
+  const trb_ps_attr_t *attrs;
   size_t n_attrs;
   int32_t attempt;
   int64_t publish_time_s;
@@ -108,6 +111,8 @@ struct worker_s {
   pthread_t ticker;
   bool ticker_started;
   bool ticker_stop;
+  int64_t ticker_wake_ms; /* when the sleeping timer thread wakes (monotonic
+                             ms); 0 while it runs. Under mu. */
   sink_t *sinks; /* one per table */
   trb_sm_hist_t append_lat; /* per AppendRows acknowledged (lock-free) */
   trb_sm_hist_t e2e_lat;    /* publish_time → written, per message */

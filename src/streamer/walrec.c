@@ -36,40 +36,61 @@ static int add_str(trb_buf_t *b, const char *s, size_t n) {
   return trb_buf_append(b, s, n);
 }
 
+grpc_status_code trb_walrec_batch_header_n(
+    const char *table, const char *stream, int64_t offset, uint32_t n,
+    const char *const *ids, const size_t *id_lens, const size_t *row_lens,
+    trb_buf_t *out, trb_status_t *st) {
+  size_t tl = strlen(table), sl = strlen(stream);
+  if (tl > TRB_WALREC_MAX_NAME || sl > TRB_WALREC_MAX_NAME)
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "WAL batch: table or stream name too long");
+  /* Sizes first (one reservation), then the bytes in place. */
+  size_t total = 1 + 2 + tl + 2 + sl + 12 + (size_t)n * (2 + 4);
+  for (uint32_t i = 0; i < n; i++) {
+    size_t il = id_lens ? id_lens[i] : strlen(ids[i]);
+    if (il > TRB_WALREC_MAX_NAME)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "WAL batch: message id too long");
+    if (row_lens[i] > UINT32_MAX)
+      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                            "WAL batch: row too large");
+    total += il;
+  }
+  if (trb_buf_reserve(out, total))
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  uint8_t *p = (uint8_t *)out->data + out->len;
+  *p++ = 1;
+  put16(p, (uint16_t)tl);
+  memcpy(p + 2, table, tl);
+  p += 2 + tl;
+  put16(p, (uint16_t)sl);
+  memcpy(p + 2, stream, sl);
+  p += 2 + sl;
+  put64(p, (uint64_t)offset);
+  put32(p + 8, n);
+  p += 12;
+  for (uint32_t i = 0; i < n; i++) {
+    size_t il = id_lens ? id_lens[i] : strlen(ids[i]);
+    put16(p, (uint16_t)il);
+    memcpy(p + 2, ids[i], il);
+    p += 2 + il;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    put32(p, (uint32_t)row_lens[i]);
+    p += 4;
+  }
+  out->len += total;
+  out->data[out->len] = '\0';
+  return GRPC_STATUS_OK;
+}
+
 grpc_status_code trb_walrec_batch_header(const char *table, const char *stream,
                                          int64_t offset, uint32_t n,
                                          const char *const *ids,
                                          const size_t *row_lens, trb_buf_t *out,
                                          trb_status_t *st) {
-  size_t tl = strlen(table), sl = strlen(stream);
-  if (tl > TRB_WALREC_MAX_NAME || sl > TRB_WALREC_MAX_NAME)
-    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
-                          "WAL batch: table or stream name too long");
-  uint8_t v = 1, hdr[12];
-  if (trb_buf_append(out, &v, 1) || add_str(out, table, tl) ||
-      add_str(out, stream, sl))
-    goto oom;
-  put64(hdr, (uint64_t)offset);
-  put32(hdr + 8, n);
-  if (trb_buf_append(out, hdr, 12)) goto oom;
-  for (uint32_t i = 0; i < n; i++) {
-    size_t il = strlen(ids[i]);
-    if (il > TRB_WALREC_MAX_NAME)
-      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
-                            "WAL batch: message id too long");
-    if (add_str(out, ids[i], il)) goto oom;
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    if (row_lens[i] > UINT32_MAX)
-      return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
-                            "WAL batch: row too large");
-    uint8_t l[4];
-    put32(l, (uint32_t)row_lens[i]);
-    if (trb_buf_append(out, l, 4)) goto oom;
-  }
-  return GRPC_STATUS_OK;
-oom:
-  return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return trb_walrec_batch_header_n(table, stream, offset, n, ids, NULL,
+                                   row_lens, out, st);
 }
 
 #define NEED(k)                                                          \

@@ -75,6 +75,18 @@ grpc_status_code trb_walrec_batch_header(const char *table, const char *stream,
                                          const size_t *row_lens, trb_buf_t *out,
                                          trb_status_t *st);
 
+/**
+ * trb_walrec_batch_header with the ids' lengths given (byte-identical
+ * output; no strlen per id).
+ * Params:  id_lens — `n` lengths of `ids` (the ids need not be
+ *          NUL-terminated), or NULL to measure them with strlen.
+ * Returns: as trb_walrec_batch_header.
+ */
+grpc_status_code trb_walrec_batch_header_n(
+    const char *table, const char *stream, int64_t offset, uint32_t n,
+    const char *const *ids, const size_t *id_lens, const size_t *row_lens,
+    trb_buf_t *out, trb_status_t *st);
+
 /** Decode a BATCH payload. Returns OK; DATA_LOSS naming what is wrong. */
 grpc_status_code trb_walrec_batch_decode(const uint8_t *p, size_t len,
                                          trb_walrec_batch_t *out,

@@ -22,37 +22,23 @@
 /* Messages                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static msg_t *msg_new(const trb_ps_received_t *r, trb_ps_ack_handle_t *h) {
-  size_t idl = strlen(r->message_id) + 1;
-  size_t sz = sizeof(msg_t) + r->n_attrs * sizeof(trb_ps_attr_t) + idl +
-              r->data_len + 1;
-  for (size_t i = 0; i < r->n_attrs; i++)
-    sz += strlen(r->attrs[i].key) + strlen(r->attrs[i].value) + 2;
-  msg_t *m = trb_malloc(sz);
+/* The worker's record of a message: its id is copied (it outlives the
+ * handle: settlement and retention); data and attributes are read in place
+ * from the handle, which holds them until it is settled. */
+static msg_t *msg_new(const trb_ps_received_t *r, size_t idl,
+                      trb_ps_ack_handle_t *h) {
+  msg_t *m = trb_malloc(sizeof(msg_t) + idl + 1);
   if (!m) return NULL;
-  char *p = (char *)(m + 1);
-  m->attrs = (trb_ps_attr_t *)p;
-  p += r->n_attrs * sizeof(trb_ps_attr_t);
-  m->n_attrs = r->n_attrs;
+  const trb_ps_received_t *hm = trb_ps_ack_handle_message(h);
   m->h = h;
   m->idref = NULL;
-  m->id = p;
-  memcpy(p, r->message_id, idl);
-  p += idl;
-  m->data = (uint8_t *)p;
-  m->len = r->data_len;
-  if (r->data_len) memcpy(p, r->data, r->data_len);
-  p[r->data_len] = 0;
-  p += r->data_len + 1;
-  for (size_t i = 0; i < r->n_attrs; i++) {
-    size_t kl = strlen(r->attrs[i].key) + 1, vl = strlen(r->attrs[i].value) + 1;
-    memcpy(p, r->attrs[i].key, kl);
-    m->attrs[i].key = p;
-    p += kl;
-    memcpy(p, r->attrs[i].value, vl);
-    m->attrs[i].value = p;
-    p += vl;
-  }
+  m->id = (char *)(m + 1);
+  memcpy(m->id, r->message_id, idl + 1);
+  m->id_len = idl;
+  m->data = hm->data;
+  m->len = hm->data_len;
+  m->attrs = hm->attrs;
+  m->n_attrs = hm->n_attrs;
   m->attempt = r->delivery_attempt;
   m->publish_time_s = r->publish_time_s;
   m->publish_time_nanos = r->publish_time_nanos;
@@ -158,7 +144,7 @@ static void on_dead_published(void *user, grpc_status_code code,
   dl_t *d = user;
   trb_streamer_t *s = d->s;
   msg_t *m = d->m;
-  size_t idl = strlen(m->id);
+  size_t idl = m->id_len;
   if (code != GRPC_STATUS_OK) {
     TRB_LOG(TRB_LOG_ERROR, "streamer", "dead-letter publish of message %s failed (%s); "
                   "nacked, it will be redelivered",
@@ -238,7 +224,7 @@ static void dead_letter(trb_streamer_t *s, msg_t *m, trb_dl_stage_t stage,
                   "nacked",
                   m->id, st.msg);
     if (s->exactly_once)
-      trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+      trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
     trb_ps_nack(m->h);
     atomic_fetch_sub(&s->c.in_flight, 1);
     trb_free(m);
@@ -277,6 +263,11 @@ static batch_t *batch_new(sink_t *k, size_t cap) {
   }
   b->schema = trb_bq_writer_schema(k->writer);
   b->opened_ms = trb_streamer_now_ms();
+  /* Lock held: wake the timer thread if it sleeps past this deadline. */
+  worker_t *w = k->w;
+  if (w->ticker_wake_ms &&
+      w->ticker_wake_ms > b->opened_ms + b->s->p->batch_max_latency_ms)
+    pthread_cond_broadcast(&w->cv);
   return b;
 }
 
@@ -350,14 +341,19 @@ static void log_busy(sink_t *k) {
   batch_t *b = k->busy;
   trb_streamer_t *s = k->w->s;
   trb_buf_t hdr = TRB_BUF_INIT;
-  const char **ids = trb_malloc((b->n ? b->n : 1) * sizeof *ids);
+  size_t n1 = b->n ? b->n : 1;
+  const char **ids = trb_malloc(n1 * (sizeof *ids + sizeof(size_t)));
   trb_status_t st;
   grpc_status_code code = GRPC_STATUS_RESOURCE_EXHAUSTED;
   if (ids) {
-    for (size_t i = 0; i < b->n; i++) ids[i] = b->msgs[i]->id;
-    code = trb_walrec_batch_header(s->p->tables[k->table].path, k->stream,
-                                   b->offset, (uint32_t)b->n, ids, b->row_len,
-                                   &hdr, &st);
+    size_t *lens = (size_t *)(ids + n1);
+    for (size_t i = 0; i < b->n; i++) {
+      ids[i] = b->msgs[i]->id;
+      lens[i] = b->msgs[i]->id_len;
+    }
+    code = trb_walrec_batch_header_n(s->p->tables[k->table].path, k->stream,
+                                     b->offset, (uint32_t)b->n, ids, lens,
+                                     b->row_len, &hdr, &st);
   }
   trb_free(ids);
   if (code == GRPC_STATUS_OK) {
@@ -418,7 +414,7 @@ static void batch_settled(batch_t *b) {
       if (ids && lens) {
         for (size_t i = 0; i < b->n; i++) {
           ids[i] = b->msgs[i]->id;
-          lens[i] = strlen(ids[i]);
+          lens[i] = b->msgs[i]->id_len;
         }
         trb_streamer_retain(s, b->lsn, b->done_lsn, ids, lens, b->n);
       }
@@ -433,13 +429,13 @@ static void batch_settled(batch_t *b) {
       if (ids && lens) {
         for (size_t i = 0; i < b->n; i++) {
           ids[i] = b->msgs[i]->id;
-          lens[i] = strlen(ids[i]);
+          lens[i] = b->msgs[i]->id_len;
         }
         trb_streamer_retain_acked(s, b->lsn, ids, lens, b->n);
       } else {
         for (size_t i = 0; i < b->n; i++)
           trb_idset_forget_tagged(s->ids, b->msgs[i]->id,
-                                  strlen(b->msgs[i]->id), b->lsn);
+                                  b->msgs[i]->id_len, b->lsn);
       }
       trb_free(ids);
       trb_free(lens);
@@ -500,7 +496,7 @@ static void batch_written(sink_t *k, batch_t *b) {
         trb_idset_mark_ref(s->ids, m->idref, TRB_ID_WRITTEN, b->lsn,
                            on_waiter, s);
       else
-        trb_idset_mark(s->ids, m->id, strlen(m->id), TRB_ID_WRITTEN, b->lsn,
+        trb_idset_mark(s->ids, m->id, m->id_len, TRB_ID_WRITTEN, b->lsn,
                        on_waiter, s);
       m->idref = NULL;
     }
@@ -718,7 +714,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
     if (!b) {
       pthread_mutex_unlock(&w->mu);
       if (s->exactly_once)
-        trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+        trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
       trb_ps_nack(h);
       atomic_fetch_sub(&s->c.in_flight, 1);
       trb_free(m);
@@ -739,7 +735,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
     if (!b) {
       pthread_mutex_unlock(&w->mu);
       if (s->exactly_once)
-        trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+        trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
       trb_ps_nack(h);
       atomic_fetch_sub(&s->c.in_flight, 1);
       trb_free(m);
@@ -788,7 +784,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
     if (!b) {
       pthread_mutex_unlock(&w->mu);
       if (s->exactly_once)
-        trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+        trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
       trb_ps_nack(h);
       atomic_fetch_sub(&s->c.in_flight, 1);
       trb_free(m);
@@ -818,10 +814,11 @@ static void on_message(void *user, const trb_ps_received_t *r,
   atomic_fetch_add(&s->c.received, 1);
   atomic_fetch_add(&s->c.in_flight, 1);
   trb_idset_ref_t ref = NULL;
+  size_t idl = strlen(r->message_id);
   if (s->exactly_once) {
     uint64_t tag = 0;
-    trb_id_state_t was = trb_idset_claim_ref(
-        s->ids, r->message_id, strlen(r->message_id), h, &tag, &ref);
+    trb_id_state_t was =
+        trb_idset_claim_ref(s->ids, r->message_id, idl, h, &tag, &ref);
     if (was == TRB_ID_PENDING) return; /* parked until the first copy settles */
     if (was == TRB_ID_WRITTEN || was == TRB_ID_DEAD) {
       atomic_fetch_add(&s->c.duplicates, 1);
@@ -829,11 +826,10 @@ static void on_message(void *user, const trb_ps_received_t *r,
       return;
     }
   }
-  msg_t *m = msg_new(r, h);
+  msg_t *m = msg_new(r, idl, h);
   if (!m) {
     if (s->exactly_once)
-      trb_idset_forget(s->ids, r->message_id, strlen(r->message_id), on_waiter,
-                       s);
+      trb_idset_forget(s->ids, r->message_id, idl, on_waiter, s);
     trb_ps_nack(h);
     atomic_fetch_sub(&s->c.in_flight, 1);
     return;
@@ -881,17 +877,29 @@ static void *ticker(void *arg) {
   worker_t *w = arg;
   trb_streamer_t *s = w->s;
   const trb_pipeline_t *p = s->p;
+  /* Housekeeping (retries, schema refreshes, id expiry) runs at least
+   * every `tick`; an open batch is sealed at its deadline (opened +
+   * batch_max_latency_ms): the thread sleeps until the earliest one, and
+   * batch_new wakes it when it opens a batch. */
   int64_t tick = p->batch_max_latency_ms / 2;
   if (tick < 1) tick = 1;
   if (tick > 50) tick = 50;
   pthread_mutex_lock(&w->mu);
   while (!w->ticker_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)(tick % 1000) * 1000000L;
-    ts.tv_sec += tick / 1000 + ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    int64_t wake = trb_streamer_now_ms() + tick;
+    for (size_t t = 0; t < p->n_tables; t++) {
+      sink_t *k = &w->sinks[t];
+      if (k->open && k->open->opened_ms + p->batch_max_latency_ms < wake)
+        wake = k->open->opened_ms + p->batch_max_latency_ms;
+    }
+    w->ticker_wake_ms = wake;
+    if (wake > trb_streamer_now_ms()) {
+      /* Absolute, on the same clock as trb_streamer_now_ms (CLOCK_MONOTONIC,
+       * the condition variable's clock). */
+      struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000L};
+      pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
+    w->ticker_wake_ms = 0;
     if (w->ticker_stop) break;
     int64_t now = trb_streamer_now_ms();
     for (size_t t = 0; t < p->n_tables; t++) {
@@ -1071,7 +1079,7 @@ void trb_worker_destroy_writers(worker_t *w) {
 static void hand_back_batch(trb_streamer_t *s, batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     if (s->exactly_once)
-      trb_idset_forget(s->ids, b->msgs[i]->id, strlen(b->msgs[i]->id),
+      trb_idset_forget(s->ids, b->msgs[i]->id, b->msgs[i]->id_len,
                        on_waiter, s);
     trb_ps_nack(b->msgs[i]->h);
     atomic_fetch_sub(&s->c.in_flight, 1);
@@ -1091,7 +1099,7 @@ void trb_worker_hand_back(worker_t *w) {
       for (size_t i = 0; i < k->n_parked; i++) {
         msg_t *m = k->parked[i];
         if (s->exactly_once)
-          trb_idset_forget(s->ids, m->id, strlen(m->id), on_waiter, s);
+          trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
         trb_ps_nack(m->h);
         atomic_fetch_sub(&s->c.in_flight, 1);
         trb_free(m);

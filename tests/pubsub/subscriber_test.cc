@@ -366,6 +366,65 @@ TEST_F(SubscriberTest, NackRedelivers) {
   EXPECT_EQ(0u, Backlog());
 }
 
+// trb_ps_ack_handle_message: a held message stays readable after its
+// callback returned, while later responses arrive, until it is settled
+// (ASan would flag a read of freed or reused memory).
+TEST_F(SubscriberTest, HandleMessageReadableUntilSettled) {
+  Start();
+  const int kN = 50;
+  for (int i = 0; i < kN; i++) {
+    std::string d = "m" + std::to_string(i), v = "v" + std::to_string(i);
+    trb_ps_attr_t a[2] = {{"k", v.c_str()}, {"second", "x"}};
+    trb_ps_message_t m = {};
+    m.data = reinterpret_cast<const uint8_t*>(d.data());
+    m.data_len = d.size();
+    m.attrs = a;
+    m.n_attrs = 2;
+    ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publish(pub_, &m, nullptr, nullptr, &st_)) << st_.msg;
+  }
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 20000, &st_)) << st_.msg;
+  Rx rx;
+  rx.mode = Rx::kHold;
+  Subscribe(Fast(), &rx);
+  ASSERT_TRUE(rx.cond.WaitFor([&] { return rx.deliveries >= static_cast<size_t>(kN); }, 20000))
+      << rx.deliveries;
+  std::vector<trb_ps_ack_handle_t*> held;
+  std::vector<std::string> order;
+  {
+    auto l = rx.cond.Lock();
+    held = rx.held;
+    order = rx.order;
+    rx.held.clear();
+  }
+  ASSERT_EQ(static_cast<size_t>(kN), held.size());
+  std::map<std::string, int> ids;
+  for (size_t i = 0; i < held.size(); i++) {
+    const trb_ps_received_t* m = trb_ps_ack_handle_message(held[i]);
+    ASSERT_NE(nullptr, m);
+    std::string data(reinterpret_cast<const char*>(m->data), m->data_len);
+    EXPECT_EQ(order[i], data);  // the callback's message
+    ASSERT_EQ('m', data[0]);
+    int k = std::atoi(data.c_str() + 1);
+    ASSERT_NE(nullptr, m->message_id);
+    EXPECT_STRNE("", m->message_id);
+    ids[m->message_id]++;
+    EXPECT_STREQ("", m->ordering_key);
+    ASSERT_EQ(2u, m->n_attrs);
+    std::map<std::string, std::string> attrs;
+    for (size_t j = 0; j < m->n_attrs; j++) attrs[m->attrs[j].key] = m->attrs[j].value;
+    EXPECT_EQ("v" + std::to_string(k), attrs["k"]);
+    EXPECT_EQ("x", attrs["second"]);
+    EXPECT_GT(m->publish_time_s, 0);
+  }
+  EXPECT_EQ(static_cast<size_t>(kN), ids.size());  // distinct ids
+  for (auto* h : held) trb_ps_ack(h);
+  ASSERT_TRUE(WaitStats([&](const trb_ps_subscriber_stats_t& s) {
+    return s.acked == static_cast<uint64_t>(kN);
+  }));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_subscriber_stop(sub_client_, 10000, &st_)) << st_.msg;
+  EXPECT_EQ(0u, Backlog());
+}
+
 TEST_F(SubscriberTest, FlowControlBoundsHeldMessages) {
   Start();
   Publish(0, 60);

@@ -263,6 +263,71 @@ TEST(Shape, PublishTimeMatchesStrftimeAndEmptyAttributes) {
   trb_buf_deinit(&out);
 }
 
+// The header layout, byte by byte (a WAL written before must replay the
+// same): version 1, u16 table length + table, u16 stream length + stream,
+// u64 offset, u32 n, n × (u16 id length + id), n × u32 row length; all
+// little-endian. With or without the ids' lengths given, appended after
+// what the buffer holds.
+TEST(WalRec, BatchHeaderBytes) {
+  auto le = [](uint64_t v, int bytes) {
+    std::string o;
+    for (int i = 0; i < bytes; i++) o += (char)(uint8_t)(v >> (8 * i));
+    return o;
+  };
+  std::string want = "pre";
+  want += '\x01';
+  want += le(2, 2) + "tb" + le(3, 2) + "stm";
+  want += le(0x0102030405060708ULL, 8) + le(3, 4);
+  want += le(1, 2) + "1" + le(2, 2) + "22" + le(300, 2) + std::string(300, 'x');
+  want += le(2, 4) + le(0, 4) + le(70000, 4);
+  std::string long_id(300, 'x');
+  const char *ids[3] = {"1", "22", long_id.c_str()};
+  size_t id_lens[3] = {1, 2, 300};
+  size_t row_lens[3] = {2, 0, 70000};
+  for (int with_lens = 0; with_lens < 2; with_lens++) {
+    trb_buf_t b = TRB_BUF_INIT;
+    ASSERT_EQ(trb_buf_append(&b, "pre", 3), 0);
+    ASSERT_EQ(with_lens ? trb_walrec_batch_header_n("tb", "stm",
+                                                    0x0102030405060708LL, 3,
+                                                    ids, id_lens, row_lens,
+                                                    &b, nullptr)
+                        : trb_walrec_batch_header("tb", "stm",
+                                                  0x0102030405060708LL, 3, ids,
+                                                  row_lens, &b, nullptr),
+              GRPC_STATUS_OK);
+    EXPECT_EQ(std::string(b.data, b.len), want) << with_lens;
+    EXPECT_EQ(b.data[b.len], '\0');
+    trb_buf_deinit(&b);
+  }
+  // Given lengths are used as they are: ids need not be NUL-terminated.
+  const char *pre[1] = {"abcdef"};
+  size_t pl[1] = {3}, rl[1] = {1};
+  trb_buf_t b = TRB_BUF_INIT;
+  ASSERT_EQ(trb_walrec_batch_header_n("t", "s", 0, 1, pre, pl, rl, &b,
+                                      nullptr),
+            GRPC_STATUS_OK);
+  trb_walrec_batch_t d;
+  std::string rec(b.data, b.len);
+  rec += "r";
+  ASSERT_EQ(trb_walrec_batch_decode((const uint8_t *)rec.data(), rec.size(),
+                                    &d, nullptr),
+            GRPC_STATUS_OK);
+  const char *id;
+  size_t il;
+  trb_walrec_batch_id(&d, 0, &id, &il);
+  EXPECT_EQ(std::string(id, il), "abc");
+  trb_buf_deinit(&b);
+  // An id over the limit is refused and nothing is appended.
+  std::string too_long(TRB_WALREC_MAX_NAME + 1, 'y');
+  const char *bad[1] = {too_long.c_str()};
+  size_t bl[1] = {too_long.size()};
+  trb_status_t st;
+  EXPECT_EQ(trb_walrec_batch_header_n("t", "s", 0, 1, bad, bl, rl, &b, &st),
+            GRPC_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(b.len, 0u);
+  trb_buf_deinit(&b);
+}
+
 TEST(WalRec, BatchRoundTripAndCorruption) {
   const char *ids[3] = {"1", "22", "333"};
   std::string rows = "abcdefghij";
