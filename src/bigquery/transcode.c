@@ -14,6 +14,16 @@
 #include "src/common/alloc.h"
 
 #define PATH_MAX_LEN 240
+/* Path frames alive at once: one per nesting level (a key of an object or
+ * an index of an array), so at most TRB_BQ_JSON_MAX_DEPTH. */
+#define MAX_FRAMES (TRB_BQ_JSON_MAX_DEPTH + 2)
+
+/* One step of the JSON path: ".name" (name != NULL) or "[index]". The path
+ * text is built from these only when an error is reported. */
+typedef struct frame_s {
+  const char *name;
+  size_t n; /* name bytes, or the array index */
+} frame_t;
 
 typedef struct ctx_s {
   const char *base, *p, *end;
@@ -23,11 +33,36 @@ typedef struct ctx_s {
   bool oom;
   int depth;
   trb_status_t *st;
-  size_t plen;
-  char path[PATH_MAX_LEN + 16];
+  size_t nframes;
+  frame_t frames[MAX_FRAMES];
+  /* An unknown key with escapes (decoded into scratch) while its value is
+   * skipped: a stable copy for the path (only one is alive at a time). */
+  char ukey[PATH_MAX_LEN];
 } ctx_t;
 
 /* ---- errors and path ---------------------------------------------------- */
+
+/* The path text of the live frames into `path` (PATH_MAX_LEN + 16 bytes):
+ * names longer than what fits in PATH_MAX_LEN become "...". */
+static size_t render_path(const ctx_t *c, char *path) {
+  size_t plen = 0;
+  for (size_t i = 0; i < c->nframes; i++) {
+    const frame_t *f = &c->frames[i];
+    if (f->name) {
+      if (plen + 1 + f->n <= PATH_MAX_LEN) {
+        path[plen++] = '.';
+        memcpy(path + plen, f->name, f->n);
+        plen += f->n;
+      } else if (plen + 4 <= PATH_MAX_LEN + 16) {
+        memcpy(path + plen, "...", 3);
+        plen += 3;
+      }
+    } else if (plen + 24 <= PATH_MAX_LEN + 16) {
+      plen += (size_t)snprintf(path + plen, 24, "[%zu]", f->n);
+    }
+  }
+  return plen;
+}
 
 static grpc_status_code fail(ctx_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -41,8 +76,10 @@ static grpc_status_code fail(ctx_t *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  char path[PATH_MAX_LEN + 16];
+  size_t plen = render_path(c, path);
   return trb_status_set(c->st, GRPC_STATUS_INVALID_ARGUMENT, "$%.*s: %s",
-                        (int)c->plen, c->path, msg);
+                        (int)plen, path, msg);
 }
 
 static grpc_status_code syntax(ctx_t *c, const char *what) {
@@ -57,37 +94,42 @@ static grpc_status_code syntax(ctx_t *c, const char *what) {
               (size_t)(c->p - c->base));
 }
 
-static size_t path_push_name(ctx_t *c, const char *name, size_t n) {
-  size_t old = c->plen;
-  if (c->plen + 1 + n <= PATH_MAX_LEN) {
-    c->path[c->plen++] = '.';
-    memcpy(c->path + c->plen, name, n);
-    c->plen += n;
-  } else if (c->plen + 4 <= PATH_MAX_LEN + 16) {
-    memcpy(c->path + c->plen, "...", 3);
-    c->plen += 3;
-  }
+/* Push a path frame; returns the frame count to restore (c->nframes = it).
+ * `name` must stay valid while the frame is live. */
+static inline size_t path_push_name(ctx_t *c, const char *name, size_t n) {
+  size_t old = c->nframes;
+  if (old < MAX_FRAMES) c->frames[c->nframes++] = (frame_t){name, n};
   return old;
 }
 
-static size_t path_push_index(ctx_t *c, size_t i) {
-  size_t old = c->plen;
-  if (c->plen + 24 <= PATH_MAX_LEN + 16)
-    c->plen += (size_t)snprintf(c->path + c->plen, 24, "[%zu]", i);
+static inline size_t path_push_index(ctx_t *c, size_t i) {
+  size_t old = c->nframes;
+  if (old < MAX_FRAMES) c->frames[c->nframes++] = (frame_t){NULL, i};
   return old;
 }
 
 /* ---- output ------------------------------------------------------------- */
+/* Writes go straight into c->out->data after one capacity check per value
+ * (room); the NUL after the content is written once, when the row is done. */
 
-static bool put(ctx_t *c, const void *p, size_t n) {
-  if (trb_buf_append(c->out, p, n) != 0) {
+static inline bool room(ctx_t *c, size_t n) {
+  if (c->out->cap - c->out->len > n) return true;
+  if (trb_buf_reserve(c->out, n) != 0) {
     c->oom = true;
     return false;
   }
   return true;
 }
 
-static size_t varint_enc(uint64_t v, uint8_t *b) {
+static inline uint8_t *wptr(ctx_t *c) {
+  return (uint8_t *)c->out->data + c->out->len;
+}
+
+static inline size_t varint_enc(uint64_t v, uint8_t *b) {
+  if (v < 0x80) {
+    b[0] = (uint8_t)v;
+    return 1;
+  }
   size_t n = 0;
   while (v >= 0x80) {
     b[n++] = (uint8_t)(v | 0x80);
@@ -97,39 +139,55 @@ static size_t varint_enc(uint64_t v, uint8_t *b) {
   return n;
 }
 
-static bool put_varint(ctx_t *c, uint64_t v) {
-  uint8_t b[10];
-  return put(c, b, varint_enc(v, b));
+static inline bool put(ctx_t *c, const void *p, size_t n) {
+  if (!room(c, n)) return false;
+  if (n) memcpy(wptr(c), p, n);
+  c->out->len += n;
+  return true;
 }
 
-static bool put_tag(ctx_t *c, uint32_t num, unsigned wt) {
-  return put_varint(c, ((uint64_t)num << 3) | wt);
+static inline bool put_varint_field(ctx_t *c, uint32_t num, uint64_t v) {
+  if (!room(c, 20)) return false;
+  uint8_t *w = wptr(c);
+  size_t k = varint_enc((uint64_t)num << 3, w);
+  k += varint_enc(v, w + k);
+  c->out->len += k;
+  return true;
 }
 
-static bool put_varint_field(ctx_t *c, uint32_t num, uint64_t v) {
-  uint8_t b[16];
-  size_t n = varint_enc(((uint64_t)num << 3) | 0, b);
-  n += varint_enc(v, b + n);
-  return put(c, b, n);
-}
-
-static bool put_bytes_field(ctx_t *c, uint32_t num, const void *p, size_t n) {
-  return put_tag(c, num, 2) && put_varint(c, n) && put(c, p, n);
+static inline bool put_bytes_field(ctx_t *c, uint32_t num, const void *p,
+                                   size_t n) {
+  if (n > SIZE_MAX - 32 || !room(c, n + 20)) {
+    c->oom = true;
+    return false;
+  }
+  uint8_t *w = wptr(c);
+  size_t k = varint_enc(((uint64_t)num << 3) | 2, w);
+  k += varint_enc(n, w + k);
+  if (n) memcpy(w + k, p, n);
+  c->out->len += k + n;
+  return true;
 }
 
 static bool put_double_field(ctx_t *c, uint32_t num, double d) {
   uint64_t u;
   memcpy(&u, &d, 8);
-  uint8_t b[8];
-  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(u >> (8 * i));
-  return put_tag(c, num, 1) && put(c, b, 8);
+  if (!room(c, 18)) return false;
+  uint8_t *w = wptr(c);
+  size_t k = varint_enc(((uint64_t)num << 3) | 1, w);
+  for (int i = 0; i < 8; i++) w[k + (size_t)i] = (uint8_t)(u >> (8 * i));
+  c->out->len += k + 8;
+  return true;
 }
 
 /* Length-delimited field whose size is known only at the end: a one-byte
  * length placeholder, widened (memmove) when the content is >= 128 bytes. */
 static bool ld_begin(ctx_t *c, uint32_t num, size_t *start) {
-  uint8_t z = 0;
-  if (!put_tag(c, num, 2) || !put(c, &z, 1)) return false;
+  if (!room(c, 8)) return false;
+  uint8_t *w = wptr(c);
+  size_t k = varint_enc(((uint64_t)num << 3) | 2, w);
+  w[k++] = 0;
+  c->out->len += k;
   *start = c->out->len;
   return true;
 }
@@ -139,13 +197,9 @@ static bool ld_end(ctx_t *c, size_t start) {
   uint8_t b[10];
   size_t k = varint_enc(n, b);
   if (k > 1) {
-    if (trb_buf_reserve(c->out, k - 1) != 0) {
-      c->oom = true;
-      return false;
-    }
+    if (!room(c, k - 1)) return false;
     memmove(c->out->data + start + k - 1, c->out->data + start, n);
     c->out->len += k - 1;
-    c->out->data[c->out->len] = '\0';
   }
   memcpy(c->out->data + start - 1, b, k);
   return true;
@@ -212,6 +266,29 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
   return n;
 }
 
+/* First byte at or after p that is a quote, a backslash, a control byte
+ * (< 0x20) or non-ASCII (>= 0x80), or `end`: eight bytes per step (SWAR;
+ * the lowest flagged byte of a word is always a real hit — borrows only
+ * propagate upwards from one). */
+static inline const unsigned char *plain_ascii_run(const unsigned char *p,
+                                                   const unsigned char *end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
+  while (end - p >= 8) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) |
+                    ((v - ones * 0x20) & ~v) | v) &
+                   highs;
+    if (hit) return p + (__builtin_ctzll(hit) >> 3);
+    p += 8;
+  }
+#endif
+  while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+  return p;
+}
+
 /* Read a string at c->p (on the quote). s, n: the decoded UTF-8 text, pointing
  * into the input when it has no escapes, else into c->scratch (valid until
  * the next string read). */
@@ -219,8 +296,11 @@ static grpc_status_code read_string(ctx_t *c, const char **s, size_t *n) {
   const unsigned char *p = (const unsigned char *)c->p + 1;
   const unsigned char *end = (const unsigned char *)c->end;
   const unsigned char *start = p;
-  /* Fast path: no escapes. */
-  while (p < end && *p != '"' && *p != '\\') {
+  /* Fast path: no escapes. Eight bytes at a time while they are plain
+   * ASCII (no quote, backslash, control byte or high bit). */
+  for (;;) {
+    p = plain_ascii_run(p, end);
+    if (p >= end || *p == '"' || *p == '\\') break;
     if (*p < 0x20) {
       c->p = (const char *)p;
       return syntax(c, "control character in string");
@@ -926,7 +1006,7 @@ static grpc_status_code conv_field(ctx_t *c, const trb_bq_field_t *f,
     }
     grpc_status_code rc = conv_value(c, f, num);
     if (rc != GRPC_STATUS_OK) return rc;
-    c->plen = saved;
+    c->nframes = saved;
     ws(c);
     if (c->p < c->end && *c->p == ',') {
       c->p++;
@@ -941,12 +1021,42 @@ static grpc_status_code conv_field(ctx_t *c, const trb_bq_field_t *f,
   }
 }
 
+/* Whether the NUL-terminated column name `name` equals the `kn` key bytes
+ * at `k`, ASCII case-insensitively (as strlen + strncasecmp in the C
+ * locale, without measuring the name first). */
+static inline bool name_eq(const char *name, const char *k, size_t kn) {
+  for (size_t j = 0; j < kn; j++) {
+    unsigned char a = (unsigned char)name[j], b = (unsigned char)k[j];
+    if (a == b) {
+      if (a == 0) return false; /* the name is shorter */
+      continue;
+    }
+    unsigned char la = a | 0x20;
+    if (la != (b | 0x20) || la < 'a' || la > 'z') return false;
+  }
+  return name[kn] == '\0';
+}
+
+/* trb_bq_field_find starting at `hint` and wrapping around: the same index
+ * for a table whose column names are unique case-insensitively (which
+ * trb_bq_table_parse and trb_bq_descriptor_build require). */
+static inline int find_field(const trb_bq_field_t *fs, size_t nf,
+                             const char *k, size_t kn, size_t hint) {
+  for (size_t i = hint; i < nf; i++)
+    if (name_eq(fs[i].name, k, kn)) return (int)i;
+  for (size_t i = 0; i < hint && i < nf; i++)
+    if (name_eq(fs[i].name, k, kn)) return (int)i;
+  return -1;
+}
+
 #define SEEN_WORDS 16 /* fields tracked on the stack: 1024 */
 
 static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
                                     size_t nf) {
   if (++c->depth > TRB_BQ_JSON_MAX_DEPTH)
     return fail(c, "nesting deeper than %d", TRB_BQ_JSON_MAX_DEPTH);
+  size_t hint = 0; /* keys usually come in column order: search from the
+                      column after the previous key's */
   uint64_t seen_small[SEEN_WORDS] = {0};
   uint64_t *seen = seen_small;
   grpc_status_code rc = GRPC_STATUS_OK;
@@ -971,9 +1081,17 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
       const char *k;
       size_t kn;
       if ((rc = read_string(c, &k, &kn)) != GRPC_STATUS_OK) goto done;
-      int idx = trb_bq_field_find(fs, nf, k, kn);
-      size_t saved = path_push_name(c, idx >= 0 ? fs[idx].name : k,
-                                    idx >= 0 ? strlen(fs[idx].name) : kn);
+      int idx = find_field(fs, nf, k, kn, hint);
+      size_t saved;
+      if (idx >= 0) {
+        hint = (size_t)idx + 1 < nf ? (size_t)idx + 1 : 0;
+        saved = path_push_name(c, fs[idx].name, kn);
+      } else if (k != c->scratch.data) {
+        saved = path_push_name(c, k, kn);
+      } else { /* decoded into scratch, which skip_value may reuse */
+        memcpy(c->ukey, k, kn < sizeof c->ukey ? kn : sizeof c->ukey);
+        saved = path_push_name(c, c->ukey, kn);
+      }
       ws(c);
       if (c->p >= c->end || *c->p != ':') {
         rc = syntax(c, "expected ':'");
@@ -996,7 +1114,7 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
         if ((rc = conv_field(c, &fs[idx], (uint32_t)idx + 1)) != GRPC_STATUS_OK)
           goto done;
       }
-      c->plen = saved;
+      c->nframes = saved;
       ws(c);
       if (c->p < c->end && *c->p == ',') {
         c->p++;
@@ -1034,7 +1152,7 @@ static void ctx_init(ctx_t *c, const char *json, size_t len, trb_buf_t *out,
   c->oom = false;
   c->depth = 0;
   c->st = st;
-  c->plen = 0;
+  c->nframes = 0;
 }
 
 grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
@@ -1058,10 +1176,8 @@ grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
     }
   }
   trb_buf_deinit(&c.scratch);
-  if (rc != GRPC_STATUS_OK) {
-    out->len = mark;
-    if (out->data) out->data[mark] = '\0';
-  }
+  if (rc != GRPC_STATUS_OK) out->len = mark;
+  if (out->data) out->data[out->len] = '\0';
   return rc;
 }
 
