@@ -44,9 +44,31 @@ struct trb_ingest_s {
   pthread_mutex_t mu; /* guards shut */
   bool shut;
   grpc_status_code shut_code;
+  /* Per-HTTP-thread scratch events (see scratch_t). */
+  pthread_key_t scratch_key;
+  bool scratch_key_ok;
+  pthread_mutex_t scratch_mu; /* guards scratches */
+  struct scratch_s *scratches;
 };
 
-/* One request with events being published. */
+/* Events are built in storage of the HTTP thread, reused from request to
+ * request: the publisher copies an event into its request buffer inside
+ * trb_ingest_pubs_publish, so nothing of the event outlives the handler
+ * call. `events[0..cap)` are initialised; their data buffers keep their
+ * capacity (up to SCRATCH_KEEP_BYTES) for the next request. Owned by the
+ * trb_ingest_t (freed by trb_ingest_destroy); used by one thread. */
+typedef struct scratch_s {
+  struct scratch_s *next;
+  trb_ingest_event_t *events;
+  size_t cap;
+} scratch_t;
+
+/* Largest data buffer / event count kept for the next request. */
+#define SCRATCH_KEEP_BYTES (64 * 1024)
+#define SCRATCH_KEEP_EVENTS 64
+
+/* One request with events being published: one allocation holding the
+ * request, the batch bookkeeping and the `n` outcomes. */
 typedef struct {
   trb_ingest_t *ing;
   trb_http_request_t *http;
@@ -54,8 +76,9 @@ typedef struct {
   int route_idx;
   size_t body_len;
   bool batch;
-  trb_ingest_event_t *events;
   size_t n;
+  trb_ingest_batch_t pb;
+  trb_ingest_outcome_t outs[];
 } ireq_t;
 
 /* ---------------------------------------------------------------------- */
@@ -96,7 +119,7 @@ static void reply_error(trb_ingest_t *ing, trb_http_request_t *r,
 }
 
 /* HTTP status of an event that was not confirmed. */
-static int event_http_status(const trb_ingest_event_t *e) {
+static int event_http_status(const trb_ingest_outcome_t *e) {
   switch (e->code) {
     case GRPC_STATUS_OK: return 200;
     case GRPC_STATUS_INVALID_ARGUMENT:
@@ -113,7 +136,7 @@ static int event_http_status(const trb_ingest_event_t *e) {
   }
 }
 
-static trb_ingest_reason_t event_reason(const trb_ingest_event_t *e) {
+static trb_ingest_reason_t event_reason(const trb_ingest_outcome_t *e) {
   if (e->refused) {
     if (e->code == GRPC_STATUS_FAILED_PRECONDITION) return TRB_INGEST_REASON_DRAINING;
     if (e->code == GRPC_STATUS_INVALID_ARGUMENT) return TRB_INGEST_REASON_BAD_REQUEST;
@@ -122,7 +145,7 @@ static trb_ingest_reason_t event_reason(const trb_ingest_event_t *e) {
   return TRB_INGEST_REASON_PUBLISH_FAILED;
 }
 
-static int append_event_result(trb_buf_t *b, const trb_ingest_event_t *e) {
+static int append_event_result(trb_buf_t *b, const trb_ingest_outcome_t *e) {
   int rc = 0;
   if (e->code == GRPC_STATUS_OK) {
     if (e->issue_id[0]) {
@@ -143,16 +166,52 @@ static int append_event_result(trb_buf_t *b, const trb_ingest_event_t *e) {
   return rc;
 }
 
-static void free_events(trb_ingest_event_t *events, size_t n) {
-  for (size_t i = 0; i < n; i++) trb_ingest_event_deinit(&events[i]);
-  trb_free(events);
+static void free_outcomes(ireq_t *q) {
+  for (size_t i = 0; i < q->n; i++) trb_ingest_outcome_deinit(&q->outs[i]);
+  trb_free(q);
+}
+
+/* Whether `id` can go into a JSON string as is (no escaping needed). */
+static bool plain_id(const char *id, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)id[i];
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) return false;
+  }
+  return true;
+}
+
+/* The reply to a single confirmed event, into `out` (no allocation).
+ * Returns its length, or 0 when it does not fit / needs escaping. */
+static size_t format_single_ok(const trb_ingest_outcome_t *e, char *out,
+                               size_t cap) {
+  int n;
+  if (e->issue_id[0]) {
+    n = snprintf(out, cap, "{\"issue_id\":\"%s\",\"status\":\"created\"}",
+                 e->issue_id);
+  } else {
+    size_t l = strlen(e->message_id);
+    if (!plain_id(e->message_id, l)) return 0;
+    n = snprintf(out, cap, "{\"message_id\":\"%s\",\"status\":\"published\"}",
+                 e->message_id);
+  }
+  return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 /* Publish layer completion: reply and free. Runs on the loop thread (or
  * the handler's thread when every event was refused at once). */
-static void on_batch_done(void *user, trb_ingest_event_t *events, size_t n) {
+static void on_batch_done(void *user, trb_ingest_outcome_t *events, size_t n) {
   ireq_t *q = user;
   trb_ingest_t *ing = q->ing;
+  if (!q->batch && n == 1 && events[0].code == GRPC_STATUS_OK) {
+    /* The common case: formatted on the stack. */
+    char out[256];
+    size_t len = format_single_ok(&events[0], out, sizeof(out));
+    if (len > 0) {
+      reply(ing, q->http, q->route_idx, q->body_len, 200, out, len);
+      free_outcomes(q);
+      return;
+    }
+  }
   size_t ok = 0;
   int first_fail = 0;
   for (size_t i = 0; i < n; i++) {
@@ -197,8 +256,7 @@ static void on_batch_done(void *user, trb_ingest_event_t *events, size_t n) {
     reply(ing, q->http, q->route_idx, q->body_len, status, b.data, b.len);
   }
   trb_buf_deinit(&b);
-  free_events(events, n);
-  trb_free(q);
+  free_outcomes(q);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -297,8 +355,8 @@ typedef struct {
   size_t len;
   trb_arena_t *arena;   /* composed attribute keys; created on first use */
   json_t *roots[1];     /* parsed documents kept alive until publish */
-  trb_ingest_event_t *events;
-  size_t n, cap;
+  scratch_t *scratch;   /* events[0..n) are this request's */
+  size_t n;
   int http_status;      /* on error */
   trb_ingest_reason_t reason;
   trb_status_t st;
@@ -311,17 +369,62 @@ static void *arena_alloc(build_t *b, size_t n) {
   return b->arena ? trb_arena_alloc(b->arena, n) : NULL;
 }
 
-static trb_ingest_event_t *new_event(build_t *b) {
-  if (b->n == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 1;
-    trb_ingest_event_t *ev = trb_realloc(b->events, cap * sizeof(*ev));
-    if (!ev) return NULL;
-    b->events = ev;
-    b->cap = cap;
+/* The calling thread's scratch; NULL when out of memory. */
+static scratch_t *get_scratch(trb_ingest_t *ing) {
+  if (!ing->scratch_key_ok) return NULL;
+  scratch_t *s = pthread_getspecific(ing->scratch_key);
+  if (s) return s;
+  s = trb_calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  if (pthread_setspecific(ing->scratch_key, s) != 0) {
+    trb_free(s);
+    return NULL;
   }
-  trb_ingest_event_t *e = &b->events[b->n++];
-  memset(e, 0, sizeof(*e));
-  trb_buf_init(&e->data);
+  pthread_mutex_lock(&ing->scratch_mu);
+  s->next = ing->scratches;
+  ing->scratches = s;
+  pthread_mutex_unlock(&ing->scratch_mu);
+  return s;
+}
+
+/* After a request: give back what a large request made the scratch
+ * hold. */
+static void scratch_trim(scratch_t *s, size_t used) {
+  if (!s) return;
+  for (size_t i = 0; i < used && i < s->cap; i++) {
+    if (s->events[i].data.cap > SCRATCH_KEEP_BYTES) {
+      trb_buf_deinit(&s->events[i].data);
+    }
+  }
+  if (s->cap > SCRATCH_KEEP_EVENTS) {
+    for (size_t i = 0; i < s->cap; i++) trb_buf_deinit(&s->events[i].data);
+    trb_free(s->events);
+    s->events = NULL;
+    s->cap = 0;
+  }
+}
+
+static void scratch_free(scratch_t *s) {
+  for (size_t i = 0; i < s->cap; i++) trb_buf_deinit(&s->events[i].data);
+  trb_free(s->events);
+  trb_free(s);
+}
+
+static trb_ingest_event_t *new_event(build_t *b) {
+  scratch_t *s = b->scratch;
+  if (!s) return NULL;
+  if (b->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 1;
+    trb_ingest_event_t *ev = trb_realloc(s->events, cap * sizeof(*ev));
+    if (!ev) return NULL;
+    for (size_t i = s->cap; i < cap; i++) trb_buf_init(&ev[i].data);
+    s->events = ev;
+    s->cap = cap;
+  }
+  trb_ingest_event_t *e = &s->events[b->n++];
+  trb_buf_reset(&e->data);
+  e->n_attrs = 0;
+  e->issue_id[0] = '\0';
   return e;
 }
 
@@ -881,20 +984,18 @@ static void on_request(void *user, trb_http_request_t *r) {
   b.route_idx = route_idx;
   b.body = body;
   b.len = len;
+  b.scratch = get_scratch(ing);
   bool batch = false;
   bool ok = build(&b, &batch);
-  if (!ok) {
-    reply_error(ing, r, route_idx, len, b.http_status, b.reason, b.st.msg);
-    free_events(b.events, b.n);
-    json_decref(b.roots[0]);
-    trb_arena_destroy(b.arena);
-    return;
-  }
-  ireq_t *q = trb_calloc(1, sizeof(*q));
+  ireq_t *q = ok ? trb_calloc(1, sizeof(*q) + b.n * sizeof(q->outs[0])) : NULL;
   if (!q) {
-    reply_error(ing, r, route_idx, len, 503, TRB_INGEST_REASON_BACKPRESSURE,
-                "out of memory");
-    free_events(b.events, b.n);
+    if (ok) {
+      b.http_status = 503;
+      b.reason = TRB_INGEST_REASON_BACKPRESSURE;
+      snprintf(b.st.msg, sizeof(b.st.msg), "out of memory");
+    }
+    reply_error(ing, r, route_idx, len, b.http_status, b.reason, b.st.msg);
+    scratch_trim(b.scratch, b.n);
     json_decref(b.roots[0]);
     trb_arena_destroy(b.arena);
     return;
@@ -905,13 +1006,19 @@ static void on_request(void *user, trb_http_request_t *r) {
   q->route_idx = route_idx;
   q->body_len = len;
   q->batch = batch;
-  q->events = b.events;
   q->n = b.n;
-  /* Attribute strings (arena, JSON roots, headers) are copied by the
-   * publisher inside trb_ingest_pubs_publish; free them after. The reply
-   * may already have been sent (and `r` gone) when it returns. */
+  for (size_t i = 0; i < b.n; i++) {
+    memcpy(q->outs[i].issue_id, b.scratch->events[i].issue_id,
+           sizeof(q->outs[i].issue_id));
+  }
+  /* Event data and attribute strings (scratch, arena, JSON roots, headers)
+   * are copied by the publisher inside trb_ingest_pubs_publish; reuse or
+   * free them after. The reply may already have been sent (and `r` and
+   * `q` gone) when it returns. */
   trb_ingest_pubs_publish(ing->pubs, ing->route_topic[route_idx], route_idx,
-                          b.events, b.n, on_batch_done, q);
+                          b.scratch->events, q->outs, b.n, &q->pb,
+                          on_batch_done, q);
+  scratch_trim(b.scratch, b.n);
   json_decref(b.roots[0]);
   trb_arena_destroy(b.arena);
 }
@@ -930,6 +1037,8 @@ grpc_status_code trb_ingest_start(const trb_ingest_config_t *cfg,
   trb_ingest_t *ing = trb_calloc(1, sizeof(*ing));
   if (!ing) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   pthread_mutex_init(&ing->mu, NULL);
+  pthread_mutex_init(&ing->scratch_mu, NULL);
+  ing->scratch_key_ok = pthread_key_create(&ing->scratch_key, NULL) == 0;
   atomic_init(&ing->draining, false);
   ing->cfg = *cfg;
   trb_ingest_config_t *c = &ing->cfg;
@@ -1082,5 +1191,13 @@ void trb_ingest_destroy(trb_ingest_t *ing) {
   trb_ingest_routes_deinit(&ing->routes);
   trb_free(ing->bearer);
   pthread_mutex_destroy(&ing->mu);
+  /* The HTTP threads are gone: their scratch can go. */
+  while (ing->scratches) {
+    scratch_t *sc = ing->scratches;
+    ing->scratches = sc->next;
+    scratch_free(sc);
+  }
+  if (ing->scratch_key_ok) pthread_key_delete(ing->scratch_key);
+  pthread_mutex_destroy(&ing->scratch_mu);
   trb_free(ing);
 }

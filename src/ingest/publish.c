@@ -36,31 +36,22 @@ typedef struct {
   size_t idx;
 } probe_t;
 
-typedef struct {
-  trb_ingest_pubs_t *p;
-  trb_ingest_event_t *events;
-  size_t n;
-  int route;
-  _Atomic size_t remaining; /* events without outcome + 1 while publishing */
-  trb_ingest_batch_done_cb done;
-  void *user;
-} batch_t;
-
 void trb_ingest_event_deinit(trb_ingest_event_t *e) {
   if (!e) return;
   trb_buf_deinit(&e->data);
-  trb_free(e->message_id);
-  e->message_id = NULL;
 }
 
-static void batch_release(batch_t *b) {
-  if (atomic_fetch_sub(&b->remaining, 1) != 1) return;
-  trb_ingest_batch_done_cb done = b->done;
-  void *user = b->user;
-  trb_ingest_event_t *events = b->events;
-  size_t n = b->n;
-  trb_free(b);
-  done(user, events, n);
+void trb_ingest_outcome_deinit(trb_ingest_outcome_t *o) {
+  if (!o) return;
+  if (o->message_id && o->message_id != o->id_inline) {
+    trb_free((char *)o->message_id);
+  }
+  o->message_id = NULL;
+}
+
+static void batch_release(trb_ingest_batch_t *b, size_t k) {
+  if (__atomic_sub_fetch(&b->remaining, k, __ATOMIC_ACQ_REL) != 0) return;
+  b->done(b->user, b->outs, b->n);
 }
 
 static bool outage(grpc_status_code c) {
@@ -69,63 +60,90 @@ static bool outage(grpc_status_code c) {
 
 static void on_published(void *user, grpc_status_code code,
                          const char *message, const char *message_id) {
-  trb_ingest_event_t *e = user;
-  batch_t *b = e->batch;
-  e->code = code;
+  trb_ingest_outcome_t *o = user;
+  trb_ingest_batch_t *b = o->batch;
+  o->code = code;
   if (code == GRPC_STATUS_OK) {
-    e->message_id = trb_strdup(message_id ? message_id : "");
-    int64_t lat_us = (trb_clock_mono_ns() - e->start_ns) / 1000;
-    trb_ingest_metrics_published(b->p->metrics, b->route, e->data.len, lat_us);
-    atomic_store_explicit(&b->p->failing, false, memory_order_relaxed);
+    const char *id = message_id ? message_id : "";
+    size_t l = strlen(id);
+    if (l < sizeof(o->id_inline)) {
+      memcpy(o->id_inline, id, l + 1);
+      o->message_id = o->id_inline;
+    } else {
+      o->message_id = trb_strndup(id, l);
+      if (!o->message_id) {
+        o->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(o->error, sizeof(o->error), "out of memory");
+      }
+    }
+    int64_t lat_us = (trb_clock_mono_ns() - o->start_ns) / 1000;
+    trb_ingest_metrics_published(b->p->metrics, b->route, o->data_len, lat_us);
+    if (atomic_load_explicit(&b->p->failing, memory_order_relaxed)) {
+      atomic_store_explicit(&b->p->failing, false, memory_order_relaxed);
+    }
   } else {
-    snprintf(e->error, sizeof(e->error), "Pub/Sub publish failed: %s: %s",
+    snprintf(o->error, sizeof(o->error), "Pub/Sub publish failed: %s: %s",
              trb_status_code_name(code), message ? message : "");
     if (outage(code)) {
       atomic_store_explicit(&b->p->failing, true, memory_order_relaxed);
     }
   }
-  batch_release(b);
+  batch_release(b, 1);
 }
 
+/* Most events handed to the publisher per trb_ps_publish_many call (the
+ * message and user arrays live on the stack). */
+#define CHUNK 64
+
 void trb_ingest_pubs_publish(trb_ingest_pubs_t *p, size_t topic, int route,
-                             trb_ingest_event_t *events, size_t n,
+                             const trb_ingest_event_t *events,
+                             trb_ingest_outcome_t *outs, size_t n,
+                             trb_ingest_batch_t *b,
                              trb_ingest_batch_done_cb done, void *user) {
-  batch_t *b = trb_calloc(1, sizeof(*b));
-  if (!b) {
-    for (size_t i = 0; i < n; i++) {
-      events[i].code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-      events[i].refused = true;
-      snprintf(events[i].error, sizeof(events[i].error), "out of memory");
-    }
-    done(user, events, n);
-    return;
-  }
   b->p = p;
-  b->events = events;
+  b->outs = outs;
   b->n = n;
   b->route = route;
   b->done = done;
   b->user = user;
-  atomic_init(&b->remaining, n + 1);
-  for (size_t i = 0; i < n; i++) {
-    trb_ingest_event_t *e = &events[i];
-    e->batch = b;
-    e->start_ns = trb_clock_mono_ns();
-    trb_ps_message_t m = {0};
-    m.data = (const uint8_t *)e->data.data;
-    m.data_len = e->data.len;
-    m.attrs = e->n_attrs ? e->attrs : NULL;
-    m.n_attrs = e->n_attrs;
-    trb_status_t st = {0};
-    grpc_status_code c = trb_ps_publish(p->pubs[topic], &m, on_published, e, &st);
-    if (c != GRPC_STATUS_OK) {
-      e->code = c;
-      e->refused = true;
-      snprintf(e->error, sizeof(e->error), "%s", st.msg);
-      atomic_fetch_sub(&b->remaining, 1);
+  __atomic_store_n(&b->remaining, n + 1, __ATOMIC_RELAXED);
+  int64_t now = trb_clock_mono_ns();
+  trb_ps_message_t msgs[CHUNK];
+  void *users[CHUNK];
+  size_t refused = 0;
+  for (size_t base = 0; base < n;) {
+    size_t m = n - base < CHUNK ? n - base : CHUNK;
+    for (size_t i = 0; i < m; i++) {
+      const trb_ingest_event_t *e = &events[base + i];
+      trb_ingest_outcome_t *o = &outs[base + i];
+      o->batch = b;
+      o->start_ns = now;
+      o->data_len = e->data.len;
+      msgs[i] = (trb_ps_message_t){(const uint8_t *)e->data.data, e->data.len,
+                                   e->n_attrs ? e->attrs : NULL, e->n_attrs,
+                                   NULL};
+      users[i] = o;
     }
+    size_t done_here = 0;
+    while (done_here < m) {
+      size_t acc = 0;
+      trb_status_t st = {0};
+      grpc_status_code c =
+          trb_ps_publish_many(p->pubs[topic], msgs + done_here, m - done_here,
+                              on_published, users + done_here, &acc, &st);
+      done_here += acc;
+      if (c == GRPC_STATUS_OK) break;
+      /* Event `done_here` was refused; the rest are tried again. */
+      trb_ingest_outcome_t *o = &outs[base + done_here];
+      o->code = c;
+      o->refused = true;
+      snprintf(o->error, sizeof(o->error), "%s", st.msg);
+      refused++;
+      done_here++;
+    }
+    base += m;
   }
-  batch_release(b);
+  batch_release(b, refused + 1);
 }
 
 static void on_probe(void *user, const trb_rpc_result_t *res) {

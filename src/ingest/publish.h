@@ -32,31 +32,64 @@ extern "C" {
 /** Most attributes ingest puts on one message. */
 #define TRB_INGEST_EVENT_MAX_ATTRS 80
 
-/** One event to publish and, after completion, its outcome. */
+/** One event to publish (input only). Only needs to live until
+ *  trb_ingest_pubs_publish returns: the publisher copies what it keeps, so
+ *  callers may build events in per-thread scratch storage reused across
+ *  requests. */
 typedef struct trb_ingest_event_s {
-  /* Input. `data` is owned by the event; attribute strings are borrowed
-   * and need only live until trb_ingest_pubs_publish returns. */
+  /** The message data; owned by the event. */
   trb_buf_t data;
+  /** Attribute strings are borrowed. */
   trb_ps_attr_t attrs[TRB_INGEST_EVENT_MAX_ATTRS];
   size_t n_attrs;
   /** The envelope's issue_id ("" when the event is not wrapped). */
   char issue_id[TRB_INGEST_UUID_LEN];
-  /* Outcome. */
-  grpc_status_code code;  /* OK = confirmed */
-  bool refused;           /* refused by the publisher (not sent) */
-  char *message_id;       /* owned (trb_free) when OK */
-  char error[160];        /* why, when not OK */
-  /* Internal. */
-  void *batch;
-  int64_t start_ns;
 } trb_ingest_event_t;
 
-/** Free an event's data and message id (not the struct). NULL-safe. */
+/** Free an event's data (not the struct). NULL-safe. */
 void trb_ingest_event_deinit(trb_ingest_event_t *e);
 
-/** Batch completion: `events` (the caller's array) now hold outcomes. */
-typedef void (*trb_ingest_batch_done_cb)(void *user, trb_ingest_event_t *events,
+/** Message ids up to this many bytes (NUL included) are kept inline. */
+#define TRB_INGEST_ID_INLINE 40
+
+/** The outcome of one event, filled by trb_ingest_pubs_publish and the
+ *  publisher's completion. Zero-initialize before the publish. */
+typedef struct trb_ingest_outcome_s {
+  grpc_status_code code; /* OK = confirmed */
+  bool refused;          /* refused by the publisher (not sent) */
+  /** When OK: the server-assigned id; points into `id_inline`, or to a
+   *  heap copy when longer (trb_ingest_outcome_deinit frees it). */
+  const char *message_id;
+  char error[160]; /* why, when not OK */
+  /** The caller's: the envelope's issue_id ("" when not wrapped); not
+   *  touched by the publish layer. */
+  char issue_id[TRB_INGEST_UUID_LEN];
+  /* Internal. */
+  char id_inline[TRB_INGEST_ID_INLINE];
+  struct trb_ingest_batch_s *batch;
+  size_t data_len;
+  int64_t start_ns;
+} trb_ingest_outcome_t;
+
+/** Free a long message id (not the struct). NULL-safe. */
+void trb_ingest_outcome_deinit(trb_ingest_outcome_t *o);
+
+/** Batch completion: `outs` (the caller's array) now hold outcomes. */
+typedef void (*trb_ingest_batch_done_cb)(void *user, trb_ingest_outcome_t *outs,
                                          size_t n);
+
+/** Bookkeeping of one batch in flight. Storage provided by the caller
+ *  (e.g. inside its request object, so a batch costs no allocation of its
+ *  own); fields are internal. Must stay valid until `done` has run. */
+typedef struct trb_ingest_batch_s {
+  struct trb_ingest_pubs_s *p;
+  trb_ingest_outcome_t *outs;
+  size_t n;
+  int route;
+  size_t remaining; /* atomic: outcomes missing + 1 while publishing */
+  trb_ingest_batch_done_cb done;
+  void *user;
+} trb_ingest_batch_t;
 
 typedef struct trb_ingest_pubs_s trb_ingest_pubs_t;
 
@@ -76,11 +109,17 @@ grpc_status_code trb_ingest_pubs_create(trb_rpc_loop_t *loop,
 
 /**
  * Publish `n` events (n ≥ 1) to topic number `topic` (metrics under
- * `route`); `done` runs exactly once when every event has an outcome. The
- * events array must stay valid until then.
+ * `route`), under one acquisition of the publisher's lock
+ * (trb_ps_publish_many); `done` runs exactly once when every event has an
+ * outcome.
+ * Params:  events — borrowed for the call only. outs — `n` zeroed
+ *          outcomes; batch — storage for the bookkeeping; both must stay
+ *          valid until `done` runs.
  */
 void trb_ingest_pubs_publish(trb_ingest_pubs_t *p, size_t topic, int route,
-                             trb_ingest_event_t *events, size_t n,
+                             const trb_ingest_event_t *events,
+                             trb_ingest_outcome_t *outs, size_t n,
+                             trb_ingest_batch_t *batch,
                              trb_ingest_batch_done_cb done, void *user);
 
 /**

@@ -373,10 +373,12 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
   k->in_flight--;
   p->batches--;
   if (k == &p->unordered) p->unordered_in_flight--;
-  gc_key(p, k);
   pump(p);
-  /* What is left behind this request may now wait for its delay. */
-  pthread_cond_signal(&p->timer_cv);
+  /* What is left behind this request may now wait for its delay: only
+   * then does the timer thread need waking (one futex wake less per
+   * request otherwise). */
+  if (k->head) pthread_cond_signal(&p->timer_cv);
+  gc_key(p, k);
   /* Last touch of `p`: shutdown waits for rpcs_in_flight == 0. */
   p->rpcs_in_flight--;
   pthread_cond_broadcast(&p->room_cv);
@@ -621,35 +623,40 @@ static bool batch_reserve(batch_t *b, size_t cost) {
   return true;
 }
 
-grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
-                                const trb_ps_message_t *msg,
-                                trb_ps_publish_cb cb, void *user,
-                                trb_status_t *st) {
-  if (!p || !msg) {
-    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "NULL argument");
-  }
+/* Checks of one message that need no lock; `*len`/`*cost` receive its
+ * encoded size and its cost in a request. */
+static grpc_status_code check_msg(const trb_ps_publisher_t *p,
+                                  const trb_ps_message_t *msg, size_t *len,
+                                  size_t *cost, trb_status_t *st) {
   grpc_status_code rc = validate(msg, st);
   if (rc != GRPC_STATUS_OK) return rc;
-  size_t len = trb_ps_msg_encoded_len(msg->data, msg->data_len, msg->attrs,
-                                      msg->n_attrs, msg->ordering_key);
-  size_t cost = trb_ps_request_msg_cost(len);
-  if (p->topic_cost + cost > TRB_PS_MAX_REQUEST_BYTES) {
+  *len = trb_ps_msg_encoded_len(msg->data, msg->data_len, msg->attrs,
+                                msg->n_attrs, msg->ordering_key);
+  *cost = trb_ps_request_msg_cost(*len);
+  if (p->topic_cost + *cost > TRB_PS_MAX_REQUEST_BYTES) {
     return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                           "message of %zu bytes does not fit a request of "
                           "%d bytes",
-                          len, TRB_PS_MAX_REQUEST_BYTES);
+                          *len, TRB_PS_MAX_REQUEST_BYTES);
   }
-  if ((int64_t)len > p->cfg.flow_max_bytes) {
+  if ((int64_t)*len > p->cfg.flow_max_bytes) {
     return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED,
                           "message of %zu bytes exceeds the flow-control "
                           "limit of %lld bytes",
-                          len, (long long)p->cfg.flow_max_bytes);
+                          *len, (long long)p->cfg.flow_max_bytes);
   }
+  return GRPC_STATUS_OK;
+}
 
-  pthread_mutex_lock(&p->mu);
-  int64_t deadline = p->cfg.block_timeout_ms < 0
-                         ? -1
-                         : trb_clock_mono_ms() + p->cfg.block_timeout_ms;
+/* Queue one checked message (`len`, `cost` from check_msg). With mu held;
+ * may release it while waiting for flow-control room. `*deadline` is the
+ * BLOCK deadline, computed on first need (INT64_MIN = not yet). */
+static grpc_status_code enqueue_locked(trb_ps_publisher_t *p,
+                                       const trb_ps_message_t *msg,
+                                       size_t len, size_t cost,
+                                       trb_ps_publish_cb cb, void *user,
+                                       int64_t *deadline, trb_status_t *st) {
+  grpc_status_code rc = GRPC_STATUS_OK;
   for (;;) {
     if (p->closing) {
       rc = trb_status_set(st, GRPC_STATUS_FAILED_PRECONDITION,
@@ -677,7 +684,12 @@ grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
                           (long long)p->cfg.flow_max_bytes);
       break;
     }
-    if (!wait_until(&p->room_cv, &p->mu, deadline)) {
+    if (*deadline == INT64_MIN) {
+      *deadline = p->cfg.block_timeout_ms < 0
+                      ? -1
+                      : trb_clock_mono_ms() + p->cfg.block_timeout_ms;
+    }
+    if (!wait_until(&p->room_cv, &p->mu, *deadline)) {
       rc = trb_status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                           "flow control: no room within %lld ms",
                           (long long)p->cfg.block_timeout_ms);
@@ -701,10 +713,7 @@ grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
       if (k) gc_key(p, k);
     }
   }
-  if (rc != GRPC_STATUS_OK) {
-    pthread_mutex_unlock(&p->mu);
-    return rc;
-  }
+  if (rc != GRPC_STATUS_OK) return rc;
   uint8_t *w = b->req + b->req_len;
   w += trb_ps_request_put_msg_header(w, len);
   w += trb_ps_msg_encode(w, msg->data, msg->data_len, msg->attrs,
@@ -723,11 +732,51 @@ grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
     if (due(p, k, now)) {
       pump_key(p, k, now);
     } else if (k->head == b && b->n == 1) {
-      pthread_cond_signal(&p->timer_cv); /* arm the delay */
+      /* The queue went from empty to non-empty: arm the delay (the one
+       * wake-up of the timer thread per batch). */
+      pthread_cond_signal(&p->timer_cv);
     }
   }
-  pthread_mutex_unlock(&p->mu);
   return GRPC_STATUS_OK;
+}
+
+grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
+                                const trb_ps_message_t *msg,
+                                trb_ps_publish_cb cb, void *user,
+                                trb_status_t *st) {
+  size_t accepted = 0;
+  return trb_ps_publish_many(p, msg, 1, cb, &user, &accepted, st);
+}
+
+grpc_status_code trb_ps_publish_many(trb_ps_publisher_t *p,
+                                     const trb_ps_message_t *msgs, size_t n,
+                                     trb_ps_publish_cb cb,
+                                     void *const *users, size_t *accepted,
+                                     trb_status_t *st) {
+  size_t dummy;
+  if (!accepted) accepted = &dummy;
+  *accepted = 0;
+  if (!p || (!msgs && n > 0) || (!users && n > 0)) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "NULL argument");
+  }
+  if (n == 0) return GRPC_STATUS_OK;
+  size_t len, cost;
+  grpc_status_code rc = check_msg(p, &msgs[0], &len, &cost, st);
+  if (rc != GRPC_STATUS_OK) return rc;
+  int64_t deadline = INT64_MIN;
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0;;) {
+    rc = enqueue_locked(p, &msgs[i], len, cost, cb, users[i], &deadline, st);
+    if (rc != GRPC_STATUS_OK) break;
+    *accepted = ++i;
+    if (i == n) break;
+    /* The checks of the next message hold the lock a little longer than
+     * necessary but save a lock round trip per message. */
+    rc = check_msg(p, &msgs[i], &len, &cost, st);
+    if (rc != GRPC_STATUS_OK) break;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
 }
 
 void trb_ps_publisher_resume(trb_ps_publisher_t *p, const char *ordering_key) {

@@ -190,6 +190,30 @@ grpc_status_code trb_ps_publish(trb_ps_publisher_t *p,
                                 trb_status_t *st);
 
 /**
+ * Publish `n` messages in order under one acquisition of the publisher's
+ * lock (per message, trb_ps_publish takes and releases it once): for
+ * batches of events from one producer. Same checks and semantics per
+ * message as trb_ps_publish.
+ * Params:  msgs — `n` messages, borrowed for the call. users — `n` user
+ *          pointers; message i completes with cb(users[i], ...).
+ *          accepted — may be NULL; receives how many messages (a prefix of
+ *          `msgs`) were accepted: each gets exactly one callback.
+ * Returns: OK when all `n` were accepted (n = 0: OK, nothing done).
+ *          Otherwise the status of message `*accepted` (codes as for
+ *          trb_ps_publish; INVALID_ARGUMENT also for NULL msgs/users); no
+ *          callback for it, and the messages after it were not tried.
+ * Threading: thread-safe. With BLOCK, not on the loop thread; the lock is
+ *          released while waiting for flow-control room, so other
+ *          publishers' messages may interleave with the batch (per
+ *          ordering key, the order of `msgs` is kept).
+ */
+grpc_status_code trb_ps_publish_many(trb_ps_publisher_t *p,
+                                     const trb_ps_message_t *msgs, size_t n,
+                                     trb_ps_publish_cb cb,
+                                     void *const *users, size_t *accepted,
+                                     trb_status_t *st);
+
+/**
  * Let a paused ordering key publish again. No-op for a key that is not
  * paused. Thread-safe.
  */
