@@ -19,6 +19,7 @@ packages=(
   libgtest-dev
   libjansson-dev libsqlite3-dev
   libmicrohttpd-dev
+  libhttp-parser-dev
   python3
   systemd
   clang libclang-rt-dev

@@ -1,42 +1,67 @@
 /*
- * http_server.h — the HTTP/1.1 layer of `tributary ingest`, over GNU
- * libmicrohttpd (Debian libmicrohttpd-dev 0.9.75): keep-alive, a pool of
- * `threads` polling threads, request bodies buffered up to a limit,
- * and asynchronous replies (the handler may answer later, from any thread;
- * the connection is suspended meanwhile and costs no thread).
+ * http_server.h — the HTTP/1.1 layer of `tributary ingest`: an epoll loop of
+ * our own over non-blocking sockets, requests parsed by the Node.js
+ * http_parser (Debian libhttp-parser-dev 2.9.4); keep-alive, a pool of
+ * `threads` loop threads, request bodies buffered up to a limit, and
+ * asynchronous replies (the handler may answer later, from any thread; the
+ * connection waits meanwhile and costs no thread).
  *
- * Model: for every request the server reads the whole body, then calls the
- * handler once on a server thread. The handler reads the request through the
- * accessors below (valid only during that call) and, then or later, calls
- * trb_http_respond exactly once.
+ * Model: for every request the server reads the whole body (Content-Length
+ * or chunked), then calls the handler once on the loop thread that owns the
+ * connection. The handler reads the request through the accessors below
+ * and, then or later, calls trb_http_respond exactly once. A connection
+ * carries one request at a time: pipelined requests wait, already read,
+ * until the reply before them is out, so they are answered in order.
+ * HTTP/1.0 requests and `Connection: close` get their reply and then the
+ * connection is closed; `Expect: 100-continue` is answered
+ * "100 Continue" before the body is read.
  *
  * A body larger than `max_body_bytes` (by Content-Length or as it arrives)
  * is answered 413 by the server itself, with Connection: close — at once
  * when the client waits for "100 Continue" or declares more than 16 times
  * the limit, else after reading and dropping the body (so the client sees
- * the reply instead of a reset).
+ * the reply instead of a reset). A request line plus headers larger than
+ * TRB_HTTP_CONNECTION_MEMORY is answered 431, a malformed request 400, both
+ * with Connection: close. After a closing reply the server stops writing
+ * and drops input for up to 2 s before closing, so the client reads the
+ * reply rather than a reset.
  *
- * Polling: poll(2) while `max_connections` ≤ TRB_HTTP_POLL_MAX_CONNECTIONS,
- * else epoll. A request waiting for its reply is a suspended connection;
- * with epoll, libmicrohttpd takes it out of the epoll set and puts it back
- * (two epoll_ctl calls per request, plus a read that finds nothing), while
- * poll(2) rebuilds its set each round, which costs O(connections) per
- * round but is shared by every request answered in that round — cheaper
- * under load for a few hundred connections (perf/ingest_bench/README.md).
+ * Replies: trb_http_respond formats the reply into the connection's
+ * (reused) write buffer. Called during the handler, the loop sends it when
+ * the handler returns. Called later from another thread (a publisher's
+ * completion), it sends the reply itself, on the spot, with one
+ * non-blocking send under the connection's lock — no wake-up of the loop —
+ * unless the loop has work for that connection (the send would block or
+ * was partial, the connection closes after the reply, pipelined input is
+ * waiting, the client is gone): then the connection goes on its loop's
+ * ready list, and the loop is woken (one eventfd write) only when that
+ * list was empty, i.e. once per batch of replies.
  *
- * Memory: each connection has a TRB_HTTP_CONNECTION_MEMORY pool for the
- * request line, headers and read/write buffers (libmicrohttpd zeroes it
- * for every request, so it is kept small); a request whose headers do not
- * fit is refused by libmicrohttpd (431). Bodies are buffered separately,
- * up to `max_body_bytes`.
+ * Costs per request under load: one recv (a short read is taken to drain
+ * the socket: sockets are edge-triggered and a later arrival is a new
+ * edge), one send, no epoll_ctl (each socket is registered once for
+ * IN|OUT|RDHUP, edge-triggered), no allocation (the read, header, body and
+ * write buffers belong to the connection and are reused).
+ *
+ * Timeouts: a connection that has not completed a request within
+ * `idle_timeout_s` of its previous reply (or of its accept) is closed —
+ * idle keep-alive connections and slow senders ("slowloris") alike; bytes
+ * trickling in do not extend it. A request waiting for its reply is never
+ * timed out by the server. Checked every 250 ms.
+ *
+ * A client that resets its connection while its reply is pending: the
+ * connection is closed at once (it leaves trb_http_server_wait_idle's
+ * count); the later trb_http_respond drops the reply. A client that only
+ * shuts down its sending side still gets the reply, then the close.
  *
  * Shutdown: trb_http_server_quiesce stops accepting connections (existing
  * keep-alive connections keep being served); trb_http_server_wait_idle waits
  * until every started request has had its reply sent; then
  * trb_http_server_destroy closes everything.
  *
- * Source: RFC 9112 (HTTP/1.1); libmicrohttpd manual (suspend/resume,
- * MHD_quiesce_daemon).
+ * Source: RFC 9112 (HTTP/1.1 message syntax, persistence, 100-continue,
+ * chunked transfer coding); RFC 9110 §15 (status codes); RFC 6585 §5 (431);
+ * epoll(7) (edge-triggered mode).
  */
 #ifndef TRB_SRC_INGEST_HTTP_SERVER_H
 #define TRB_SRC_INGEST_HTTP_SERVER_H
@@ -54,7 +79,8 @@
 extern "C" {
 #endif
 
-/** Most request headers passed to the handler; more are ignored. */
+/** Most request headers passed to the handler (and seen by
+ *  trb_http_request_header); more are ignored. */
 #define TRB_HTTP_MAX_HEADERS 96
 
 typedef struct trb_http_server_s trb_http_server_t;
@@ -67,10 +93,13 @@ typedef struct trb_http_request_s trb_http_request_t;
  */
 typedef void (*trb_http_handler_cb)(void *user, trb_http_request_t *req);
 
-/** Above this many connections the server polls with epoll, not poll(2). */
+/** Kept for callers of the libmicrohttpd-based server, where it chose
+ *  between poll(2) and epoll; the server always uses epoll now and the
+ *  value has no effect. */
 #define TRB_HTTP_POLL_MAX_CONNECTIONS 1024
 
-/** Bytes of libmicrohttpd memory pool per connection (headers, buffers). */
+/** Largest request line plus headers, bytes (a per-connection buffer they
+ *  are copied into); more is answered 431. */
 #define TRB_HTTP_CONNECTION_MEMORY (16 * 1024)
 
 /** Server settings. Zero-initialise; 0 / NULL means the default shown. */
@@ -79,7 +108,7 @@ typedef struct trb_http_server_config_s {
   const char *host;
   /** TCP port; 0 = pick a free one (trb_http_server_port). */
   int port;
-  /** Polling threads (default 2). */
+  /** Loop threads (default 2); each owns the connections it accepted. */
   int threads;
   /** Largest request body, bytes (default 1 MiB). */
   int64_t max_body_bytes;
@@ -139,7 +168,7 @@ bool trb_http_server_wait_idle(trb_http_server_t *s, int64_t timeout_ms);
  */
 void trb_http_server_destroy(trb_http_server_t *s);
 
-/* Request accessors: valid only during the handler call. */
+/* Request accessors: valid from the handler call until trb_http_respond. */
 
 /** "POST", "GET", ... Borrowed. */
 const char *trb_http_request_method(const trb_http_request_t *r);
@@ -156,11 +185,17 @@ const trb_ingest_kv_t *trb_http_request_headers(const trb_http_request_t *r,
 const char *trb_http_request_body(const trb_http_request_t *r, size_t *len);
 
 /**
- * Answer a request. Exactly once per request, from any thread; the request
- * must not be used afterwards.
+ * Answer a request. Exactly once per request, from any thread (including
+ * the handler, before it returns); the request must not be used afterwards.
+ * Does not block: the reply is sent at once when the socket takes it, else
+ * by the connection's loop thread. A reply to a client that is gone is
+ * dropped.
  * Params:  status — HTTP status; content_type — may be NULL; body, len —
  *          copied; headers — `n_headers` extra headers, copied.
- *          close — ask the client to close the connection after it.
+ *          close — ask the client to close the connection after it
+ *          (the server closes it too); also implied when the request did
+ *          not allow keep-alive (HTTP/1.0 without it, Connection: close).
+ *          A HEAD request's reply carries no body.
  */
 void trb_http_respond(trb_http_request_t *r, int status,
                       const char *content_type, const char *body, size_t len,
