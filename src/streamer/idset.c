@@ -1,5 +1,5 @@
 /*
- * idset.c — sharded chained hash map of message ids (see idset.h).
+ * idset.c — sharded open-addressing hash map of message ids (see idset.h).
  */
 #include "src/streamer/idset.h"
 
@@ -17,7 +17,6 @@ typedef struct waiter_s {
 } waiter_t;
 
 typedef struct trb_idset_entry_s {
-  struct trb_idset_entry_s *next;
   uint64_t hash;
   waiter_t *waiters;
   uint64_t tag;
@@ -26,10 +25,21 @@ typedef struct trb_idset_entry_s {
   char id[];
 } entry_t;
 
+/* Open addressing with linear probing: a slot holds the id's hash next to
+ * its entry, so a probe compares hashes in one contiguous array and reads
+ * an entry only on a full 64-bit hash match (a new id — every claim —
+ * usually costs one cache line, not a walk over cache-cold entries).
+ * Entries never move (references stay valid); slots do (grow, and the
+ * backward shift on removal). */
+typedef struct slot_s {
+  uint64_t hash;
+  entry_t *e; /* NULL = empty */
+} slot_t;
+
 typedef struct shard_s {
   pthread_mutex_t mu;
-  entry_t **b;
-  size_t nb, n;
+  slot_t *b;
+  size_t nb, n; /* nb: 0 or a power of two; load at most 1/2 */
 } shard_t;
 
 struct trb_idset_s {
@@ -56,41 +66,70 @@ static shard_t *shard_of(trb_idset_t *s, uint64_t h) {
   return &s->sh[h % SHARDS];
 }
 
-static entry_t **find(shard_t *sh, uint64_t h, const char *id, size_t len) {
+static size_t home(const shard_t *sh, uint64_t h) {
+  return (size_t)(h / SHARDS) & (sh->nb - 1);
+}
+
+/* The slot holding `id`, or NULL. */
+static slot_t *find(shard_t *sh, uint64_t h, const char *id, size_t len) {
   if (!sh->nb) return NULL;
-  entry_t **pp = &sh->b[(h / SHARDS) & (sh->nb - 1)];
-  for (; *pp; pp = &(*pp)->next)
-    if ((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->id, id, len) == 0)
-      return pp;
-  return NULL;
+  size_t mask = sh->nb - 1;
+  for (size_t k = home(sh, h);; k = (k + 1) & mask) {
+    slot_t *sl = &sh->b[k];
+    if (!sl->e) return NULL;
+    if (sl->hash == h && sl->e->len == len && memcmp(sl->e->id, id, len) == 0)
+      return sl;
+  }
+}
+
+static void place(slot_t *b, size_t nb, uint64_t h, entry_t *e) {
+  size_t k = (size_t)(h / SHARDS) & (nb - 1);
+  while (b[k].e) k = (k + 1) & (nb - 1);
+  b[k].hash = h;
+  b[k].e = e;
 }
 
 static bool grow(shard_t *sh) {
   size_t nb = sh->nb ? sh->nb * 2 : 64;
-  entry_t **b = trb_calloc(nb, sizeof *b);
+  slot_t *b = trb_calloc(nb, sizeof *b);
   if (!b) return false;
-  for (size_t i = 0; i < sh->nb; i++) {
-    entry_t *e = sh->b[i];
-    while (e) {
-      entry_t *nx = e->next;
-      size_t k = (e->hash / SHARDS) & (nb - 1);
-      e->next = b[k];
-      b[k] = e;
-      e = nx;
-    }
-  }
+  for (size_t i = 0; i < sh->nb; i++)
+    if (sh->b[i].e) place(b, nb, sh->b[i].hash, sh->b[i].e);
   trb_free(sh->b);
   sh->b = b;
   sh->nb = nb;
   return true;
 }
 
+/* Empty slot `sl` (its entry is the caller's), shifting back the entries
+ * of the probe run after it that may move (no tombstones). */
+static void remove_slot(shard_t *sh, slot_t *sl) {
+  size_t mask = sh->nb - 1;
+  size_t i = (size_t)(sl - sh->b);
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    if (!sh->b[j].e) break;
+    size_t k = home(sh, sh->b[j].hash);
+    /* The entry at j may fill the hole at i when its home k is not
+     * cyclically in (i, j]. */
+    bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+    if (stays) continue;
+    sh->b[i] = sh->b[j];
+    i = j;
+  }
+  sh->b[i].e = NULL;
+  sh->b[i].hash = 0;
+  sh->n--;
+}
+
 static entry_t *insert(shard_t *sh, uint64_t h, const char *id, size_t len,
                        trb_id_state_t state, uint64_t tag) {
   if (len > UINT16_MAX) return NULL;
-  /* Load factor at most 1/2: a new id (every claim) walks a chain of
-   * cache-cold entries to the end. */
-  if (2 * (sh->n + 1) > sh->nb && !grow(sh) && !sh->nb) return NULL;
+  /* Load at most 1/2; when growing fails, any room left (an empty slot
+   * must remain: probes end there). */
+  if (2 * (sh->n + 1) > sh->nb && !grow(sh) && sh->n + 2 > sh->nb)
+    return NULL;
   entry_t *e = trb_malloc(sizeof *e + len);
   if (!e) return NULL;
   e->hash = h;
@@ -99,9 +138,7 @@ static entry_t *insert(shard_t *sh, uint64_t h, const char *id, size_t len,
   e->state = (uint8_t)state;
   e->len = (uint16_t)len;
   memcpy(e->id, id, len);
-  size_t k = (h / SHARDS) & (sh->nb - 1);
-  e->next = sh->b[k];
-  sh->b[k] = e;
+  place(sh->b, sh->nb, h, e);
   sh->n++;
   return e;
 }
@@ -119,19 +156,20 @@ trb_id_state_t trb_idset_claim_ref(trb_idset_t *s, const char *id, size_t len,
   shard_t *sh = shard_of(s, h);
   *ref = NULL;
   pthread_mutex_lock(&sh->mu);
-  entry_t **pp = find(sh, h, id, len);
+  slot_t *sl = find(sh, h, id, len);
   trb_id_state_t r = TRB_ID_NONE;
-  if (!pp) {
+  if (!sl) {
     *ref = insert(sh, h, id, len, TRB_ID_PENDING, 0);
   } else {
-    r = (trb_id_state_t)(*pp)->state;
-    if (tag) *tag = (*pp)->tag;
+    entry_t *e = sl->e;
+    r = (trb_id_state_t)e->state;
+    if (tag) *tag = e->tag;
     if (r == TRB_ID_PENDING) {
       waiter_t *w = trb_malloc(sizeof *w);
       if (w) {
         w->w = waiter;
-        w->next = (*pp)->waiters;
-        (*pp)->waiters = w;
+        w->next = e->waiters;
+        e->waiters = w;
       } else {
         r = TRB_ID_NONE; /* handle it as new: safe, see the header */
       }
@@ -158,13 +196,14 @@ void trb_idset_mark(trb_idset_t *s, const char *id, size_t len,
   shard_t *sh = shard_of(s, h);
   waiter_t *ws = NULL;
   pthread_mutex_lock(&sh->mu);
-  entry_t **pp = find(sh, h, id, len);
-  if (pp) {
-    (*pp)->state = (uint8_t)state;
-    (*pp)->tag = tag;
+  slot_t *sl = find(sh, h, id, len);
+  if (sl) {
+    entry_t *e = sl->e;
+    e->state = (uint8_t)state;
+    e->tag = tag;
     if (state != TRB_ID_PENDING) {
-      ws = (*pp)->waiters;
-      (*pp)->waiters = NULL;
+      ws = e->waiters;
+      e->waiters = NULL;
     }
   } else {
     insert(sh, h, id, len, state, tag);
@@ -176,7 +215,8 @@ void trb_idset_mark(trb_idset_t *s, const char *id, size_t len,
 void trb_idset_mark_ref(trb_idset_t *s, trb_idset_ref_t e,
                         trb_id_state_t state, uint64_t tag,
                         trb_idset_waiter_cb cb, void *ctx) {
-  /* The entry stays where it is (grow() relinks, never moves, entries)
+  /* The entry stays where it is (grow() and removals move slots, never
+   * entries)
    * and nobody but the claimer removes a PENDING entry. */
   shard_t *sh = shard_of(s, e->hash);
   waiter_t *ws = NULL;
@@ -197,11 +237,10 @@ void trb_idset_forget(trb_idset_t *s, const char *id, size_t len,
   shard_t *sh = shard_of(s, h);
   waiter_t *ws = NULL;
   pthread_mutex_lock(&sh->mu);
-  entry_t **pp = find(sh, h, id, len);
-  if (pp) {
-    entry_t *e = *pp;
-    *pp = e->next;
-    sh->n--;
+  slot_t *sl = find(sh, h, id, len);
+  if (sl) {
+    entry_t *e = sl->e;
+    remove_slot(sh, sl);
     ws = e->waiters;
     trb_free(e);
   }
@@ -216,11 +255,10 @@ bool trb_idset_forget_tagged(trb_idset_t *s, const char *id, size_t len,
   bool done = false;
   waiter_t *ws = NULL;
   pthread_mutex_lock(&sh->mu);
-  entry_t **pp = find(sh, h, id, len);
-  if (pp && (*pp)->tag == tag && (*pp)->state != TRB_ID_PENDING) {
-    entry_t *e = *pp;
-    *pp = e->next;
-    sh->n--;
+  slot_t *sl = find(sh, h, id, len);
+  if (sl && sl->e->tag == tag && sl->e->state != TRB_ID_PENDING) {
+    entry_t *e = sl->e;
+    remove_slot(sh, sl);
     ws = e->waiters;
     trb_free(e);
     done = true;
@@ -234,8 +272,8 @@ trb_id_state_t trb_idset_get(trb_idset_t *s, const char *id, size_t len) {
   uint64_t h = hash(id, len);
   shard_t *sh = shard_of(s, h);
   pthread_mutex_lock(&sh->mu);
-  entry_t **pp = find(sh, h, id, len);
-  trb_id_state_t r = pp ? (trb_id_state_t)(*pp)->state : TRB_ID_NONE;
+  slot_t *sl = find(sh, h, id, len);
+  trb_id_state_t r = sl ? (trb_id_state_t)sl->e->state : TRB_ID_NONE;
   pthread_mutex_unlock(&sh->mu);
   return r;
 }
@@ -255,13 +293,10 @@ void trb_idset_destroy(trb_idset_t *s, trb_idset_waiter_cb cb, void *ctx) {
   for (int i = 0; i < SHARDS; i++) {
     shard_t *sh = &s->sh[i];
     for (size_t k = 0; k < sh->nb; k++) {
-      entry_t *e = sh->b[k];
-      while (e) {
-        entry_t *nx = e->next;
-        hand_back(e->waiters, cb, ctx, TRB_ID_NONE);
-        trb_free(e);
-        e = nx;
-      }
+      entry_t *e = sh->b[k].e;
+      if (!e) continue;
+      hand_back(e->waiters, cb, ctx, TRB_ID_NONE);
+      trb_free(e);
     }
     trb_free(sh->b);
     pthread_mutex_destroy(&sh->mu);

@@ -1,6 +1,8 @@
 // Pure streamer codecs: pipeline file and routing, JSON field lookup, row
 // shaping, WAL record layouts, the message-id set.
 #include <gtest/gtest.h>
+
+#include <map>
 #include <time.h>
 
 #include <cstdio>
@@ -435,6 +437,73 @@ TEST(IdSet, ClaimParkMarkForget) {
   trb_idset_destroy(s, Collect, &got);  // parked waiters handed back
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].first, 6);
+}
+
+// Removals from the open-addressing table (backward shift, no tombstones)
+// against a model: random claims, marks, forgets and tagged forgets over a
+// small id space (long probe runs, wrap-around), every id checked after
+// each round; then everything forgotten leaves the set empty.
+TEST(IdSet, RandomOpsMatchModel) {
+  trb_idset_t *s = trb_idset_create();
+  ASSERT_NE(s, nullptr);
+  std::map<std::string, std::pair<int, uint64_t>> model;  // state, tag
+  uint64_t x = 88172645463325252ull;
+  auto rnd = [&]() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int round = 0; round < 40; round++) {
+    for (int op = 0; op < 2000; op++) {
+      std::string id = "id" + std::to_string(rnd() % 3000);
+      auto it = model.find(id);
+      switch (rnd() % 4) {
+        case 0: {  // claim
+          uint64_t tag = 0;
+          trb_id_state_t want =
+              it == model.end() ? TRB_ID_NONE : (trb_id_state_t)it->second.first;
+          if (want == TRB_ID_PENDING) break;  // would park a waiter
+          ASSERT_EQ(trb_idset_claim(s, id.data(), id.size(), nullptr, &tag), want);
+          if (want == TRB_ID_NONE)
+            model[id] = {TRB_ID_PENDING, 0};
+          else
+            EXPECT_EQ(tag, it->second.second);
+          break;
+        }
+        case 1: {  // mark
+          uint64_t tag = rnd() % 4;
+          trb_id_state_t st = rnd() % 2 ? TRB_ID_WRITTEN : TRB_ID_DEAD;
+          trb_idset_mark(s, id.data(), id.size(), st, tag, nullptr, nullptr);
+          model[id] = {st, tag};
+          break;
+        }
+        case 2:  // forget
+          trb_idset_forget(s, id.data(), id.size(), nullptr, nullptr);
+          model.erase(id);
+          break;
+        default: {  // forget tagged
+          uint64_t tag = rnd() % 4;
+          bool want = it != model.end() && it->second.second == tag &&
+                      it->second.first != TRB_ID_PENDING;
+          EXPECT_EQ(trb_idset_forget_tagged(s, id.data(), id.size(), tag), want);
+          if (want) model.erase(it);
+        }
+      }
+    }
+    ASSERT_EQ(trb_idset_size(s), model.size()) << round;
+    for (int i = 0; i < 3000; i++) {
+      std::string id = "id" + std::to_string(i);
+      auto it = model.find(id);
+      ASSERT_EQ(trb_idset_get(s, id.data(), id.size()),
+                it == model.end() ? TRB_ID_NONE : (trb_id_state_t)it->second.first)
+          << round << " " << id;
+    }
+  }
+  for (auto &kv : model)
+    trb_idset_forget(s, kv.first.data(), kv.first.size(), nullptr, nullptr);
+  EXPECT_EQ(trb_idset_size(s), 0u);
+  trb_idset_destroy(s, nullptr, nullptr);
 }
 
 }  // namespace
