@@ -49,6 +49,11 @@ struct trb_ingest_s {
   bool scratch_key_ok;
   pthread_mutex_t scratch_mu; /* guards scratches */
   struct scratch_s *scratches;
+  /* Single-event requests given back by completions (any thread), for
+   * the HTTP threads to reuse: a stack pushed with CAS and emptied whole
+   * with an exchange (so no ABA). Holds at most the peak number of
+   * requests in flight at once. */
+  _Atomic(struct ireq_s *) free_reqs;
 };
 
 /* Events are built in storage of the HTTP thread, reused from request to
@@ -61,6 +66,7 @@ typedef struct scratch_s {
   struct scratch_s *next;
   trb_ingest_event_t *events;
   size_t cap;
+  struct ireq_s *free_reqs; /* taken from trb_ingest_s.free_reqs */
 } scratch_t;
 
 /* Largest data buffer / event count kept for the next request. */
@@ -69,7 +75,9 @@ typedef struct scratch_s {
 
 /* One request with events being published: one allocation holding the
  * request, the batch bookkeeping and the `n` outcomes. */
-typedef struct {
+typedef struct ireq_s {
+  struct ireq_s *next_free;
+  bool pooled; /* single-event: goes back to ing->free_reqs */
   trb_ingest_t *ing;
   trb_http_request_t *http;
   const trb_ingest_route_t *route;
@@ -166,9 +174,27 @@ static int append_event_result(trb_buf_t *b, const trb_ingest_outcome_t *e) {
   return rc;
 }
 
+/* Give a request back (any thread). */
 static void free_outcomes(ireq_t *q) {
   for (size_t i = 0; i < q->n; i++) trb_ingest_outcome_deinit(&q->outs[i]);
-  trb_free(q);
+  if (!q->pooled) {
+    trb_free(q);
+    return;
+  }
+  trb_ingest_t *ing = q->ing;
+  ireq_t *head = atomic_load_explicit(&ing->free_reqs, memory_order_relaxed);
+  do {
+    q->next_free = head;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &ing->free_reqs, &head, q, memory_order_release, memory_order_relaxed));
+}
+
+static void free_req_list(ireq_t *q) {
+  while (q) {
+    ireq_t *next = q->next_free;
+    trb_free(q);
+    q = next;
+  }
 }
 
 /* Whether `id` can go into a JSON string as is (no escaping needed). */
@@ -405,9 +431,31 @@ static void scratch_trim(scratch_t *s, size_t used) {
 }
 
 static void scratch_free(scratch_t *s) {
+  free_req_list(s->free_reqs);
   for (size_t i = 0; i < s->cap; i++) trb_buf_deinit(&s->events[i].data);
   trb_free(s->events);
   trb_free(s);
+}
+
+/* A zeroed request for `n` events: single-event ones from the pool (no
+ * allocation in steady state), others from the heap. NULL when out of
+ * memory. HTTP thread. */
+static ireq_t *new_req(trb_ingest_t *ing, scratch_t *s, size_t n) {
+  size_t size = sizeof(ireq_t) + n * sizeof(trb_ingest_outcome_t);
+  if (n != 1 || !s) return trb_calloc(1, size);
+  ireq_t *q = s->free_reqs;
+  if (!q) {
+    q = atomic_exchange_explicit(&ing->free_reqs, NULL, memory_order_acquire);
+  }
+  if (q) {
+    s->free_reqs = q->next_free;
+    memset(q, 0, size);
+  } else {
+    q = trb_calloc(1, size);
+    if (!q) return NULL;
+  }
+  q->pooled = true;
+  return q;
 }
 
 static trb_ingest_event_t *new_event(build_t *b) {
@@ -987,7 +1035,7 @@ static void on_request(void *user, trb_http_request_t *r) {
   b.scratch = get_scratch(ing);
   bool batch = false;
   bool ok = build(&b, &batch);
-  ireq_t *q = ok ? trb_calloc(1, sizeof(*q) + b.n * sizeof(q->outs[0])) : NULL;
+  ireq_t *q = ok ? new_req(ing, b.scratch, b.n) : NULL;
   if (!q) {
     if (ok) {
       b.http_status = 503;
@@ -1191,7 +1239,8 @@ void trb_ingest_destroy(trb_ingest_t *ing) {
   trb_ingest_routes_deinit(&ing->routes);
   trb_free(ing->bearer);
   pthread_mutex_destroy(&ing->mu);
-  /* The HTTP threads are gone: their scratch can go. */
+  /* The HTTP threads are gone: their scratch and the pool can go. */
+  free_req_list(atomic_load(&ing->free_reqs));
   while (ing->scratches) {
     scratch_t *sc = ing->scratches;
     ing->scratches = sc->next;

@@ -7,8 +7,11 @@
  * max_messages / max_bytes, and is sent when closed, when its first message
  * has waited max_delay_ms, or on flush.
  *
- * Locking: one mutex `mu` guards everything mutable. RPCs are started with
- * it held (trb_rpc_unary_start never calls back synchronously); user
+ * Locking: one mutex `mu` guards everything mutable. A batch to send is
+ * prepared with it held (counted in rpcs_in_flight, put on `starting`);
+ * whoever holds the lock takes that list before releasing it and starts
+ * the RPCs after (take_starts / run_starts), so copying a request into
+ * gRPC never happens under the lock the publishing threads need. User
  * callbacks always run with it released. Two condition variables:
  * `timer_cv` wakes the timer thread, `room_cv` wakes publishers blocked on
  * flow control and flush/shutdown waiters.
@@ -48,6 +51,7 @@ typedef struct batch_s {
   int64_t created_ms; /* first message queued */
   int64_t first_ms;   /* first attempt */
   int64_t retry_at_ms;
+  int64_t attempt_timeout_ms; /* of the attempt being started */
   trb_backoff_t bo;
   /* Message ids of a successful response (into the response buffer). */
   const char **ids;
@@ -82,6 +86,7 @@ struct trb_ps_publisher_s {
   keyq_t *keys; /* ordered keys with state */
   int unordered_in_flight;
   batch_t *retries;
+  batch_t *starting; /* prepared attempts, newest first (start_attempt) */
   int rpcs_in_flight;
   int batches; /* sent and not completed (incl. waiting for a retry) */
 
@@ -179,26 +184,63 @@ static bool due(const trb_ps_publisher_t *p, const keyq_t *k, int64_t now) {
          now - k->head->created_ms >= p->cfg.max_delay_ms;
 }
 
-/* Start (or restart) the RPC of `b`. With mu held. */
+/* Prepare (or re-prepare) the RPC of `b`: counted in flight, queued on
+ * `starting`; run_starts starts it. With mu held. */
 static void start_attempt(trb_ps_publisher_t *p, batch_t *b, int64_t now) {
   int64_t left = b->first_ms + p->cfg.retry_deadline_ms - now;
   int64_t timeout = p->cfg.rpc_timeout_ms;
   if (left < timeout) timeout = left;
   if (timeout < 1) timeout = 1;
-  trb_rpc_md_t md = {"x-goog-request-params", p->params, 0};
-  trb_rpc_call_opts_t opts = {timeout, &md, 1};
-  trb_status_t st;
+  b->attempt_timeout_ms = timeout;
   p->stats.requests++;
   p->rpcs_in_flight++;
-  if (trb_rpc_unary_start(p->loop, p->ch, kMethod, b->req, b->req_len, &opts,
-                          on_publish_done, b, &st) != GRPC_STATUS_OK) {
+  b->next = p->starting;
+  p->starting = b;
+}
+
+/* Take the prepared attempts, oldest first. With mu held. */
+static batch_t *take_starts(trb_ps_publisher_t *p) {
+  batch_t *rev = NULL;
+  while (p->starting) {
+    batch_t *b = p->starting;
+    p->starting = b->next;
+    b->next = rev;
+    rev = b;
+  }
+  return rev;
+}
+
+/* Start the RPCs of a take_starts list. Without mu. `p` stays valid: each
+ * batch is counted in rpcs_in_flight, which shutdown waits for. */
+static void run_starts(trb_ps_publisher_t *p, batch_t *list) {
+  while (list) {
+    batch_t *b = list;
+    list = b->next;
+    b->next = NULL;
+    trb_rpc_md_t md = {"x-goog-request-params", p->params, 0};
+    trb_rpc_call_opts_t opts = {b->attempt_timeout_ms, &md, 1};
+    trb_status_t st;
+    if (trb_rpc_unary_start(p->loop, p->ch, kMethod, b->req, b->req_len,
+                            &opts, on_publish_done, b, &st) == GRPC_STATUS_OK) {
+      continue; /* `b` may already be completed and freed */
+    }
     /* Could not even start (memory): try again after a backoff. */
-    p->rpcs_in_flight--;
-    b->retry_at_ms = now + trb_backoff_next_ms(&b->bo);
+    pthread_mutex_lock(&p->mu);
+    b->retry_at_ms = trb_clock_mono_ms() + trb_backoff_next_ms(&b->bo);
     b->next = p->retries;
     p->retries = b;
     pthread_cond_signal(&p->timer_cv);
+    p->rpcs_in_flight--;
+    pthread_cond_broadcast(&p->room_cv);
+    pthread_mutex_unlock(&p->mu);
   }
+}
+
+/* Release mu, then start what was prepared under it. */
+static void unlock_and_start(trb_ps_publisher_t *p) {
+  batch_t *list = take_starts(p);
+  pthread_mutex_unlock(&p->mu);
+  run_starts(p, list);
 }
 
 /* Send the head batch of `k`. With mu held; can_send(k) true. */
@@ -310,35 +352,37 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
     }
   }
 
-  pthread_mutex_lock(&p->mu);
-  int64_t now = trb_clock_mono_ms();
-  if (code != GRPC_STATUS_OK && !p->aborting &&
-      trb_rpc_is_retryable(TRB_RPC_OP_PUBLISH, code, message)) {
-    int64_t delay = trb_backoff_next_ms(&b->bo);
-    if (now + delay < b->first_ms + p->cfg.retry_deadline_ms) {
-      p->rpcs_in_flight--;
-      b->retry_at_ms = now + delay;
-      b->next = p->retries;
-      p->retries = b;
-      pthread_cond_signal(&p->timer_cv);
-      pthread_mutex_unlock(&p->mu);
-      return;
-    }
-  }
-  /* The key stays "in flight" until the callbacks below have run: later
-   * messages of the key (even ones published from those callbacks) wait,
-   * and the key cannot be collected under us (e.g. by a concurrent
-   * trb_ps_publisher_resume). */
   keyq_t *k = b->kq;
   batch_t *dropped = NULL;
-  if (code != GRPC_STATUS_OK && k != &p->unordered) {
-    /* Pause the key; what is queued behind the failure fails too. */
-    k->paused = true;
-    k->pause_code = code;
-    dropped = k->head;
-    k->head = k->tail = NULL;
+  if (code != GRPC_STATUS_OK) {
+    pthread_mutex_lock(&p->mu);
+    int64_t now = trb_clock_mono_ms();
+    if (!p->aborting &&
+        trb_rpc_is_retryable(TRB_RPC_OP_PUBLISH, code, message)) {
+      int64_t delay = trb_backoff_next_ms(&b->bo);
+      if (now + delay < b->first_ms + p->cfg.retry_deadline_ms) {
+        p->rpcs_in_flight--;
+        b->retry_at_ms = now + delay;
+        b->next = p->retries;
+        p->retries = b;
+        pthread_cond_signal(&p->timer_cv);
+        pthread_mutex_unlock(&p->mu);
+        return;
+      }
+    }
+    /* The key stays "in flight" until the callbacks below have run: later
+     * messages of the key (even ones published from those callbacks) wait,
+     * and the key cannot be collected under us (e.g. by a concurrent
+     * trb_ps_publisher_resume). */
+    if (k != &p->unordered) {
+      /* Pause the key; what is queued behind the failure fails too. */
+      k->paused = true;
+      k->pause_code = code;
+      dropped = k->head;
+      k->head = k->tail = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
   }
-  pthread_mutex_unlock(&p->mu);
 
   if (code == GRPC_STATUS_OK) {
     char stackbuf[128];
@@ -375,14 +419,15 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
   if (k == &p->unordered) p->unordered_in_flight--;
   pump(p);
   /* What is left behind this request may now wait for its delay: only
-   * then does the timer thread need waking (one futex wake less per
-   * request otherwise). */
+   * then does the timer thread need waking (otherwise a futex wake and a
+   * timer-thread wake-up per request for nothing). */
   if (k->head) pthread_cond_signal(&p->timer_cv);
   gc_key(p, k);
-  /* Last touch of `p`: shutdown waits for rpcs_in_flight == 0. */
+  /* Last touch of `p` (but for attempts prepared above, which count
+   * themselves): shutdown waits for rpcs_in_flight == 0. */
   p->rpcs_in_flight--;
   pthread_cond_broadcast(&p->room_cv);
-  pthread_mutex_unlock(&p->mu);
+  unlock_and_start(p);
   batch_list_free(dropped);
   batch_free(b);
 }
@@ -426,6 +471,11 @@ static void *timer_main(void *arg) {
       }
     }
     pump(p);
+    if (p->starting) {
+      unlock_and_start(p);
+      pthread_mutex_lock(&p->mu);
+      continue;
+    }
     wait_until(&p->timer_cv, &p->mu, next_wake(p));
   }
   pthread_mutex_unlock(&p->mu);
@@ -684,6 +734,12 @@ static grpc_status_code enqueue_locked(trb_ps_publisher_t *p,
                           (long long)p->cfg.flow_max_bytes);
       break;
     }
+    if (p->starting) {
+      /* Start what this thread prepared before sleeping. */
+      unlock_and_start(p);
+      pthread_mutex_lock(&p->mu);
+      continue;
+    }
     if (*deadline == INT64_MIN) {
       *deadline = p->cfg.block_timeout_ms < 0
                       ? -1
@@ -775,7 +831,7 @@ grpc_status_code trb_ps_publish_many(trb_ps_publisher_t *p,
     rc = check_msg(p, &msgs[i], &len, &cost, st);
     if (rc != GRPC_STATUS_OK) break;
   }
-  pthread_mutex_unlock(&p->mu);
+  unlock_and_start(p);
   return rc;
 }
 
@@ -800,6 +856,11 @@ grpc_status_code trb_ps_publisher_flush(trb_ps_publisher_t *p,
   pthread_cond_signal(&p->timer_cv);
   grpc_status_code rc = GRPC_STATUS_OK;
   while (p->out_msgs > 0) {
+    if (p->starting) {
+      unlock_and_start(p);
+      pthread_mutex_lock(&p->mu);
+      continue;
+    }
     if (!wait_until(&p->room_cv, &p->mu, deadline)) {
       rc = trb_status_set(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                           "flush: %lld messages still outstanding",
@@ -808,7 +869,7 @@ grpc_status_code trb_ps_publisher_flush(trb_ps_publisher_t *p,
     }
   }
   p->flushers--;
-  pthread_mutex_unlock(&p->mu);
+  unlock_and_start(p);
   return rc;
 }
 
