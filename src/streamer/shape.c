@@ -10,7 +10,7 @@
 
 static int put_json_string(trb_buf_t *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  if (trb_buf_append(b, "\"", 1)) return -1;
+  if (trb_buf_reserve(b, n + 2) || trb_buf_append(b, "\"", 1)) return -1;
   size_t run = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -94,18 +94,26 @@ static size_t format_time(char ts[64], int64_t sec, int32_t nanos) {
   return (size_t)(p - ts);
 }
 
+/* Append a string literal (its length known at compile time). */
+#define PUT_LIT(b, lit) trb_buf_append((b), (lit), sizeof(lit) - 1)
+
 static int put_meta(trb_buf_t *b, const trb_shape_meta_t *m) {
   char ts[64];
   size_t tsl = format_time(ts, m->publish_time_s, m->publish_time_nanos);
-  if (trb_buf_append_str(b, "\"subscription_name\":") ||
-      put_json_string(b, m->subscription, strlen(m->subscription)) ||
-      trb_buf_append_str(b, ",\"message_id\":") ||
-      put_json_string(b, m->message_id, strlen(m->message_id)) ||
-      trb_buf_append_str(b, ",\"publish_time\":\"") ||
+  size_t sl = m->subscription_len ? m->subscription_len
+                                  : strlen(m->subscription);
+  size_t il = m->message_id_len ? m->message_id_len : strlen(m->message_id);
+  /* The fixed parts plus the strings unescaped: one reservation. */
+  if (trb_buf_reserve(b, sl + il + tsl + 96)) return -1;
+  if (PUT_LIT(b, "\"subscription_name\":") ||
+      put_json_string(b, m->subscription, sl) ||
+      PUT_LIT(b, ",\"message_id\":") ||
+      put_json_string(b, m->message_id, il) ||
+      PUT_LIT(b, ",\"publish_time\":\"") ||
       trb_buf_append(b, ts, tsl) ||
-      trb_buf_append_str(b, "\",\"attributes\":"))
+      PUT_LIT(b, "\",\"attributes\":"))
     return -1;
-  if (m->n_attrs == 0) return trb_buf_append_str(b, "\"{}\"");
+  if (m->n_attrs == 0) return PUT_LIT(b, "\"{}\"");
   trb_buf_t a = TRB_BUF_INIT;
   int rc = trb_buf_append(&a, "{", 1);
   for (size_t i = 0; rc == 0 && i < m->n_attrs; i++) {

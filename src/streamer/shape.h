@@ -35,6 +35,10 @@ typedef struct trb_shape_meta_s {
   int32_t publish_time_nanos;
   const trb_ps_attr_t *attrs;
   size_t n_attrs;
+  /** Lengths of subscription / message_id when known; 0 = measure them
+   *  (strlen). */
+  size_t subscription_len;
+  size_t message_id_len;
 } trb_shape_meta_t;
 
 /**

@@ -117,6 +117,7 @@ struct worker_s {
   trb_sm_hist_t append_lat; /* per AppendRows acknowledged (lock-free) */
   trb_sm_hist_t e2e_lat;    /* publish_time → written, per message */
   trb_buf_t shape;
+  size_t subscription_len; /* strlen(p->subscription) */
 };
 
 /* Ids (and WAL records) kept for de-duplication until `expire_ms`. */

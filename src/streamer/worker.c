@@ -692,8 +692,10 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   const trb_table_opts_t *to = &p->tables[t];
   sink_t *k = &w->sinks[t];
   trb_ps_ack_handle_t *h = m->h;
-  trb_shape_meta_t meta = {p->subscription, m->id, m->publish_time_s,
-                           m->publish_time_nanos, m->attrs, m->n_attrs};
+  trb_shape_meta_t meta = {p->subscription,        m->id,
+                           m->publish_time_s,       m->publish_time_nanos,
+                           m->attrs,                m->n_attrs,
+                           w->subscription_len,     m->id_len};
   const char *row = (const char *)m->data;
   size_t row_len = m->len;
   if (to->envelope && parse_failed(s, m)) return;
@@ -983,6 +985,7 @@ grpc_status_code trb_worker_init(trb_streamer_t *s, worker_t *w, int idx,
   pthread_cond_init(&w->cv, &ca);
   pthread_condattr_destroy(&ca);
   trb_buf_init(&w->shape);
+  w->subscription_len = strlen(p->subscription);
   char name[32];
   snprintf(name, sizeof name, "stream-w%d", idx);
   grpc_status_code code = trb_rpc_loop_create(name, &w->loop, st);

@@ -202,6 +202,17 @@ TEST(Shape, MetadataEnvelopeAndErrors) {
             "\"message_id\":\"42\",\"publish_time\":"
             "\"2023-11-14T22:13:20.123456Z\",\"attributes\":"
             "\"{\\\"k\\\":\\\"v\\\\\\\"1\\\",\\\"type\\\":\\\"issue\\\"}\"}");
+  {
+    // The lengths given (as the worker does) produce the same row.
+    std::string want(out.data, out.len);
+    trb_shape_meta_t ml = m;
+    ml.subscription_len = strlen(m.subscription);
+    ml.message_id_len = 2;
+    ASSERT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), false, true,
+                            &ml, &out, nullptr),
+              GRPC_STATUS_OK);
+    EXPECT_EQ(std::string(out.data, out.len), want);
+  }
   d = "{ }";
   ASSERT_EQ(trb_shape_row((const uint8_t *)d.data(), d.size(), false, true, &m,
                           &out, nullptr),
