@@ -171,17 +171,20 @@ int main(int argc, char **argv) {
   const char *dir = NULL;
   int runs = 7;
   double ms = 300;
+  int only_transcode = 0; /* for profiling: the other modes are skipped */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
       runs = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--ms") == 0 && i + 1 < argc) {
       ms = atof(argv[++i]);
+    } else if (strcmp(argv[i], "--only-transcode") == 0) {
+      only_transcode = 1;
     } else {
       dir = argv[i];
     }
   }
   if (!dir || runs < 1 || runs > 101) {
-    fprintf(stderr, "usage: transcode_bench <corpus dir> [--runs N] [--ms M]\n");
+    fprintf(stderr, "usage: transcode_bench <corpus dir> [--runs N] [--ms M] [--only-transcode]\n");
     return 2;
   }
   trb_status_t st;
@@ -202,7 +205,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < runs; i++) {
     printf("run %d:", i + 1);
     for (int m = 0; m < M_COUNT; m++) {
-      r[m][i] = run_mode(m, ms);
+      r[m][i] = m == M_TRANSCODE || !only_transcode ? run_mode(m, ms) : 1;
       printf("  %s %.0f/s", MODE_NAME[m], r[m][i]);
     }
     printf("\n");

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "src/bigquery/values.h"
 #include "src/common/alloc.h"
 
@@ -38,6 +42,9 @@ typedef struct ctx_s {
   /* An unknown key with escapes (decoded into scratch) while its value is
    * skipped: a stable copy for the path (only one is alive at a time). */
   char ukey[PATH_MAX_LEN];
+  /* trb_bq_transcode_row_extra: members after the top-level object's. */
+  const trb_bq_extra_field_t *extra;
+  size_t n_extra;
 } ctx_t;
 
 /* ---- errors and path ---------------------------------------------------- */
@@ -272,6 +279,21 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
  * propagate upwards from one). */
 static inline const unsigned char *plain_ascii_run(const unsigned char *p,
                                                    const unsigned char *end) {
+#if defined(__SSE2__)
+  /* Sixteen bytes per step: as signed bytes, both control bytes and bytes
+   * >= 0x80 compare below 0x20. */
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+        _mm_cmplt_epi8(v, space));
+    unsigned m = (unsigned)_mm_movemask_epi8(hit);
+    if (m) return p + __builtin_ctz(m);
+    p += 16;
+  }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
   while (end - p >= 8) {
@@ -668,8 +690,62 @@ static bool numeric_fast(const char *s, size_t n, uint8_t *out,
  * yyyy[-/]MM[-/]dd[T| ]HH:mm[:ss][.fraction][ ][Z|UTC|±HH[:]MM], no zone =
  * UTC; also a bare yyyy-MM-dd (midnight UTC). Normalized to RFC 3339 for
  * trb_bq_timestamp_parse. */
+static inline unsigned dig2(const char *s) {
+  return (unsigned)(s[0] - '0') * 10 + (unsigned)(s[1] - '0');
+}
+
+/* The common shape "YYYY-MM-DD[T| ]HH:MM:SS[.f{1,9}]Z", valid and in range,
+ * without the normalization copy: the value trb_bq_timestamp_parse gives
+ * for it. Returns false for anything else (the general path decides). */
+static bool ts_fast(const char *s, size_t n, int64_t *us) {
+  static const char shape[] = "dddd-dd-dd?dd:dd:dd";
+  if (n < 20 || n > 30 || s[n - 1] != 'Z') return false;
+  for (size_t i = 0; i < 19; i++) {
+    if (shape[i] == 'd') {
+      if (!is_digit(s[i])) return false;
+    } else if (shape[i] == '?') {
+      if (s[i] != 'T' && s[i] != ' ') return false;
+    } else if (s[i] != shape[i]) {
+      return false;
+    }
+  }
+  unsigned y = dig2(s) * 100 + dig2(s + 2), mo = dig2(s + 5), d = dig2(s + 8);
+  unsigned h = dig2(s + 11), mi = dig2(s + 14), sec = dig2(s + 17);
+  static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30,
+                                     31, 31, 30, 31, 30, 31};
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59)
+    return false;
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > (mo == 2 && leap ? 29u : mdays[mo - 1])) return false;
+  int64_t frac = 0;
+  size_t i = 19;
+  if (s[i] == '.') {
+    size_t nd = n - 1 - (i + 1);
+    if (nd < 1 || nd > 9) return false;
+    for (size_t k = 0; k < nd; k++) {
+      char ch = s[i + 1 + k];
+      if (!is_digit(ch)) return false;
+      if (k < 6)
+        frac = frac * 10 + (ch - '0');
+      else if (ch != '0')
+        return false;
+    }
+    for (size_t k = nd; k < 6; k++) frac *= 10;
+  } else if (i != n - 1) {
+    return false;
+  }
+  int64_t v = (trb_bq_days_from_civil(y, mo, d) * 86400 +
+               (int64_t)(h * 3600 + mi * 60 + sec)) *
+                  1000000LL +
+              frac;
+  if (v < TRB_BQ_TIMESTAMP_MIN_US || v > TRB_BQ_TIMESTAMP_MAX_US) return false;
+  *us = v;
+  return true;
+}
+
 static grpc_status_code parse_ts_text(ctx_t *c, const char *s, size_t n,
                                       int64_t *us) {
+  if (ts_fast(s, n, us)) return GRPC_STATUS_OK;
   char b[96];
   size_t o = 0, i = 0;
   trb_status_t tmp;
@@ -761,6 +837,10 @@ static grpc_status_code emit_json_value(ctx_t *c, uint32_t num) {
   return GRPC_STATUS_OK;
 }
 
+static grpc_status_code conv_scalar(ctx_t *c, const trb_bq_field_t *f,
+                                    uint32_t num, char kind, const char *s,
+                                    size_t n, bool integer, bool bval);
+
 /* One non-null value of field `f` (number `num`). */
 static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
                                    uint32_t num) {
@@ -768,7 +848,6 @@ static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
   size_t n = 0;
   bool integer = false;
   grpc_status_code rc;
-  trb_status_t tmp;
   char kind = *c->p; /* '"', '{', '[', 't', 'f', or a number */
   bool is_str = kind == '"';
   bool is_num = kind == '-' || is_digit(kind);
@@ -839,7 +918,20 @@ static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
   } else {
     return syntax(c, "expected a value");
   }
+  return conv_scalar(c, f, num, kind, s, n, integer, bval);
+}
 
+/* A scalar token already read: `kind` its first character ('"' for a
+ * string, whose decoded text is s/n), `integer` for a number without
+ * fraction or exponent, `bval` for true. */
+static grpc_status_code conv_scalar(ctx_t *c, const trb_bq_field_t *f,
+                                    uint32_t num, char kind, const char *s,
+                                    size_t n, bool integer, bool bval) {
+  grpc_status_code rc;
+  trb_status_t tmp;
+  bool is_str = kind == '"';
+  bool is_num = kind == '-' || is_digit(kind);
+  bool is_bool = kind == 't' || kind == 'f';
   switch (f->type) {
     case TRB_BQ_TYPE_STRING:
       if (is_num && !integer)
@@ -1049,6 +1141,53 @@ static inline int find_field(const trb_bq_field_t *fs, size_t nf,
   return -1;
 }
 
+/* One caller-supplied member (trb_bq_transcode_row_extra) of the
+ * top-level object, as a JSON string holding e->value would be. */
+static grpc_status_code conv_extra(ctx_t *c, const trb_bq_field_t *fs,
+                                   size_t nf, uint64_t *seen,
+                                   const trb_bq_extra_field_t *e) {
+  size_t kn = strlen(e->name);
+  int idx = find_field(fs, nf, e->name, kn, 0);
+  size_t saved = path_push_name(c, idx >= 0 ? fs[idx].name : e->name, kn);
+  const trb_bq_field_t *f = idx >= 0 ? &fs[idx] : NULL;
+  if (!f && !c->ignore_unknown)
+    return fail(c, "no such field in the table schema");
+  if (f) {
+    uint64_t bit = (uint64_t)1 << (idx % 64);
+    if (seen[idx / 64] & bit) return fail(c, "field given twice");
+    seen[idx / 64] |= bit;
+    /* Checked before the string is read, as in conv_field/conv_value. */
+    if (f->mode == TRB_BQ_MODE_REPEATED)
+      return fail(c, "REPEATED field wants a JSON array");
+    if (f->type == TRB_BQ_TYPE_STRUCT)
+      return fail(c, "RECORD wants a JSON object");
+  }
+  /* The string's bytes must be UTF-8 (quotes, backslashes and control
+   * bytes would be escaped in the text, so they are fine). */
+  const char *v = e->value ? e->value : "";
+  const unsigned char *p = (const unsigned char *)v;
+  const unsigned char *end = p + (e->value ? e->value_len : 0);
+  while ((p = plain_ascii_run(p, end)) < end) {
+    if (*p < 0x80) {
+      p++;
+      continue;
+    }
+    size_t k = utf8_len(p, end);
+    if (!k)
+      return fail(c, "invalid UTF-8 in string at byte %zu of the value",
+                  (size_t)(p - (const unsigned char *)v));
+    p += k;
+  }
+  if (f) {
+    grpc_status_code rc = conv_scalar(c, f, (uint32_t)idx + 1, '"', v,
+                                      (size_t)(end - (const unsigned char *)v),
+                                      false, false);
+    if (rc != GRPC_STATUS_OK) return rc;
+  }
+  c->nframes = saved;
+  return GRPC_STATUS_OK;
+}
+
 #define SEEN_WORDS 16 /* fields tracked on the stack: 1024 */
 
 static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
@@ -1057,10 +1196,12 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
     return fail(c, "nesting deeper than %d", TRB_BQ_JSON_MAX_DEPTH);
   size_t hint = 0; /* keys usually come in column order: search from the
                       column after the previous key's */
-  uint64_t seen_small[SEEN_WORDS] = {0};
+  uint64_t seen_small[SEEN_WORDS];
   uint64_t *seen = seen_small;
   grpc_status_code rc = GRPC_STATUS_OK;
-  if (nf > SEEN_WORDS * 64) {
+  if (nf <= SEEN_WORDS * 64) {
+    memset(seen_small, 0, (nf + 63) / 64 * sizeof *seen_small);
+  } else {
     seen = trb_calloc((nf + 63) / 64, sizeof *seen);
     if (!seen) {
       c->oom = true;
@@ -1128,6 +1269,12 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
       goto done;
     }
   }
+  if (c->depth == 1 && c->n_extra) {
+    for (size_t i = 0; i < c->n_extra; i++) {
+      if ((rc = conv_extra(c, fs, nf, seen, &c->extra[i])) != GRPC_STATUS_OK)
+        goto done;
+    }
+  }
   for (size_t i = 0; i < nf; i++) {
     if (fs[i].mode == TRB_BQ_MODE_REQUIRED &&
         !(seen[i / 64] & ((uint64_t)1 << (i % 64)))) {
@@ -1153,15 +1300,26 @@ static void ctx_init(ctx_t *c, const char *json, size_t len, trb_buf_t *out,
   c->depth = 0;
   c->st = st;
   c->nframes = 0;
+  c->extra = NULL;
+  c->n_extra = 0;
 }
 
 grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
                                       const char *json, size_t len,
                                       const trb_bq_transcode_opts_t *opts,
                                       trb_buf_t *out, trb_status_t *st) {
+  return trb_bq_transcode_row_extra(t, json, len, NULL, 0, opts, out, st);
+}
+
+grpc_status_code trb_bq_transcode_row_extra(
+    const trb_bq_table_t *t, const char *json, size_t len,
+    const trb_bq_extra_field_t *extra, size_t n_extra,
+    const trb_bq_transcode_opts_t *opts, trb_buf_t *out, trb_status_t *st) {
   ctx_t c;
   ctx_init(&c, json, len, out, st);
   c.ignore_unknown = opts && opts->ignore_unknown_fields;
+  c.extra = extra;
+  c.n_extra = extra ? n_extra : 0;
   size_t mark = out->len;
   grpc_status_code rc;
   ws(&c);

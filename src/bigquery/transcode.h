@@ -104,6 +104,43 @@ grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
                                       trb_buf_t *out, trb_status_t *st);
 
 /**
+ * A top-level column value given by the caller instead of the row text:
+ * what a pipeline adds to every row (subscription name, message id,
+ * publish time, attributes as JSON text, or the whole message as the
+ * payload of an envelope row) without rewriting the row text.
+ */
+typedef struct trb_bq_extra_field_s {
+  /** Column name, NUL-terminated, matched like a key of the row
+   *  (case-insensitively); borrowed for the call. */
+  const char *name;
+  /** The value's text, as the decoded content of a JSON string (no
+   *  quotes, no escapes; any bytes but invalid UTF-8); borrowed for the
+   *  call; may be NULL when value_len is 0. */
+  const char *value;
+  size_t value_len;
+} trb_bq_extra_field_t;
+
+/**
+ * As trb_bq_transcode_row on the row text with `n_extra` members
+ * `"name": "<value>"` (value JSON-escaped) appended, in order, at the end
+ * of its top-level object — the same output bytes and the same error
+ * messages, except that invalid UTF-8 in a value is reported as
+ * "$.<name>: invalid UTF-8 in string at byte N of the value" (N counted
+ * in the value) — but without building that text or reading it again.
+ * A column given by the row and by an extra is "field given twice" (path
+ * of the extra); an extra naming no column is skipped with
+ * opts->ignore_unknown_fields, else a row error.
+ * Params:  extra — array of n_extra values (borrowed); NULL when n_extra
+ *          is 0. Others as trb_bq_transcode_row.
+ * Returns: as trb_bq_transcode_row.
+ * Threading: thread-safe; `t` and `extra` are only read.
+ */
+grpc_status_code trb_bq_transcode_row_extra(
+    const trb_bq_table_t *t, const char *json, size_t len,
+    const trb_bq_extra_field_t *extra, size_t n_extra,
+    const trb_bq_transcode_opts_t *opts, trb_buf_t *out, trb_status_t *st);
+
+/**
  * Parse-only: check that `len` bytes at `json` are one well-formed JSON
  * value (same reader and rules as trb_bq_transcode_row, no conversion).
  * Returns: OK; INVALID_ARGUMENT with the byte offset of the problem.

@@ -371,6 +371,177 @@ TEST_F(TranscodeTest, DeepNestingLimits) {
   EXPECT_NE(nullptr, strstr(st.msg, "nesting deeper")) << st.msg;
 }
 
+// Error paths are built only when a row error is reported: the texts are
+// those of the path pushed per key (column names in the schema's spelling,
+// unknown keys as written, "..." for names that do not fit 240 bytes).
+TEST_F(TranscodeTest, ErrorPathsExact) {
+  Schema(R"([{"name":"s","type":"STRING","mode":"REQUIRED"},
+             {"name":"Items","type":"RECORD","mode":"REPEATED","fields":[
+                {"name":"n","type":"INT64","mode":"REPEATED"},
+                {"name":"Sub","type":"RECORD","fields":[{"name":"z","type":"STRING"}]}]},
+             {"name":"ts","type":"TIMESTAMP"}])");
+  auto msg = [&](const std::string& json, bool ignore = false) {
+    EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, Row(json, ignore)) << json;
+    EXPECT_EQ(0u, out_.len);
+    return std::string(st_.msg);
+  };
+  EXPECT_EQ("$.Items[1].n[2]: INT64 wants an integer, got x",
+            msg(R"({"s":"a","ITEMS":[{},{"N":[1,2,"x"]}]})"));
+  EXPECT_EQ("$.Items[0].Sub.z: STRING wants a string, integer or boolean",
+            msg(R"({"items":[{"sub":{"Z":1.5}}],"s":"a"})"));
+  // Keys out of column order (the lookup wraps around).
+  EXPECT_EQ("$.s: field given twice", msg(R"({"ts":null,"items":[],"s":"a","S":"b"})"));
+  EXPECT_EQ("$.s: missing REQUIRED field", msg(R"({"ts":null,"items":[]})"));
+  EXPECT_EQ("$.q: no such field in the table schema", msg(R"({"s":"a","q":1})"));
+  std::string long_key(250, 'k');
+  EXPECT_EQ("$...: no such field in the table schema",
+            msg("{\"s\":\"a\",\"" + long_key + "\":1}"));
+  // An escaped unknown key keeps its text in the path while its value is
+  // skipped (and read strings reuse the scratch buffer).
+  EXPECT_EQ("$.xyz: invalid literal: unexpected character 't' at byte 31",
+            msg(R"({"s":"a","\u0078yz":["\u00e9", tru]})", true));
+  EXPECT_EQ("$.Items[0]: RECORD wants a JSON object", msg(R"({"s":"a","items":[1]})"));
+  EXPECT_EQ("$.ts: invalid TIMESTAMP \"0000-12-31T00:00:00Z\": want RFC 3339 "
+            "(YYYY-MM-DDTHH:MM:SS[.ffffff]Z or \u00b1HH:MM offset)",
+            msg(R"({"s":"a","ts":"0000-12-31T00:00:00Z"})"));
+}
+
+// The common timestamp shape takes a shortcut; the values and the edges
+// must be those of the general parser.
+TEST_F(TranscodeTest, TimestampShortcutEdges) {
+  Schema(COLUMN("TIMESTAMP"));
+  EXPECT_EQ("2024-02-29T23:59:59.123456Z", One(R"({"v":"2024-02-29T23:59:59.123456000Z"})"));
+  ExpectError(R"({"v":"2024-02-29T23:59:59.123456789Z"})", "$.v: invalid TIMESTAMP");
+  EXPECT_EQ("2024-02-29T23:59:59.100000Z", One(R"({"v":"2024-02-29 23:59:59.1Z"})"));
+  EXPECT_EQ("2000-02-29T00:00:00.123456Z", One(R"({"v":"2000-02-29T00:00:00.123456000Z"})"));
+  EXPECT_EQ("9999-12-31T23:59:59.999999Z", One(R"({"v":"9999-12-31T23:59:59.999999Z"})"));
+  EXPECT_EQ("2025-01-15T10:30:00.000000Z", One(R"({"v":"2025-01-15t10:30:00z"})"));
+  ExpectError(R"({"v":"1900-02-29T00:00:00Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-02-29T24:00:00Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-02-29T23:60:00Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-02-29T23:59:60Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-13-01T00:00:00Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-02-29T23:59:59.Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-02-29T23:59:59.1234567891Z"})", "$.v: ");
+  ExpectError(R"({"v":"2024-02-29T23:59:59.0000001Z"})", "$.v: ");
+  ExpectError(R"({"v":"0000-01-01T00:00:00Z"})", "$.v: ");
+}
+
+// JSON-escape `v` as a string literal (what a pipeline writes when it adds
+// members to the row text).
+std::string JsonString(const std::string& v) {
+  std::string r = "\"";
+  for (unsigned char c : v) {
+    char b[8];
+    if (c == '"' || c == '\\') {
+      r += '\\';
+      r += (char)c;
+    } else if (c < 0x20) {
+      snprintf(b, sizeof b, "\\u%04x", c);
+      r += b;
+    } else {
+      r += (char)c;
+    }
+  }
+  return r + "\"";
+}
+
+// trb_bq_transcode_row_extra gives the bytes and messages of
+// trb_bq_transcode_row on the row text with the members appended.
+TEST_F(TranscodeTest, ExtraFieldsEqualAppendedMembers) {
+  Schema(R"([{"name":"event_type","type":"STRING","mode":"REQUIRED"},
+             {"name":"n","type":"INT64"},
+             {"name":"tags","type":"STRING","mode":"REPEATED"},
+             {"name":"rec","type":"RECORD","fields":[{"name":"x","type":"STRING"}]},
+             {"name":"raw","type":"BYTES"},
+             {"name":"subscription_name","type":"STRING"},
+             {"name":"message_id","type":"STRING","mode":"REQUIRED"},
+             {"name":"publish_time","type":"TIMESTAMP"},
+             {"name":"attributes","type":"JSON"}])");
+  using Extras = std::vector<std::pair<std::string, std::string>>;
+  const Extras meta = {{"subscription_name", "projects/p/subscriptions/s"},
+                       {"message_id", "1234567"},
+                       {"publish_time", "2026-11-21T04:22:08.123456Z"},
+                       {"attributes", R"({"k":"v \"q\"\n","\u00e9":"\u00e9"})"}};
+  const std::vector<Extras> sets = {
+      meta,
+      {},
+      {{"Message_ID", "with \"quotes\", \\ and \x01 control bytes, \xc3\xa9"}},
+      {{"message_id", "m"}, {"publish_time", "not a time"}},
+      {{"message_id", "m"}, {"tags", "x"}},
+      {{"message_id", "m"}, {"rec", "x"}},
+      {{"message_id", "m"}, {"raw", "aGVsbG8="}},
+      {{"message_id", "m"}, {"raw", "!!"}},
+      {{"message_id", "m"}, {"n", "42"}},
+      {{"message_id", "m"}, {"n", "4.5"}},
+      {{"message_id", "m"}, {"no_such_column", "v"}},
+      {{"message_id", "m"}, {"message_id", "twice"}},
+      {{"subscription_name", std::string("nul\0byte", 8)}, {"message_id", ""}},
+  };
+  const std::vector<std::string> rows = {
+      R"({"event_type":"order","n":1})",
+      R"( { } )",
+      R"({"event_type":"x","message_id":"already"})",
+      R"({"event_type":"x","MESSAGE_ID":"already","subscription_name":null})",
+      R"({"event_type":"x","tags":["a","b"],"rec":{"x":"y"},"zz":[1]})",
+      R"({"event_type":"x","n":"bad"})",
+      R"({"n":1})",
+  };
+  int compared = 0, errors = 0;
+  for (const auto& row : rows) {
+    for (const auto& set : sets) {
+      for (bool ignore : {false, true}) {
+        // The row text with the members appended (as a pipeline's shaping).
+        size_t e = row.find_last_of('}'), b = row.find('{');
+        std::string inner = row.substr(b + 1, e - b - 1);
+        bool empty = inner.find_first_not_of(" \t\r\n") == std::string::npos;
+        std::string text = row.substr(0, e);
+        for (size_t i = 0; i < set.size(); i++) {
+          if (i > 0 || !empty) text += ",";
+          text += JsonString(set[i].first) + ":" + JsonString(set[i].second);
+        }
+        text += "}";
+        grpc_status_code want = Row(text, ignore);
+        std::string want_bytes = Bytes(), want_msg = st_.msg;
+        std::vector<trb_bq_extra_field_t> ex;
+        for (const auto& kv : set)
+          ex.push_back({kv.first.c_str(), kv.second.data(), kv.second.size()});
+        trb_bq_transcode_opts_t o{ignore};
+        trb_buf_reset(&out_);
+        trb_buf_append(&out_, "KEEP", 4);
+        trb_status_t st{};
+        grpc_status_code got = trb_bq_transcode_row_extra(
+            &t_, row.data(), row.size(), ex.empty() ? nullptr : ex.data(), ex.size(), &o,
+            &out_, &st);
+        ASSERT_EQ(want, got) << text << " " << want_msg << " / " << st.msg;
+        ASSERT_EQ(0, memcmp(out_.data, "KEEP", 4));
+        if (got == GRPC_STATUS_OK) {
+          EXPECT_EQ(want_bytes, Hex(out_.data + 4, out_.len - 4)) << text;
+        } else {
+          errors++;
+          EXPECT_EQ(want_msg, st.msg) << text;
+          EXPECT_EQ(4u, out_.len) << text;
+        }
+        EXPECT_EQ('\0', out_.data[out_.len]);
+        compared++;
+      }
+    }
+  }
+  EXPECT_EQ(int(rows.size() * sets.size() * 2), compared);
+  EXPECT_GT(errors, 20);
+  EXPECT_LT(errors, compared - 10);
+
+  // Invalid UTF-8 in a value: the offset is counted in the value.
+  trb_bq_extra_field_t bad[] = {{"message_id", "ab\xff", 3}};
+  trb_status_t st{};
+  trb_buf_reset(&out_);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_bq_transcode_row_extra(&t_, "{\"event_type\":\"x\"}", 18, bad, 1, nullptr,
+                                       &out_, &st));
+  EXPECT_STREQ("$.message_id: invalid UTF-8 in string at byte 2 of the value", st.msg);
+  EXPECT_EQ(0u, out_.len);
+}
+
 TEST(JsonCheckTest, AcceptsAndRejects) {
   trb_status_t st{};
   for (const char* ok : {"{}", " [1, -0.5e+3, \"a\\u0041\", true, false, null] ", "\"x\"",
