@@ -131,7 +131,8 @@ struct loop_s {
   bool started;
   int epfd;
   int evfd;
-  pthread_mutex_t mu; /* guards ready */
+  _Atomic int64_t now_ms; /* now_ms() at the last wake-up of the loop */
+  pthread_mutex_t mu;      /* guards ready */
   conn_t *ready;
   conn_t *conns; /* loop thread only (and destroy after join) */
   conn_t *graveyard; /* closed, freed after the current event batch */
@@ -242,6 +243,17 @@ static void wput(conn_t *c, const char *s, size_t n) {
 
 static void wputs(conn_t *c, const char *s) { wput(c, s, strlen(s)); }
 
+/* Decimal digits of v (no snprintf: this is on every reply). */
+static void wputu(conn_t *c, uint64_t v) {
+  char tmp[24];
+  size_t i = sizeof(tmp);
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  wput(c, tmp + i, sizeof(tmp) - i);
+}
+
 /* Appends a whole reply to wbuf; false when out of memory (the connection
  * is then closed without a reply). Sets close_after when `close`. */
 static bool format_reply(conn_t *c, int status, const char *content_type,
@@ -253,14 +265,18 @@ static bool format_reply(conn_t *c, int status, const char *content_type,
     need += strlen(headers[i].name) + strlen(headers[i].value) + 4;
   }
   if (!wreserve(c, need)) return false;
-  char line[96];
-  int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
-  wput(c, line, (size_t)n);
+  if (status < 100 || status > 999) status = 500;
+  wputs(c, "HTTP/1.1 ");
+  wputu(c, (uint64_t)status);
+  wput(c, " ", 1);
+  wputs(c, reason(status));
+  wputs(c, "\r\n");
   size_t dl;
   const char *d = date_line(&dl);
   wput(c, d, dl);
-  n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
-  wput(c, line, (size_t)n);
+  wputs(c, "Content-Length: ");
+  wputu(c, len);
+  wputs(c, "\r\n");
   if (content_type) {
     wputs(c, "Content-Type: ");
     wputs(c, content_type);
@@ -379,7 +395,8 @@ void trb_http_respond(trb_http_request_t *r, int status,
       c->rpos == c->rlen) {
     /* Sent in full, and the loop has nothing to do: finish here. */
     c->req = R_IDLE;
-    c->since_ms = now_ms();
+    /* The loop's clock (at most one wake-up old) is good enough here. */
+    c->since_ms = atomic_load_explicit(&c->loop->now_ms, memory_order_relaxed);
     if (c->counted) {
       c->counted = false;
       active_done(s);
@@ -714,7 +731,7 @@ static void drive(conn_t *c) {
     }
     if (c->req == R_DONE) {
       c->req = R_IDLE;
-      c->since_ms = now_ms();
+      c->since_ms = atomic_load_explicit(&c->loop->now_ms, memory_order_relaxed);
       if (c->counted) {
         c->counted = false;
         active_done(s);
@@ -865,6 +882,7 @@ static void *loop_main(void *arg) {
   int64_t last_sweep = now_ms();
   while (!atomic_load(&s->stopping)) {
     int n = epoll_wait(l->epfd, evs, 64, 250);
+    atomic_store_explicit(&l->now_ms, now_ms(), memory_order_relaxed);
     for (int i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
       if (p == l) {
@@ -970,6 +988,7 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
   for (int i = 0; i < s->cfg.threads; i++) {
     loop_t *l = &s->loops[i];
     l->srv = s;
+    l->now_ms = now_ms();
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&l->mu, NULL);
