@@ -206,21 +206,37 @@ static bool plain_id(const char *id, size_t len) {
   return true;
 }
 
-/* The reply to a single confirmed event, into `out` (no allocation).
- * Returns its length, or 0 when it does not fit / needs escaping. */
+/* Append `n` bytes at `*o` if they fit before `end`. */
+static bool put(char **o, const char *end, const char *s, size_t n) {
+  if ((size_t)(end - *o) < n) return false;
+  memcpy(*o, s, n);
+  *o += n;
+  return true;
+}
+
+/* The reply to a single confirmed event, into `out` (no allocation, no
+ * printf). Returns its length, or 0 when it does not fit / needs
+ * escaping. */
 static size_t format_single_ok(const trb_ingest_outcome_t *e, char *out,
                                size_t cap) {
-  int n;
+  static const char kIssue[] = "{\"issue_id\":\"";
+  static const char kCreated[] = "\",\"status\":\"created\"}";
+  static const char kMsg[] = "{\"message_id\":\"";
+  static const char kPublished[] = "\",\"status\":\"published\"}";
+  char *o = out;
+  const char *end = out + cap;
+  bool ok;
   if (e->issue_id[0]) {
-    n = snprintf(out, cap, "{\"issue_id\":\"%s\",\"status\":\"created\"}",
-                 e->issue_id);
+    ok = put(&o, end, kIssue, sizeof(kIssue) - 1) &&
+         put(&o, end, e->issue_id, strlen(e->issue_id)) &&
+         put(&o, end, kCreated, sizeof(kCreated) - 1);
   } else {
     size_t l = strlen(e->message_id);
-    if (!plain_id(e->message_id, l)) return 0;
-    n = snprintf(out, cap, "{\"message_id\":\"%s\",\"status\":\"published\"}",
-                 e->message_id);
+    ok = plain_id(e->message_id, l) && put(&o, end, kMsg, sizeof(kMsg) - 1) &&
+         put(&o, end, e->message_id, l) &&
+         put(&o, end, kPublished, sizeof(kPublished) - 1);
   }
-  return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+  return ok ? (size_t)(o - out) : 0;
 }
 
 /* Publish layer completion: reply and free. Runs on the loop thread (or

@@ -132,6 +132,15 @@ static inline uint64_t swar_json_special(uint64_t w) {
 }
 #define SWAR_SPECIAL(w) (swar_json_special(w) & SWAR_HIGHS)
 
+/* Offset (0..7) of the first byte flagged in a nonzero SWAR mask. Borrows
+ * of the tests above only run towards higher bytes, so the lowest flag is
+ * always a real one (a flag above it may not be). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_FIRST(m) ((size_t)__builtin_ctzll(m) >> 3)
+#else
+#define SWAR_FIRST(m) ((size_t)__builtin_clzll(m) >> 3)
+#endif
+
 enum { FC_MAX_DEPTH = 128, FC_MAX_KEYS = 256, FC_MAX_OBJ_KEYS = 32 };
 
 static const uint8_t *fc_ws(const uint8_t *p, const uint8_t *end) {
@@ -184,13 +193,20 @@ static const uint8_t *fc_string(const uint8_t *p, const uint8_t *end,
                                 bool *esc) {
   p++;
   for (;;) {
-    while (end - p >= 8) {
+    for (;;) {
+      if (end - p < 8) {
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        break;
+      }
       uint64_t w;
       memcpy(&w, p, 8);
-      if (SWAR_SPECIAL(w) | (w & SWAR_HIGHS)) break;
+      uint64_t m = SWAR_SPECIAL(w) | (w & SWAR_HIGHS);
+      if (m) {
+        p += SWAR_FIRST(m);
+        break;
+      }
       p += 8;
     }
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
     if (p >= end) return NULL;
     uint8_t c = *p;
     if (c == '"') return p + 1;
@@ -392,33 +408,46 @@ bool trb_ingest_ndjson_next(const char *s, size_t len, size_t *pos,
 
 int trb_ingest_json_append_str(trb_buf_t *b, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
-  /* Plain bytes are copied in runs; room is reserved as needed (at most
-   * 6 bytes per escaped byte), so the common case is one reserve. */
-  if (trb_buf_reserve(b, len + 2) != 0) return -ENOMEM;
-  b->data[b->len++] = '"';
+  /* Up to 16 KiB of input, room for the worst case (6 bytes per byte) is
+   * reserved at once — buffers reused from request to request keep it —
+   * so the copy loop never checks room; longer strings reserve as they
+   * meet escapes. Plain bytes are found 8 at a time and copied in runs. */
+  bool worst = len <= 16384;
+  if (trb_buf_reserve(b, (worst ? 6 * len : len) + 2) != 0) return -ENOMEM;
+  char *o = b->data + b->len;
+  *o++ = '"';
   size_t i = 0;
   while (i < len) {
-    size_t run = i;
-    while (len - i >= 8) {
+    size_t j = i;
+    for (;;) {
+      if (len - j < 8) {
+        while (j < len) {
+          unsigned char c = (unsigned char)s[j];
+          if (c < 0x20 || c == '"' || c == '\\') break;
+          j++;
+        }
+        break;
+      }
       uint64_t w;
-      memcpy(&w, s + i, 8);
-      if (SWAR_SPECIAL(w)) break;
-      i += 8;
+      memcpy(&w, s + j, 8);
+      uint64_t m = SWAR_SPECIAL(w);
+      if (m) {
+        j += SWAR_FIRST(m);
+        break;
+      }
+      j += 8;
     }
-    while (i < len) {
-      unsigned char c = (unsigned char)s[i];
-      if (c < 0x20 || c == '"' || c == '\\') break;
-      i++;
-    }
-    if (i > run) {
-      memcpy(b->data + b->len, s + run, i - run);
-      b->len += i - run;
-    }
+    memcpy(o, s + i, j - i);
+    o += j - i;
+    i = j;
     if (i == len) break;
-    /* Room for this escape (6) plus the rest unescaped and the quote. */
-    if (trb_buf_reserve(b, 6 + (len - i - 1) + 1) != 0) return -ENOMEM;
+    if (!worst) {
+      /* Room for this escape (6) plus the rest unescaped and the quote. */
+      b->len = (size_t)(o - b->data);
+      if (trb_buf_reserve(b, 6 + (len - i - 1) + 1) != 0) return -ENOMEM;
+      o = b->data + b->len;
+    }
     unsigned char c = (unsigned char)s[i++];
-    char *o = b->data + b->len;
     o[0] = '\\';
     size_t n = 2;
     switch (c) {
@@ -438,9 +467,10 @@ int trb_ingest_json_append_str(trb_buf_t *b, const char *s, size_t len) {
         n = 6;
         break;
     }
-    b->len += n;
+    o += n;
   }
-  b->data[b->len++] = '"';
-  b->data[b->len] = '\0';
+  *o++ = '"';
+  *o = '\0';
+  b->len = (size_t)(o - b->data);
   return 0;
 }
