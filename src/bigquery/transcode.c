@@ -1145,9 +1145,11 @@ static inline int find_field(const trb_bq_field_t *fs, size_t nf,
  * top-level object, as a JSON string holding e->value would be. */
 static grpc_status_code conv_extra(ctx_t *c, const trb_bq_field_t *fs,
                                    size_t nf, uint64_t *seen,
-                                   const trb_bq_extra_field_t *e) {
+                                   const trb_bq_extra_field_t *e,
+                                   size_t *hint) {
   size_t kn = strlen(e->name);
-  int idx = find_field(fs, nf, e->name, kn, 0);
+  int idx = find_field(fs, nf, e->name, kn, *hint);
+  if (idx >= 0) *hint = (size_t)idx + 1 < nf ? (size_t)idx + 1 : 0;
   size_t saved = path_push_name(c, idx >= 0 ? fs[idx].name : e->name, kn);
   const trb_bq_field_t *f = idx >= 0 ? &fs[idx] : NULL;
   if (!f && !c->ignore_unknown)
@@ -1271,7 +1273,7 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
   }
   if (c->depth == 1 && c->n_extra) {
     for (size_t i = 0; i < c->n_extra; i++) {
-      if ((rc = conv_extra(c, fs, nf, seen, &c->extra[i])) != GRPC_STATUS_OK)
+      if ((rc = conv_extra(c, fs, nf, seen, &c->extra[i], &hint)) != GRPC_STATUS_OK)
         goto done;
     }
   }
