@@ -260,7 +260,7 @@ static bool format_reply(conn_t *c, int status, const char *content_type,
                          const char *body, size_t len,
                          const trb_http_header_t *headers, size_t n_headers,
                          bool close, bool http10_keep_alive, bool head) {
-  size_t need = 160 + len + (content_type ? strlen(content_type) + 20 : 0);
+  size_t need = 256 + len + (content_type ? strlen(content_type) + 20 : 0);
   for (size_t i = 0; i < n_headers; i++) {
     need += strlen(headers[i].name) + strlen(headers[i].value) + 4;
   }
@@ -404,6 +404,8 @@ void trb_http_respond(trb_http_request_t *r, int status,
     pthread_mutex_unlock(&c->mu);
     return;
   }
+  /* A reply the client does not read is timed out from now. */
+  c->since_ms = atomic_load_explicit(&c->loop->now_ms, memory_order_relaxed);
   kick_locked(c);
   pthread_mutex_unlock(&c->mu);
 }
@@ -604,6 +606,7 @@ static void dispatch(conn_t *c) {
   atomic_fetch_add(&s->active, 1);
   pthread_mutex_lock(&c->mu);
   c->req = R_HANDLER;
+  c->since_ms = atomic_load_explicit(&c->loop->now_ms, memory_order_relaxed);
   c->counted = true;
   c->in_dispatch = true;
   pthread_mutex_unlock(&c->mu);
@@ -834,7 +837,7 @@ static void accept_some(loop_t *l) {
 }
 
 /* Idle keep-alive connections (and slow clients that have not completed a
- * request) past the idle timeout, and lingering ones past LINGER_S; run
+ * request, or do not read their reply) past the idle timeout, and lingering ones past LINGER_S; run
  * every 250 ms. */
 static void sweep(loop_t *l) {
   trb_http_server_t *s = l->srv;
@@ -843,8 +846,9 @@ static void sweep(loop_t *l) {
   for (conn_t *c = l->conns; c; c = next) {
     next = c->next;
     pthread_mutex_lock(&c->mu);
-    bool idle = c->req == R_IDLE && !c->closed && !c->on_ready &&
-                c->wlen == c->woff;
+    /* Waiting for a request (or its bytes), or for the client to read
+     * a reply; never while the handler has the request. */
+    bool idle = c->req != R_HANDLER && !c->closed && !c->on_ready;
     int64_t limit = 1000 * (int64_t)(c->lingering ? LINGER_S : s->cfg.idle_timeout_s);
     if (idle && now - c->since_ms >= limit) {
       close_locked(c);

@@ -46,8 +46,9 @@
  * Timeouts: a connection that has not completed a request within
  * `idle_timeout_s` of its previous reply (or of its accept) is closed —
  * idle keep-alive connections and slow senders ("slowloris") alike; bytes
- * trickling in do not extend it. A request waiting for its reply is never
- * timed out by the server. Checked every 250 ms.
+ * trickling in do not extend it. So is one whose client has not read its
+ * reply within `idle_timeout_s`. A request waiting for its reply (from the
+ * handler) is never timed out by the server. Checked every 250 ms.
  *
  * A client that resets its connection while its reply is pending: the
  * connection is closed at once (it leaves trb_http_server_wait_idle's
@@ -162,9 +163,13 @@ int64_t trb_http_server_pending(trb_http_server_t *s);
 bool trb_http_server_wait_idle(trb_http_server_t *s, int64_t timeout_ms);
 
 /**
- * Stop: close every connection and join the threads. Requests still
- * pending are answered 503 first so their connections can close. NULL-safe.
- * Threading: exclusive; not from a handler.
+ * Stop: join the loop threads, then answer every request still pending
+ * 503 (one non-blocking send, Connection: close) and close every
+ * connection. NULL-safe.
+ * Threading: exclusive; not from a handler; no trb_http_respond may run
+ * concurrently or later (a pending request is answered here, and its
+ * memory freed) — drain the producers of replies first
+ * (trb_http_server_wait_idle, or stop them).
  */
 void trb_http_server_destroy(trb_http_server_t *s);
 
