@@ -135,6 +135,11 @@ class HttpServerTest : public ::testing::Test {
       t->cond_.Update([&] { t->deferred_.push_back(r); });
       return;
     }
+    if (std::string(trb_http_request_path(r)) == "/big") {  // more than socket buffers hold
+      std::string big(64 << 20, 'b');
+      trb_http_respond(r, 200, "text/plain", big.data(), big.size(), nullptr, 0, false);
+      return;
+    }
     Echo(r);
   }
 
@@ -369,6 +374,29 @@ TEST_F(HttpServerTest, SlowSenderIsClosedAtTheIdleTimeout) {
   EXPECT_GE(s, 0.9);
   EXPECT_LT(s, 5.0);
   EXPECT_TRUE(seen_.empty());
+}
+
+// A client that stops reading its reply is closed at the idle timeout:
+// it gets less than the whole reply, then the end of the stream.
+TEST_F(HttpServerTest, ClientNotReadingItsReplyIsClosedAtTheIdleTimeout) {
+  trb_http_server_config_t cfg = {};
+  cfg.idle_timeout_s = 1;
+  Start(cfg);
+  Client c(port_, 10000);
+  ASSERT_TRUE(c.Send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(cond_.WaitFor([&] { return seen_.size() == 1; }, 10000));
+  EXPECT_TRUE(trb_http_server_wait_idle(srv_, 10000));  // closed, so no longer active
+  size_t got = 0;
+  char tmp[65536];
+  for (;;) {
+    ssize_t n = recv(c.fd(), tmp, sizeof(tmp), 0);
+    if (n <= 0) {
+      EXPECT_TRUE(n == 0 || errno == ECONNRESET) << errno;
+      break;
+    }
+    got += static_cast<size_t>(n);
+  }
+  EXPECT_LT(got, static_cast<size_t>(64 << 20));
 }
 
 TEST_F(HttpServerTest, ReplyFromAnotherThreadAndWaitIdle) {
