@@ -635,6 +635,8 @@ static void parse_some(conn_t *c) {
     }
   } else if (e != HPE_OK && e != HPE_PAUSED && !c->reject) {
     c->reject = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+  } else if (n == 0 && avail > 0 && !c->reject) {
+    c->reject = 400; /* no progress (cannot happen with 2.9.4): do not spin */
   }
   if (!c->reject) return;
   pthread_mutex_lock(&c->mu);
