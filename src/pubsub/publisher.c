@@ -81,6 +81,14 @@ struct trb_ps_publisher_s {
   pthread_cond_t room_cv;
   pthread_t timer;
   bool timer_started;
+  /* The timer thread sleeps on timer_cv until timer_wake_ms (monotonic;
+   * -1 = until signalled). Signalling it is needed only when something
+   * becomes due earlier (need_timer); the wake-up is sent after mu is
+   * released (wake_timer, unlock_and_start), so the timer thread does not
+   * wake up only to block on mu. */
+  bool timer_sleeping;
+  int64_t timer_wake_ms;
+  bool wake_timer;
 
   keyq_t unordered;
   keyq_t *keys; /* ordered keys with state */
@@ -236,10 +244,20 @@ static void run_starts(trb_ps_publisher_t *p, batch_t *list) {
   }
 }
 
-/* Release mu, then start what was prepared under it. */
+/* Whether the timer thread must be woken for something due at `at_ms`:
+ * it sleeps, and past that time or forever. With mu held. */
+static bool need_timer(const trb_ps_publisher_t *p, int64_t at_ms) {
+  return p->timer_sleeping && (p->timer_wake_ms < 0 || at_ms < p->timer_wake_ms);
+}
+
+/* Release mu, then wake the timer thread if asked (wake_timer) and start
+ * what was prepared under the lock. */
 static void unlock_and_start(trb_ps_publisher_t *p) {
   batch_t *list = take_starts(p);
+  bool wake = p->wake_timer;
+  p->wake_timer = false;
   pthread_mutex_unlock(&p->mu);
+  if (wake) pthread_cond_signal(&p->timer_cv);
   run_starts(p, list);
 }
 
@@ -421,7 +439,9 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
   /* What is left behind this request may now wait for its delay: only
    * then does the timer thread need waking (otherwise a futex wake and a
    * timer-thread wake-up per request for nothing). */
-  if (k->head) pthread_cond_signal(&p->timer_cv);
+  if (k->head && need_timer(p, k->head->created_ms + p->cfg.max_delay_ms)) {
+    p->wake_timer = true;
+  }
   gc_key(p, k);
   /* Last touch of `p` (but for attempts prepared above, which count
    * themselves): shutdown waits for rpcs_in_flight == 0. */
@@ -476,7 +496,10 @@ static void *timer_main(void *arg) {
       pthread_mutex_lock(&p->mu);
       continue;
     }
-    wait_until(&p->timer_cv, &p->mu, next_wake(p));
+    p->timer_wake_ms = next_wake(p);
+    p->timer_sleeping = true;
+    wait_until(&p->timer_cv, &p->mu, p->timer_wake_ms);
+    p->timer_sleeping = false;
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
@@ -734,7 +757,7 @@ static grpc_status_code enqueue_locked(trb_ps_publisher_t *p,
                           (long long)p->cfg.flow_max_bytes);
       break;
     }
-    if (p->starting) {
+    if (p->starting || p->wake_timer) {
       /* Start what this thread prepared before sleeping. */
       unlock_and_start(p);
       pthread_mutex_lock(&p->mu);
@@ -787,10 +810,11 @@ static grpc_status_code enqueue_locked(trb_ps_publisher_t *p,
   if (can_send(p, k)) {
     if (due(p, k, now)) {
       pump_key(p, k, now);
-    } else if (k->head == b && b->n == 1) {
-      /* The queue went from empty to non-empty: arm the delay (the one
-       * wake-up of the timer thread per batch). */
-      pthread_cond_signal(&p->timer_cv);
+    } else if (k->head == b && b->n == 1 &&
+               need_timer(p, b->created_ms + p->cfg.max_delay_ms)) {
+      /* The queue went from empty to non-empty and the timer thread
+       * sleeps past its delay: arm it (after the lock is released). */
+      p->wake_timer = true;
     }
   }
   return GRPC_STATUS_OK;
