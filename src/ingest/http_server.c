@@ -771,14 +771,7 @@ static void drive(conn_t *c) {
     }
     if (c->readable) {
       read_some(c);
-      if (c->rpos < c->rlen) continue;
-      if (c->peer_eof && HTTP_PARSER_ERRNO(&c->parser) == HPE_OK &&
-          c->parser.state != 0) {
-        /* EOF ends a message without length (never for requests) —
-         * or truncates one: let the parser decide. */
-        http_parser_execute(&c->parser, &s->settings, NULL, 0);
-      }
-      continue;
+      continue; /* parse it; at EOF (a truncated request too): close */
     }
     if (c->peer_eof) {
       pthread_mutex_lock(&c->mu);
