@@ -29,6 +29,7 @@
 #include "google/pubsub/v1/pubsub.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "src/common/alloc.h"
+#include "src/common/arena.h"
 #include "src/common/clock.h"
 #include "src/pubsub/pull_codec.h"
 #include "src/rpc/details.h"
@@ -48,15 +49,16 @@ typedef enum { H_QUEUED, H_HELD, H_ABANDONED } hstate_t;
 
 /* One allocation per message: this struct, then the attribute array, the
  * message id, ordering key and attribute strings (NUL-terminated) and the
- * data, all pointed at by `msg`. The ack id is allocated apart: it moves to
- * an ack request when the message is settled. */
+ * data, all pointed at by `msg`, and the ack id (copied into an ack
+ * request's arena when the message is settled). */
 struct trb_ps_ack_handle_s {
   trb_ps_ack_handle_t *prev, *next; /* queue, held or abandoned list */
   trb_ps_subscriber_t *s;
   hstate_t state;
   bool in_cb;   /* its message callback is running */
   bool settled; /* settled during the callback: freed after it */
-  char *ack_id;
+  char *ack_id;       /* inside this allocation */
+  size_t ack_id_len;
   size_t bytes;
   int64_t received_ms;
   int64_t extend_at_ms; /* next lease extension; NEVER after max */
@@ -103,7 +105,8 @@ typedef struct op_s {
   trb_ps_subscriber_t *s;
   bool ack;   /* Acknowledge; else ModifyAckDeadline */
   int secs;   /* modack seconds */
-  char **ids; /* owned */
+  char **ids; /* in `arena` */
+  trb_arena_t *arena; /* the ids' text (one allocation per chunk, not per id) */
   waiter_t *w; /* parallel to ids; NULL until an id has a waiter */
   size_t n, cap;
   int64_t first_ms, retry_at_ms;
@@ -194,7 +197,6 @@ static void hl_remove(hlist_t *l, trb_ps_ack_handle_t *h) {
 }
 
 static void handle_free(trb_ps_ack_handle_t *h) {
-  trb_free(h->ack_id);
   trb_free(h);
 }
 
@@ -249,6 +251,11 @@ static void record_latency(trb_ps_subscriber_t *s, int64_t ms) {
 static op_t *op_new(trb_ps_subscriber_t *s, bool ack, int secs) {
   op_t *o = trb_calloc(1, sizeof(*o));
   if (!o) return NULL;
+  o->arena = trb_arena_create(0);
+  if (!o->arena) {
+    trb_free(o);
+    return NULL;
+  }
   o->s = s;
   o->ack = ack;
   o->secs = secs;
@@ -260,7 +267,7 @@ static op_t *op_new(trb_ps_subscriber_t *s, bool ack, int secs) {
 
 static void op_free(op_t *o) {
   if (!o) return;
-  for (size_t i = 0; i < o->n; i++) trb_free(o->ids[i]);
+  trb_arena_destroy(o->arena);
   trb_free(o->ids);
   trb_free(o->w);
   trb_free(o);
@@ -332,23 +339,20 @@ static void op_finish(op_t *o, dones_t *d, trb_ps_ack_status_t result,
 
 static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now);
 
-/* Queue `id` (ownership taken) for an ack (ack=true) or a modack of
- * `secs`; `w` wants the result (w.cb NULL: nobody). Returns false when
- * out of memory (the id is dropped; the caller reports `w`). With mu
- * held. */
-static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs, char *id,
-                        waiter_t w) {
-  if (!id) return false;
+/* Queue ack id `ack_id` (`len` bytes, copied) for an ack (ack=true) or a
+ * modack of `secs`; `w` wants the result (w.cb NULL: nobody). Returns
+ * false when out of memory (the id is dropped; the caller reports `w`).
+ * With mu held. */
+static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs,
+                        const char *ack_id, size_t len, waiter_t w) {
+  if (!ack_id) return false;
   op_t *o = s->fill;
   for (; o; o = o->next) {
     if (o->ack == ack && (ack || o->secs == secs)) break;
   }
   if (!o) {
     o = op_new(s, ack, secs);
-    if (!o) {
-      trb_free(id);
-      return false;
-    }
+    if (!o) return false;
     o->next = s->fill;
     s->fill = o;
   }
@@ -358,28 +362,21 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs, char *id,
       cap = TRB_PS_MAX_ACK_IDS_PER_REQUEST;
     }
     char **ids = trb_realloc(o->ids, cap * sizeof(*ids));
-    if (!ids) {
-      trb_free(id);
-      return false;
-    }
+    if (!ids) return false;
     o->ids = ids;
     if (o->w) {
       waiter_t *nw = trb_realloc(o->w, cap * sizeof(*nw));
-      if (!nw) {
-        trb_free(id);
-        return false;
-      }
+      if (!nw) return false;
       o->w = nw;
     }
     o->cap = cap;
   }
   if (w.cb && !o->w) {
     o->w = trb_calloc(o->cap, sizeof(*o->w));
-    if (!o->w) {
-      trb_free(id);
-      return false;
-    }
+    if (!o->w) return false;
   }
+  char *id = trb_arena_strndup(o->arena, ack_id, len);
+  if (!id) return false;
   if (o->w) o->w[o->n] = w;
   o->ids[o->n++] = id;
   if (s->fill_since_ms == NEVER) {
@@ -398,9 +395,10 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs, char *id,
   return true;
 }
 
-static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs, char *id) {
+static void enqueue_id(trb_ps_subscriber_t *s, bool ack, int secs,
+                       const char *ack_id, size_t len) {
   waiter_t none = {NULL, NULL};
-  (void)enqueue_idw(s, ack, secs, id, none);
+  (void)enqueue_idw(s, ack, secs, ack_id, len, none);
 }
 
 static void flush_fill(trb_ps_subscriber_t *s, int64_t now) {
@@ -477,7 +475,6 @@ static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
     } else {
       dones_add(d, w, TRB_PS_ACK_SUCCESS, GRPC_STATUS_OK, NULL);
     }
-    trb_free(o->ids[i]);
   }
   o->n = keep;
 }
@@ -651,15 +648,6 @@ static void open_stream(trb_ps_subscriber_t *s, slot_t *sl, int64_t now) {
   update_reading(s);
 }
 
-static char *dupn(const char *p, size_t n) {
-  char *d = trb_malloc(n + 1);
-  if (d) {
-    if (n) memcpy(d, p, n);
-    d[n] = '\0';
-  }
-  return d;
-}
-
 /* Copy n bytes to *at, NUL-terminate, advance. */
 static char *put_str(char **at, const char *p, size_t n) {
   char *d = *at;
@@ -675,19 +663,15 @@ static trb_ps_ack_handle_t *make_handle(trb_ps_subscriber_t *s,
   size_t size = sizeof(trb_ps_ack_handle_t) +
                 m->n_attrs * sizeof(trb_ps_attr_t) + m->message_id_len + 1 +
                 m->ordering_key_len + 1 + m->attr_bytes + 2 * m->n_attrs +
-                m->data_len;
+                m->data_len + m->ack_id_len + 1;
   trb_ps_ack_handle_t *h = trb_malloc(size);
-  char *ack_id = dupn(m->ack_id, m->ack_id_len);
-  if (!h || !ack_id) {
-    trb_free(h);
-    trb_free(ack_id);
-    return NULL;
-  }
+  if (!h) return NULL;
   memset(h, 0, sizeof(*h));
   h->s = s;
-  h->ack_id = ack_id;
   trb_ps_attr_t *attrs = (trb_ps_attr_t *)(h + 1);
   char *at = (char *)(attrs + m->n_attrs);
+  h->ack_id = put_str(&at, m->ack_id, m->ack_id_len);
+  h->ack_id_len = m->ack_id_len;
   h->msg.message_id = put_str(&at, m->message_id, m->message_id_len);
   h->msg.ordering_key = put_str(&at, m->ordering_key, m->ordering_key_len);
   size_t pos = 0, n = 0;
@@ -742,13 +726,13 @@ static void on_stream_message(void *user, trb_rpc_stream_t *rs,
     s->stats.received++;
     const trb_ps_rx_msg_t *m = &r->msgs[i];
     if (s->stopping) {
-      enqueue_id(s, false, 0, dupn(m->ack_id, m->ack_id_len));
+      enqueue_id(s, false, 0, m->ack_id, m->ack_id_len);
       s->stats.nacked++;
       continue;
     }
     trb_ps_ack_handle_t *h = make_handle(s, m, sl->deadline_s, now);
     if (!h) {
-      enqueue_id(s, false, 0, dupn(m->ack_id, m->ack_id_len));
+      enqueue_id(s, false, 0, m->ack_id, m->ack_id_len);
       continue;
     }
     h->state = H_QUEUED;
@@ -850,8 +834,8 @@ static void settle(trb_ps_ack_handle_t *h, bool ack, waiter_t w) {
     } else {
       s->stats.nacked++;
     }
-    if (!enqueue_idw(s, ack, 0, h->ack_id, w)) now_result = TRB_PS_ACK_OTHER;
-    h->ack_id = NULL;
+    if (!enqueue_idw(s, ack, 0, h->ack_id, h->ack_id_len, w))
+      now_result = TRB_PS_ACK_OTHER;
     update_reading(s);
   } else if (h->state == H_ABANDONED) {
     hl_remove(&s->abandoned, h);
@@ -915,7 +899,7 @@ static void extend_list(trb_ps_subscriber_t *s, hlist_t *l, int64_t now,
         h->extend_at_ms = NEVER; /* left to expire */
         continue;
       }
-      enqueue_id(s, false, s->deadline_s, trb_strdup(h->ack_id));
+      enqueue_id(s, false, s->deadline_s, h->ack_id, h->ack_id_len);
       s->stats.extensions++;
       h->extend_at_ms = now + dl_ms * 3 / 4;
     }
@@ -1157,8 +1141,7 @@ grpc_status_code trb_ps_subscriber_stop(trb_ps_subscriber_t *s,
   while (s->queue.head) {
     trb_ps_ack_handle_t *h = s->queue.head;
     hl_remove(&s->queue, h);
-    enqueue_id(s, false, 0, h->ack_id);
-    h->ack_id = NULL;
+    enqueue_id(s, false, 0, h->ack_id, h->ack_id_len);
     s->stats.nacked++;
     handle_free(h);
   }
@@ -1173,7 +1156,7 @@ grpc_status_code trb_ps_subscriber_stop(trb_ps_subscriber_t *s,
   while (s->held.head) {
     trb_ps_ack_handle_t *h = s->held.head;
     hl_remove(&s->held, h);
-    enqueue_id(s, false, 0, trb_strdup(h->ack_id));
+    enqueue_id(s, false, 0, h->ack_id, h->ack_id_len);
     s->stats.nacked++;
     h->state = H_ABANDONED;
     hl_push(&s->abandoned, h);
