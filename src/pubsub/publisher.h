@@ -33,7 +33,11 @@
  * nothing queued, in flight or paused are forgotten.
  *
  * Threads: the publisher owns one timer thread (batch delays and backoff);
- * RPCs run on the caller's trb_rpc_loop_t.
+ * RPCs run on the caller's trb_rpc_loop_t. A request is started by the
+ * thread that made it due (a publishing thread whose message filled the
+ * batch, the timer thread, or the loop thread completing an earlier
+ * request), after releasing the publisher's lock; the timer thread is only
+ * woken when a batch becomes due before it would wake anyway.
  *
  * Completion callback: for every message accepted (trb_ps_publish returned
  * OK) exactly once, with the server-assigned message_id or the final
