@@ -18,7 +18,6 @@ packages=(
   protobuf-compiler nanopb libnanopb-dev
   libgtest-dev
   libjansson-dev libsqlite3-dev
-  libmicrohttpd-dev
   libhttp-parser-dev
   python3
   systemd

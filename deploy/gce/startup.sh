@@ -51,7 +51,7 @@ getent group tributary >/dev/null || groupadd --system tributary
 getent passwd tributary >/dev/null ||
   useradd --system --gid tributary --home-dir /var/lib/tributary --shell /usr/sbin/nologin tributary
 chown tributary:tributary /var/lib/tributary
-libs=(libgrpc29 libmicrohttpd12 libjansson4 libsqlite3-0 libssl3 ca-certificates)
+libs=(libgrpc29 libhttp-parser2.9 libjansson4 libsqlite3-0 libssl3 ca-certificates)
 missing=0
 for p in "${libs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing=1

@@ -1,6 +1,6 @@
 /*
  * ops_http.h — the streamer's operations endpoints over HTTP/1.1 (the
- * ingest's libmicrohttpd layer, src/ingest/http_server.h):
+ * ingest's HTTP/1.1 server layer, src/ingest/http_server.h):
  *
  *   GET /healthz  200 "ok" while the process runs.
  *   GET /readyz   200 {"ready":true} when a streamer is attached and
