@@ -111,6 +111,7 @@ struct conn_s {
   /* the request being parsed */
   bool msg_done;
   bool too_large;
+  uint64_t body_seen; /* body bytes received, dropped ones included */
   bool in_value;  /* last header callback was a value */
   int reject;     /* status to answer at once (413, 431, 400), then close */
   char hbuf[TRB_HTTP_CONNECTION_MEMORY]; /* URL, header names and values */
@@ -136,6 +137,8 @@ struct loop_s {
   conn_t *ready;
   conn_t *conns; /* loop thread only (and destroy after join) */
   conn_t *graveyard; /* closed, freed after the current event batch */
+  bool accept_paused; /* out of descriptors: listening socket taken out of
+                         epfd until the next sweep (loop thread only) */
   char scratch[4096];
 };
 
@@ -424,6 +427,14 @@ static bool happend(conn_t *c, const char *at, size_t len) {
   return true;
 }
 
+/* Marks the request too large (once); the 413 follows the body. */
+static void set_too_large(conn_t *c) {
+  trb_http_server_t *s = c->loop->srv;
+  if (c->too_large) return;
+  c->too_large = true;
+  if (s->on_too_large) s->on_too_large(s->user);
+}
+
 static int on_message_begin(http_parser *p) {
   conn_t *c = conn_of(p);
   c->hlen = 0;
@@ -432,6 +443,7 @@ static int on_message_begin(http_parser *p) {
   c->in_value = false;
   c->blen = 0;
   c->too_large = false;
+  c->body_seen = 0;
   c->msg_done = false;
   return 0;
 }
@@ -489,11 +501,17 @@ static int on_headers_complete(http_parser *p) {
   url[strcspn(url, "?#")] = '\0';
   r->path = url[0] ? url : "/";
   r->method = http_method_str((enum http_method)p->method);
+  if (p->method == HTTP_CONNECT) {
+    /* http_parser hands what follows a CONNECT over as "another protocol"
+     * without reading its body: that body would be parsed as the next
+     * request (smuggling). Not a method this server serves. */
+    c->reject = 400;
+    return -1;
+  }
 
   bool has_length = !(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX;
   if (has_length && p->content_length > (uint64_t)s->cfg.max_body_bytes) {
-    c->too_large = true;
-    if (s->on_too_large) s->on_too_large(s->user);
+    set_too_large(c);
     /* A client waiting for "100 Continue" has sent no body yet: answer
      * now. So for absurd sizes, not worth reading. Otherwise read and drop
      * the body first, so the client is reading when the 413 comes. */
@@ -526,13 +544,28 @@ static int on_headers_complete(http_parser *p) {
   return 0;
 }
 
+/* A chunked body is refused at once, like a declared Content-Length, when
+ * it goes past 16 times the limit: by a chunk-size line, or by the bytes
+ * dropped so far. p->content_length is the chunk's size here. */
+static int on_chunk_header(http_parser *p) {
+  conn_t *c = conn_of(p);
+  uint64_t max = (uint64_t)c->loop->srv->cfg.max_body_bytes;
+  uint64_t size = p->content_length;
+  if (size > max || c->body_seen + size > max) set_too_large(c);
+  if (size / 16 > max || (c->body_seen + size) / 16 > max) {
+    c->reject = 413;
+    return -1;
+  }
+  return 0;
+}
+
 static int on_body(http_parser *p, const char *at, size_t len) {
   conn_t *c = conn_of(p);
   trb_http_server_t *s = c->loop->srv;
+  c->body_seen += len;
   if (c->too_large) return 0; /* drained */
   if ((int64_t)(c->blen + len) > s->cfg.max_body_bytes) {
-    c->too_large = true;
-    if (s->on_too_large) s->on_too_large(s->user);
+    set_too_large(c);
     return 0;
   }
   if (c->blen + len + 1 > c->bcap) {
@@ -792,7 +825,17 @@ static void accept_some(loop_t *l) {
   trb_http_server_t *s = l->srv;
   for (int i = 0; i < 64; i++) {
     int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return; /* EAGAIN, or quiesced (EINVAL), or out of fds */
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        /* Out of descriptors (or memory): the listening socket stays
+         * readable (level-triggered), so waiting on it would spin. Take it
+         * out of this loop's set until the next sweep; the connections
+         * wait in the backlog meanwhile. */
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+        l->accept_paused = true;
+      }
+      return; /* EAGAIN, or quiesced (EINVAL) */
+    }
     if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_connections) {
       atomic_fetch_sub(&s->nconns, 1);
       close(fd);
@@ -837,6 +880,14 @@ static void accept_some(loop_t *l) {
 static void sweep(loop_t *l) {
   trb_http_server_t *s = l->srv;
   int64_t now = now_ms();
+  if (l->accept_paused && !atomic_load(&s->quiesced)) {
+    l->accept_paused = false;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = s};
+    epoll_ctl(l->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev);
+    /* quiesce sets `quiesced` before taking the socket out of every set:
+     * either it saw this one, or this sees `quiesced`. */
+    if (atomic_load(&s->quiesced)) epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+  }
   conn_t *next;
   for (conn_t *c = l->conns; c; c = next) {
     next = c->next;
@@ -950,6 +1001,7 @@ grpc_status_code trb_http_server_start(const trb_http_server_config_t *cfg,
   s->settings.on_header_value = on_header_value;
   s->settings.on_headers_complete = on_headers_complete;
   s->settings.on_body = on_body;
+  s->settings.on_chunk_header = on_chunk_header;
   s->settings.on_message_complete = on_message_complete;
 
   struct sockaddr_in addr;
