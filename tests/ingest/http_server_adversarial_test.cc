@@ -416,6 +416,25 @@ TEST_F(HttpAdversarialTest, ResetsRacingReplies) {
   EXPECT_EQ(0, trb_http_server_pending(srv_));
 }
 
+// A request delivered one byte per segment (every callback of the parser
+// split), and more headers than are kept: the request is reassembled
+// intact; the headers past TRB_HTTP_MAX_HEADERS are ignored.
+TEST_F(HttpAdversarialTest, ByteAtATimeAndTooManyHeaders) {
+  Start();
+  Client c(port_);
+  std::string req = Post("/by?te=1", "split body", "X-Long-Header-Name: some value\r\n");
+  for (char ch : req) {
+    ASSERT_TRUE(c.Send(std::string(1, ch)));
+  }
+  EXPECT_EQ("POST /by split body", c.Read().body);
+  std::string many;
+  for (int i = 0; i < 300; i++) many += "X-H" + std::to_string(i) + ": v\r\n";
+  ASSERT_TRUE(c.Send(Post("/many", "m", many)));
+  EXPECT_EQ("POST /many m", c.Read().body);
+  ASSERT_TRUE(c.Send(Post("/after", "a")));
+  EXPECT_EQ("POST /after a", c.Read().body);
+}
+
 // Out of file descriptors: connections wait in the backlog, the loop does
 // not spin on a listening socket it cannot accept from, and once
 // descriptors are free again they are served.
