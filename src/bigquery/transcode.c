@@ -10,12 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "src/bigquery/values.h"
 #include "src/common/alloc.h"
+#include "src/common/json_scan.h"
 
 #define PATH_MAX_LEN 240
 /* Path frames alive at once: one per nesting level (a key of an object or
@@ -274,41 +271,10 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
 }
 
 /* First byte at or after p that is a quote, a backslash, a control byte
- * (< 0x20) or non-ASCII (>= 0x80), or `end`: eight bytes per step (SWAR;
- * the lowest flagged byte of a word is always a real hit — borrows only
- * propagate upwards from one). */
+ * (< 0x20) or non-ASCII (>= 0x80), or `end` (src/common/json_scan.h). */
 static inline const unsigned char *plain_ascii_run(const unsigned char *p,
                                                    const unsigned char *end) {
-#if defined(__SSE2__)
-  /* Sixteen bytes per step: as signed bytes, both control bytes and bytes
-   * >= 0x80 compare below 0x20. */
-  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                space = _mm_set1_epi8(0x20);
-  while (end - p >= 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i hit = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-        _mm_cmplt_epi8(v, space));
-    unsigned m = (unsigned)_mm_movemask_epi8(hit);
-    if (m) return p + __builtin_ctz(m);
-    p += 16;
-  }
-#endif
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
-  while (end - p >= 8) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-    uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) |
-                    ((v - ones * 0x20) & ~v) | v) &
-                   highs;
-    if (hit) return p + (__builtin_ctzll(hit) >> 3);
-    p += 8;
-  }
-#endif
-  while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-  return p;
+  return p + trb_json_plain_ascii_run(p, (size_t)(end - p));
 }
 
 /* Read a string at c->p (on the quote). s, n: the decoded UTF-8 text, pointing
@@ -318,7 +284,7 @@ static grpc_status_code read_string(ctx_t *c, const char **s, size_t *n) {
   const unsigned char *p = (const unsigned char *)c->p + 1;
   const unsigned char *end = (const unsigned char *)c->end;
   const unsigned char *start = p;
-  /* Fast path: no escapes. Eight bytes at a time while they are plain
+  /* Fast path: no escapes. Sixteen bytes at a time while they are plain
    * ASCII (no quote, backslash, control byte or high bit). */
   for (;;) {
     p = plain_ascii_run(p, end);

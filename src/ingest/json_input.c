@@ -6,9 +6,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+
+#include "src/common/json_scan.h"
 
 bool trb_ingest_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
   const uint8_t *p = (const uint8_t *)s;
@@ -121,61 +120,6 @@ grpc_status_code trb_ingest_json_parse(const char *s, size_t len,
 
 /* ---- trb_ingest_json_fast_check ---------------------------------------- */
 
-/* Eight bytes at a time (SWAR): nonzero when some byte of `w` is below
- * 0x20, '"' or '\\' — the bytes a JSON string cannot hold as they are.
- * The "has zero byte" test (x - 0x01..) & ~x & 0x80.. is exact about
- * whether one exists, which is all the callers ask. */
-#define SWAR_ONES 0x0101010101010101ULL
-#define SWAR_HIGHS 0x8080808080808080ULL
-static inline uint64_t swar_json_special(uint64_t w) {
-  uint64_t q = w ^ (SWAR_ONES * (uint8_t)'"');
-  uint64_t bs = w ^ (SWAR_ONES * (uint8_t)'\\');
-  return ((w - SWAR_ONES * 0x20) & ~w) | ((q - SWAR_ONES) & ~q) |
-         ((bs - SWAR_ONES) & ~bs);
-}
-#define SWAR_SPECIAL(w) (swar_json_special(w) & SWAR_HIGHS)
-
-/* Offset (0..7) of the first byte flagged in a nonzero SWAR mask. Borrows
- * of the tests above only run towards higher bytes, so the lowest flag is
- * always a real one (a flag above it may not be). */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define SWAR_FIRST(m) ((size_t)__builtin_ctzll(m) >> 3)
-#else
-#define SWAR_FIRST(m) ((size_t)__builtin_clzll(m) >> 3)
-#endif
-
-/* How many leading bytes of p[0..n) a JSON string holds as they are: not
- * below 0x20, '"' or '\\' (and, with `stop_high`, below 0x80). 16 bytes
- * at a time with SSE2 where there is SSE2, else 8 at a time (SWAR). */
-static inline size_t plain_run(const uint8_t *p, size_t n, bool stop_high) {
-  size_t i = 0;
-#if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i bslash = _mm_set1_epi8('\\');
-  const __m128i ctl = _mm_set1_epi8(0x1f);
-  for (; n - i >= 16; i += 16) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-    __m128i sp = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-        _mm_cmpeq_epi8(_mm_min_epu8(x, ctl), x)); /* x <= 0x1f */
-    unsigned m = (unsigned)_mm_movemask_epi8(sp);
-    if (stop_high) m |= (unsigned)_mm_movemask_epi8(x);
-    if (m) return i + (size_t)__builtin_ctz(m);
-  }
-#endif
-  for (; n - i >= 8; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    uint64_t m = SWAR_SPECIAL(w) | (stop_high ? (w & SWAR_HIGHS) : 0);
-    if (m) return i + SWAR_FIRST(m);
-  }
-  for (; i < n; i++) {
-    uint8_t c = p[i];
-    if (c < 0x20 || c == '"' || c == '\\' || (stop_high && c >= 0x80)) break;
-  }
-  return i;
-}
-
 enum { FC_MAX_DEPTH = 128, FC_MAX_KEYS = 256, FC_MAX_OBJ_KEYS = 32 };
 
 static const uint8_t *fc_ws(const uint8_t *p, const uint8_t *end) {
@@ -228,7 +172,7 @@ static const uint8_t *fc_string(const uint8_t *p, const uint8_t *end,
                                 bool *esc) {
   p++;
   for (;;) {
-    p += plain_run(p, (size_t)(end - p), true);
+    p += trb_json_plain_ascii_run(p, (size_t)(end - p));
     if (p >= end) return NULL;
     uint8_t c = *p;
     if (c == '"') return p + 1;
@@ -433,14 +377,14 @@ int trb_ingest_json_append_str(trb_buf_t *b, const char *s, size_t len) {
   /* Up to 16 KiB of input, room for the worst case (6 bytes per byte) is
    * reserved at once — buffers reused from request to request keep it —
    * so the copy loop never checks room; longer strings reserve as they
-   * meet escapes. Plain bytes are found 8 at a time and copied in runs. */
+   * meet escapes. Plain bytes are found 16 at a time and copied in runs. */
   bool worst = len <= 16384;
   if (trb_buf_reserve(b, (worst ? 6 * len : len) + 2) != 0) return -ENOMEM;
   char *o = b->data + b->len;
   *o++ = '"';
   size_t i = 0;
   while (i < len) {
-    size_t j = i + plain_run((const uint8_t *)s + i, len - i, false);
+    size_t j = i + trb_json_plain_run((const uint8_t *)s + i, len - i);
     memcpy(o, s + i, j - i);
     o += j - i;
     i = j;
