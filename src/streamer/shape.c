@@ -170,6 +170,65 @@ grpc_status_code trb_shape_row(const uint8_t *data, size_t len, bool envelope,
   return GRPC_STATUS_OK;
 }
 
+/* Whether the data, trimmed of JSON white space, is "{...}" (the check
+ * trb_shape_row makes before adding metadata). */
+static bool is_object_text(const uint8_t *data, size_t len) {
+  size_t e = len, b = 0;
+  while (e > 0 && (data[e - 1] == ' ' || data[e - 1] == '\n' ||
+                   data[e - 1] == '\r' || data[e - 1] == '\t'))
+    e--;
+  while (b < e && (data[b] == ' ' || data[b] == '\n' || data[b] == '\r' ||
+                   data[b] == '\t'))
+    b++;
+  return e >= b + 2 && data[b] == '{' && data[e - 1] == '}';
+}
+
+grpc_status_code trb_shape_extras(const uint8_t *data, size_t len,
+                                  bool envelope, bool write_metadata,
+                                  const trb_shape_meta_t *m, trb_buf_t *scratch,
+                                  trb_shape_extras_t *x, trb_status_t *st) {
+  x->n = 0;
+  x->row = (const char *)data;
+  x->row_len = len;
+  if (envelope) {
+    x->row = "{}";
+    x->row_len = 2;
+    x->f[x->n++] = (trb_bq_extra_field_t){"payload", (const char *)data, len};
+  } else if (write_metadata && !is_object_text(data, len)) {
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "$: message data is not a JSON object");
+  }
+  if (!write_metadata) return GRPC_STATUS_OK;
+  size_t tsl = format_time(x->ts, m->publish_time_s, m->publish_time_nanos);
+  size_t sl = m->subscription_len ? m->subscription_len
+                                  : strlen(m->subscription);
+  size_t il = m->message_id_len ? m->message_id_len : strlen(m->message_id);
+  x->f[x->n++] = (trb_bq_extra_field_t){"subscription_name", m->subscription, sl};
+  x->f[x->n++] = (trb_bq_extra_field_t){"message_id", m->message_id, il};
+  x->f[x->n++] = (trb_bq_extra_field_t){"publish_time", x->ts, tsl};
+  if (m->n_attrs == 0) {
+    x->f[x->n++] = (trb_bq_extra_field_t){"attributes", "{}", 2};
+    return GRPC_STATUS_OK;
+  }
+  trb_buf_reset(scratch);
+  int rc = trb_buf_append(scratch, "{", 1);
+  for (size_t i = 0; rc == 0 && i < m->n_attrs; i++) {
+    if (i) rc = trb_buf_append(scratch, ",", 1);
+    if (!rc)
+      rc = put_json_string(scratch, m->attrs[i].key, strlen(m->attrs[i].key));
+    if (!rc) rc = trb_buf_append(scratch, ":", 1);
+    if (!rc)
+      rc = put_json_string(scratch, m->attrs[i].value,
+                           strlen(m->attrs[i].value));
+  }
+  if (!rc) rc = trb_buf_append(scratch, "}", 1);
+  if (rc)
+    return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  x->f[x->n++] =
+      (trb_bq_extra_field_t){"attributes", scratch->data, scratch->len};
+  return GRPC_STATUS_OK;
+}
+
 const char *trb_dl_stage_name(trb_dl_stage_t s) {
   switch (s) {
     case TRB_DL_PARSE: return "parse";

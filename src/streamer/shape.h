@@ -19,6 +19,7 @@
 
 #include <grpc/status.h>
 
+#include "src/bigquery/transcode.h"
 #include "src/common/arena.h"
 #include "src/common/status.h"
 #include "src/pubsub/codec.h"
@@ -54,6 +55,39 @@ typedef struct trb_shape_meta_s {
 grpc_status_code trb_shape_row(const uint8_t *data, size_t len, bool envelope,
                                bool write_metadata, const trb_shape_meta_t *m,
                                trb_buf_t *out, trb_status_t *st);
+
+/** Most top-level members trb_shape_extras adds: payload + 4 metadata. */
+#define TRB_SHAPE_MAX_EXTRA 5
+
+/** A message as a row text plus caller-supplied top-level members, for
+ *  trb_bq_transcode_row_extra. Pointers refer to the message data, the
+ *  meta strings, `ts` below and the scratch buffer given to
+ *  trb_shape_extras: valid while those are (do not copy the struct). */
+typedef struct trb_shape_extras_s {
+  const char *row;
+  size_t row_len;
+  trb_bq_extra_field_t f[TRB_SHAPE_MAX_EXTRA];
+  size_t n;
+  char ts[64]; /* publish_time text */
+} trb_shape_extras_t;
+
+/**
+ * The same row as trb_shape_row, as a row text plus members for
+ * trb_bq_transcode_row_extra (transcoding it gives the same bytes as
+ * transcoding trb_shape_row's text, without building that text):
+ * envelope: row "{}", members payload = data (then the metadata ones);
+ * write_metadata: row = data, members subscription_name, message_id,
+ * publish_time, attributes (the attributes' JSON object text, "{}" when
+ * none); neither: row = data, no members.
+ * Params:  scratch — holds the attributes' object text (reset first;
+ *          reused across calls, no allocation once grown); x — filled.
+ * Returns: OK; INVALID_ARGUMENT "$: message data is not a JSON object"
+ *          exactly when trb_shape_row returns it; RESOURCE_EXHAUSTED.
+ */
+grpc_status_code trb_shape_extras(const uint8_t *data, size_t len,
+                                  bool envelope, bool write_metadata,
+                                  const trb_shape_meta_t *m, trb_buf_t *scratch,
+                                  trb_shape_extras_t *x, trb_status_t *st);
 
 /** Where the pipeline gave up on a message (attribute values). */
 typedef enum trb_dl_stage_e {

@@ -650,6 +650,15 @@ static bool parse_failed(trb_streamer_t *s, msg_t *m) {
   return true;
 }
 
+/* Append message `x`'s row to batch `b` of sink `k`. */
+static grpc_status_code encode_row(batch_t *b, sink_t *k,
+                                   const trb_shape_extras_t *x,
+                                   trb_status_t *st) {
+  return trb_bq_transcode_row_extra(trb_bq_writer_schema_table(b->schema),
+                                    x->row, x->row_len, x->f, x->n, &k->topts,
+                                    &b->rows, st);
+}
+
 /* Route, shape, transcode and batch one message (owned). `shape` is a
  * scratch buffer of the calling thread. `allow_refresh`: a row with a field
  * the writer schema lacks may be parked for a schema refresh (once). */
@@ -696,18 +705,16 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
                            m->publish_time_s,       m->publish_time_nanos,
                            m->attrs,                m->n_attrs,
                            w->subscription_len,     m->id_len};
-  const char *row = (const char *)m->data;
-  size_t row_len = m->len;
+  /* Metadata columns and the envelope payload are given to the
+   * transcoder as top-level members after the row's own (the same bytes
+   * as transcoding the rewritten row text, without writing it). */
+  trb_shape_extras_t x;
   if (to->envelope && parse_failed(s, m)) return;
-  if (to->envelope || to->write_metadata) {
-    if (trb_shape_row(m->data, m->len, to->envelope, to->write_metadata, &meta,
-                      shape, &st) != GRPC_STATUS_OK) {
-      if (parse_failed(s, m)) return;
-      dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
-      return;
-    }
-    row = shape->data;
-    row_len = shape->len;
+  if (trb_shape_extras(m->data, m->len, to->envelope, to->write_metadata,
+                       &meta, shape, &x, &st) != GRPC_STATUS_OK) {
+    if (parse_failed(s, m)) return;
+    dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
+    return;
   }
   pthread_mutex_lock(&w->mu);
   batch_t *b = k->open;
@@ -725,8 +732,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   }
   size_t before = b->rows.len;
   grpc_status_code code =
-      trb_bq_transcode_row(trb_bq_writer_schema_table(b->schema), row, row_len,
-                           &k->topts, &b->rows, &st);
+      encode_row(b, k, &x, &st);
   if (code == GRPC_STATUS_OK && b->n > 0 &&
       b->rows.len > (size_t)p->batch_max_bytes) {
     /* This row starts the next batch (encoded again: the next batch may
@@ -744,8 +750,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
       return;
     }
     before = 0;
-    code = trb_bq_transcode_row(trb_bq_writer_schema_table(b->schema), row,
-                                row_len, &k->topts, &b->rows, &st);
+    code = encode_row(b, k, &x, &st);
   }
   if (code == GRPC_STATUS_OK && b->rows.len - before > 9000000 - 65536) {
     size_t big = b->rows.len - before;
@@ -773,8 +778,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
       }
       if (b) {
         before = b->rows.len;
-        code = trb_bq_transcode_row(trb_bq_writer_schema_table(b->schema), row,
-                                    row_len, &k->topts, &b->rows, &st);
+        code = encode_row(b, k, &x, &st);
       }
     }
     /* Malformed JSON is not parked: it is a parse failure (below). */

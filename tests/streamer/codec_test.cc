@@ -11,6 +11,8 @@
 #include <vector>
 
 extern "C" {
+#include "src/bigquery/schema.h"
+#include "src/bigquery/transcode.h"
 #include "src/streamer/idset.h"
 #include "src/streamer/jsonfield.h"
 #include "src/streamer/pipeline.h"
@@ -239,6 +241,86 @@ TEST(Shape, MetadataEnvelopeAndErrors) {
   reason = trb_dl_split_path("no route", path, sizeof path);
   EXPECT_STREQ(path, "");
   EXPECT_STREQ(reason, "no route");
+}
+
+// The worker transcodes trb_shape_extras' row + members: the same bytes
+// (or the same error message) as transcoding trb_shape_row's text, for
+// metadata, envelopes, escapes in attributes, a column given twice, an
+// unknown member, and data that is not an object (same reason, from the
+// shaping step in both).
+TEST(Shape, ExtrasTranscodeLikeTheShapedRow) {
+  const char *schema =
+      "{\"schema\": [{\"name\": \"a\", \"type\": \"INTEGER\"},"
+      " {\"name\": \"payload\", \"type\": \"STRING\"},"
+      " {\"name\": \"subscription_name\", \"type\": \"STRING\"},"
+      " {\"name\": \"message_id\", \"type\": \"STRING\"},"
+      " {\"name\": \"publish_time\", \"type\": \"TIMESTAMP\"},"
+      " {\"name\": \"attributes\", \"type\": \"JSON\"}]}";
+  const char *narrow =
+      "{\"schema\": [{\"name\": \"a\", \"type\": \"INTEGER\"}]}";
+  trb_bq_table_t wide{}, small{};
+  trb_status_t st{};
+  ASSERT_EQ(trb_bq_table_parse(schema, strlen(schema), &wide, &st),
+            GRPC_STATUS_OK)
+      << st.msg;
+  ASSERT_EQ(trb_bq_table_parse(narrow, strlen(narrow), &small, &st),
+            GRPC_STATUS_OK)
+      << st.msg;
+  trb_ps_attr_t attrs[3] = {{"k", "v\"1\\"}, {"type", "line\nbreak\x01"},
+                            {"caf\xc3\xa9", "\xf0\x9f\x98\x80"}};
+  const char *datas[] = {"{\"a\": 1}", " { } \n", "{\"a\":2,\"message_id\":\"x\"}",
+                         "{\"a\": \"no\"}", "[1]", "\"s\"", "{\"a\":1,\"zz\":[1,{}]}",
+                         "{\"a\":1} trailing"};
+  int compared = 0, errors = 0;
+  for (const trb_bq_table_t *t : {&wide, &small}) {
+    for (bool ignore : {false, true}) {
+      trb_bq_transcode_opts_t opts{};
+      opts.ignore_unknown_fields = ignore;
+      for (size_t na : {size_t{0}, size_t{1}, size_t{3}}) {
+        trb_shape_meta_t m = {"projects/p/subscriptions/s", "42", 1700000000,
+                              123456789, na ? attrs : nullptr, na};
+        for (const char *d : datas) {
+          for (int mode = 0; mode < 4; mode++) {
+            bool env = mode & 1, meta = mode & 2;
+            const uint8_t *du = (const uint8_t *)d;
+            trb_buf_t text = TRB_BUF_INIT, scratch = TRB_BUF_INIT;
+            trb_buf_t o1 = TRB_BUF_INIT, o2 = TRB_BUF_INIT;
+            trb_status_t s1{}, s2{};
+            trb_shape_extras_t x;
+            grpc_status_code c1 = trb_shape_row(du, strlen(d), env, meta, &m,
+                                                &text, &s1);
+            grpc_status_code c2 = trb_shape_extras(du, strlen(d), env, meta,
+                                                   &m, &scratch, &x, &s2);
+            ASSERT_EQ(c1, c2) << d;
+            if (c1 == GRPC_STATUS_OK) {
+              c1 = trb_bq_transcode_row(t, text.data, text.len, &opts, &o1,
+                                        &s1);
+              c2 = trb_bq_transcode_row_extra(t, x.row, x.row_len, x.f, x.n,
+                                              &opts, &o2, &s2);
+            }
+            ASSERT_EQ(c1, c2) << d << " mode " << mode;
+            if (c1 == GRPC_STATUS_OK) {
+              EXPECT_EQ(std::string(o1.data, o1.len),
+                        std::string(o2.data, o2.len))
+                  << d << " mode " << mode;
+              compared++;
+            } else {
+              EXPECT_STREQ(s1.msg, s2.msg) << d << " mode " << mode;
+              errors++;
+            }
+            trb_buf_deinit(&text);
+            trb_buf_deinit(&scratch);
+            trb_buf_deinit(&o1);
+            trb_buf_deinit(&o2);
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 50);
+  EXPECT_GT(errors, 50);
+  trb_bq_table_deinit(&wide);
+  trb_bq_table_deinit(&small);
 }
 
 // publish_time is formatted without strftime: same text as strftime for
