@@ -9,9 +9,12 @@
  * A call keeps RECV_CLOSE_ON_SERVER outstanding from the start (it completes
  * when the call is over, with the `cancelled` flag), at most one
  * RECV_MESSAGE and at most one send batch (a message, or the final
- * response + status). `on_done` is delivered when the close has completed
- * and no other batch is outstanding. Memory is freed when both the handler
- * (finish) and the library (after on_done) have let go.
+ * response + status). `on_done` is delivered when the close has completed,
+ * no other batch is outstanding and call_begin has handed the call over
+ * (on_start returned): call_begin holds an op from before it starts the
+ * close batch, which may complete at once on another thread. Memory is
+ * freed when both the handler (finish) and the library (after on_done) have
+ * let go.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,6 +332,19 @@ static void call_on_recv(trb_rpc_tag_t *tag, bool ok) {
   call_unref(c);
 }
 
+/* End of call_begin: drop the op held since before the close batch (the
+ * call has been handed over, or refused), mark the call started, then
+ * settle (start reading, or deliver on_done if the call is already over)
+ * and drop call_begin's reference. */
+static void call_begin_release(trb_rpc_server_call_t *c) {
+  pthread_mutex_lock(&c->mu);
+  c->ops--;
+  c->started = true;
+  pthread_mutex_unlock(&c->mu);
+  call_settle(c);
+  call_unref(c);
+}
+
 /* Create the call object for a completed request and hand it over. */
 static void call_begin(request_t *r) {
   trb_rpc_server_t *srv = r->srv;
@@ -366,6 +382,12 @@ static void call_begin(request_t *r) {
   pthread_mutex_unlock(&srv->mu);
 
   pthread_mutex_lock(&c->mu);
+  /* Hold an op from before the close batch until the call has been handed
+   * over (call_begin_release): the close can complete on another server
+   * thread at once (client cancel, server shutdown), and on_done must not
+   * run before on_start has returned — it would find no handler state, and
+   * the state on_start then attaches would never be freed. */
+  c->ops++;
   memset(&op, 0, sizeof(op));
   op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   op.data.recv_close_on_server.cancelled = &c->cancelled_flag;
@@ -385,8 +407,7 @@ static void call_begin(request_t *r) {
     finish_internal(c, refuse ? GRPC_STATUS_UNAVAILABLE
                               : GRPC_STATUS_UNIMPLEMENTED,
                     msg);
-    call_settle(c);
-    call_unref(c);
+    call_begin_release(c);
     return;
   }
   if (srv->authorize != NULL) {
@@ -404,24 +425,15 @@ static void call_begin(request_t *r) {
       c->read_eof = true; /* nothing will be read */
       pthread_mutex_unlock(&c->mu);
       finish_internal(c, code, msg);
-      call_settle(c);
-      call_unref(c);
+      call_begin_release(c);
       return;
     }
   }
   if (c->method->streaming) {
-    /* Hold an op while on_start runs so on_done cannot overtake it. */
-    pthread_mutex_lock(&c->mu);
-    c->ops++;
-    pthread_mutex_unlock(&c->mu);
+    /* Still under the begin hold: on_done cannot overtake on_start. */
     c->method->stream.on_start(c->method->user, c);
-    pthread_mutex_lock(&c->mu);
-    c->ops--;
-    c->started = true;
-    pthread_mutex_unlock(&c->mu);
   }
-  call_settle(c); /* starts reading */
-  call_unref(c);
+  call_begin_release(c); /* starts reading */
 }
 
 /* ======================================================================== */
