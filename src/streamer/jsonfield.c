@@ -18,11 +18,36 @@ static void ws(scan_t *s) {
     s->p++;
 }
 
+/* The first byte at or after `p` that may end a plain run inside a JSON
+ * string ('"', '\\' or a control byte < 0x20), 8 bytes at a time (SWAR:
+ * a zero-byte test per class; its false positives only follow a true hit,
+ * so the first flagged byte is never skipped). Returns `end` or earlier;
+ * the caller reads the byte there one at a time. Kept to this one
+ * function so a shared SIMD string scan (src/common, not there yet) can
+ * replace it. */
+static const char *plain_run(const char *p, const char *end) {
+  const uint64_t ones = 0x0101010101010101ULL;
+  const uint64_t highs = 0x8080808080808080ULL;
+  while (end - p >= 8) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    uint64_t q = x ^ (ones * (uint64_t)'"');
+    uint64_t b = x ^ (ones * (uint64_t)'\\');
+    uint64_t m = ((q - ones) & ~q) | ((b - ones) & ~b) |
+                 ((x - ones * 0x20) & ~x);
+    if (m & highs) break;
+    p += 8;
+  }
+  return p;
+}
+
 /* At an opening quote: move past the closing one; body in *b, *bl. */
 static bool str(scan_t *s, const char **b, size_t *bl) {
   if (s->p >= s->end || *s->p != '"') return false;
   const char *start = ++s->p;
   while (s->p < s->end) {
+    s->p = plain_run(s->p, s->end);
+    if (s->p >= s->end) break;
     unsigned char c = (unsigned char)*s->p;
     if (c == '"') {
       *b = start;

@@ -190,6 +190,38 @@ TEST(JsonField, KindsEscapesAndMalformedText) {
   EXPECT_FALSE(trb_json_string_equals("\\ud83d", 6, "x"));  // lone surrogate
 }
 
+// Strings are scanned 8 bytes at a time: a quote, backslash or control
+// byte at every position of a word (and across word ends) is still seen.
+TEST(JsonField, WordScanFindsEverySpecialByte) {
+  for (size_t pre = 0; pre < 20; pre++) {
+    for (size_t post = 0; post < 12; post++) {
+      std::string pad(pre, 'x'), tail(post, 'y');
+      // An escaped quote inside a key's value: the value is skipped whole.
+      std::string d = "{\"k" + pad + "\":\"" + pad + "\\\"" + tail +
+                      "\",\"e\":\"" + pad + "\xc3\xa9" + tail + "\"}";
+      const char *v;
+      size_t n;
+      ASSERT_EQ(trb_json_field(d.data(), d.size(), "e", &v, &n),
+                TRB_JSON_STRING)
+          << d;
+      EXPECT_EQ(std::string(v, n), pad + "\xc3\xa9" + tail);
+      std::string k = "k" + pad;
+      ASSERT_EQ(trb_json_field(d.data(), d.size(), k.c_str(), &v, &n),
+                TRB_JSON_STRING);
+      EXPECT_EQ(std::string(v, n), pad + "\\\"" + tail);
+      // A raw control byte anywhere in a string is malformed.
+      std::string bad = "{\"e\":\"" + pad + "\x1f" + tail + "\",\"f\":1}";
+      EXPECT_EQ(trb_json_field(bad.data(), bad.size(), "f", &v, &n),
+                TRB_JSON_MALFORMED)
+          << pre << " " << post;
+      // An unterminated string is malformed, not read past its end.
+      std::string open = "{\"e\":\"" + pad + tail;
+      EXPECT_EQ(trb_json_field(open.data(), open.size(), "e", &v, &n),
+                TRB_JSON_MALFORMED);
+    }
+  }
+}
+
 TEST(Shape, MetadataEnvelopeAndErrors) {
   trb_ps_attr_t attrs[2] = {{"k", "v\"1"}, {"type", "issue"}};
   trb_shape_meta_t m = {"projects/p/subscriptions/s", "42", 1700000000,
