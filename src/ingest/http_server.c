@@ -727,7 +727,20 @@ static void read_some(conn_t *c) {
 
 /* Drop input while lingering; closes at EOF. */
 static void linger_read(conn_t *c) {
-  while (c->readable) {
+  for (int i = 0; c->readable; i++) {
+    if (i == 64) {
+      /* A client that keeps sending faster than this drains must not hold
+       * the loop (nor outlive the linger: the sweep does not see a
+       * connection that is always back on the ready list). */
+      if (now_ms() - c->since_ms >= 1000 * (int64_t)LINGER_S) {
+        c->peer_eof = true;
+      } else {
+        pthread_mutex_lock(&c->mu);
+        kick_locked(c);
+        pthread_mutex_unlock(&c->mu);
+      }
+      return;
+    }
     ssize_t n = recv(c->fd, c->loop->scratch, sizeof(c->loop->scratch), 0);
     if (n > 0) continue;
     c->readable = false;
@@ -894,7 +907,10 @@ static void sweep(loop_t *l) {
     pthread_mutex_lock(&c->mu);
     /* Waiting for a request (or its bytes), or for the client to read
      * a reply; never while the handler has the request. */
-    bool idle = c->req != R_HANDLER && !c->closed && !c->on_ready;
+    /* A connection on the ready list is not spared: one that is always
+     * back on it (a client sending without end) would never time out. It
+     * is freed once the loop has taken it off the list. */
+    bool idle = c->req != R_HANDLER && !c->closed;
     int64_t limit = 1000 * (int64_t)(c->lingering ? LINGER_S : s->cfg.idle_timeout_s);
     if (idle && now - c->since_ms >= limit) {
       close_locked(c);

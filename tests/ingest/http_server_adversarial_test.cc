@@ -474,6 +474,37 @@ TEST_F(HttpAdversarialTest, PartialSendsFromResponderAndQuiesceWithPending) {
   EXPECT_EQ(0, trb_http_server_pending(srv_));
 }
 
+// After a 413 the connection lingers, dropping input; a client that keeps
+// sending faster than that drains does not hold the loop thread (another
+// client on the same loop is answered) and is closed after the linger.
+TEST_F(HttpAdversarialTest, FloodWhileLingeringDoesNotHoldTheLoop) {
+  trb_http_server_config_t cfg = {};
+  cfg.threads = 1;
+  Start(cfg);  // max_body_bytes 1024: 100000 is refused at once
+  Client f(port_);
+  ASSERT_TRUE(f.Send("POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"));
+  EXPECT_EQ(413, f.Read().status);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> send_failed{false};
+  std::thread flood([&] {
+    std::string junk(1 << 20, 'j');
+    while (!stop.load()) {
+      if (send(f.fd(), junk.data(), junk.size(), MSG_NOSIGNAL) < 0) {
+        send_failed = true;
+        return;
+      }
+    }
+  });
+  Client other(port_, 3000);
+  ASSERT_TRUE(other.Send(Post("/other", "o")));
+  EXPECT_EQ("POST /other o", other.Read().body);
+  // Closed by the server within the linger (2 s) plus a sweep.
+  bool closed = cond_.WaitFor([&] { return send_failed.load(); }, 8000);
+  stop = true;
+  flood.join();
+  EXPECT_TRUE(closed);
+}
+
 // Out of file descriptors: connections wait in the backlog, the loop does
 // not spin on a listening socket it cannot accept from, and once
 // descriptors are free again they are served.
