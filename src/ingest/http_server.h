@@ -18,11 +18,15 @@
  *
  * A body larger than `max_body_bytes` (by Content-Length or as it arrives)
  * is answered 413 by the server itself, with Connection: close — at once
- * when the client waits for "100 Continue" or declares more than 16 times
- * the limit, else after reading and dropping the body (so the client sees
- * the reply instead of a reset). A request line plus headers larger than
- * TRB_HTTP_CONNECTION_MEMORY is answered 431, a malformed request 400, both
- * with Connection: close. After a closing reply the server stops writing
+ * when the client waits for "100 Continue" or goes past 16 times the limit
+ * (a Content-Length, a chunk size, or chunked bytes received), else after
+ * reading and dropping the body (so the client sees the reply instead of a
+ * reset). A request line plus headers (or trailers) larger than
+ * TRB_HTTP_CONNECTION_MEMORY is answered 431; a malformed request 400 —
+ * among them Content-Length with Transfer-Encoding, a Transfer-Encoding
+ * not ending in chunked, disagreeing Content-Lengths (RFC 9112 §6.3), and
+ * CONNECT (whose body http_parser would not read, leaving it to be parsed
+ * as the next request); all with Connection: close. After a closing reply the server stops writing
  * and drops input for up to 2 s before closing, so the client reads the
  * reply rather than a reset.
  *
@@ -54,6 +58,10 @@
  * connection is closed at once (it leaves trb_http_server_wait_idle's
  * count); the later trb_http_respond drops the reply. A client that only
  * shuts down its sending side still gets the reply, then the close.
+ *
+ * Out of file descriptors (EMFILE/ENFILE) on accept: the loop stops
+ * watching the listening socket until its next 250 ms check, and the
+ * connections wait in the kernel's backlog (no busy loop).
  *
  * Shutdown: trb_http_server_quiesce stops accepting connections (existing
  * keep-alive connections keep being served); trb_http_server_wait_idle waits
