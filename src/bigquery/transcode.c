@@ -241,35 +241,6 @@ static bool hex4(const char *p, uint32_t *out) {
   return true;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
-  unsigned char b = p[0];
-  size_t n;
-  uint32_t cp;
-  if (b < 0x80) return 1;
-  if (b >= 0xc2 && b <= 0xdf) {
-    n = 2;
-    cp = b & 0x1f;
-  } else if (b >= 0xe0 && b <= 0xef) {
-    n = 3;
-    cp = b & 0x0f;
-  } else if (b >= 0xf0 && b <= 0xf4) {
-    n = 4;
-    cp = b & 0x07;
-  } else {
-    return 0;
-  }
-  if ((size_t)(end - p) < n) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (p[i] & 0x3f);
-  }
-  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-      (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    return 0;
-  return n;
-}
-
 /* First byte at or after p that is a quote, a backslash, a control byte
  * (< 0x20) or non-ASCII (>= 0x80), or `end` (src/common/json_scan.h). */
 static inline const unsigned char *plain_ascii_run(const unsigned char *p,
@@ -296,7 +267,7 @@ static grpc_status_code read_string(ctx_t *c, const char **s, size_t *n) {
     if (*p < 0x80) {
       p++;
     } else {
-      size_t k = utf8_len(p, end);
+      size_t k = trb_json_utf8_len(p, end);
       if (!k) {
         c->p = (const char *)p;
         return fail(c, "invalid UTF-8 in string at byte %zu",
@@ -398,7 +369,7 @@ static grpc_status_code read_string(ctx_t *c, const char **s, size_t *n) {
       c->p = (const char *)p;
       return syntax(c, "control character in string");
     }
-    size_t k = *p < 0x80 ? 1 : utf8_len(p, end);
+    size_t k = *p < 0x80 ? 1 : trb_json_utf8_len(p, end);
     if (!k) {
       c->p = (const char *)p;
       return fail(c, "invalid UTF-8 in string at byte %zu",
@@ -1140,7 +1111,7 @@ static grpc_status_code conv_extra(ctx_t *c, const trb_bq_field_t *fs,
       p++;
       continue;
     }
-    size_t k = utf8_len(p, end);
+    size_t k = trb_json_utf8_len(p, end);
     if (!k)
       return fail(c, "invalid UTF-8 in string at byte %zu of the value",
                   (size_t)(p - (const unsigned char *)v));

@@ -3,7 +3,7 @@
  * is: a quotation mark, a reverse solidus or a control byte (< 0x20), the
  * three kinds RFC 8259 section 7 requires escaped — and, on request, any
  * byte >= 0x80 (the start or middle of a UTF-8 sequence the caller wants to
- * validate itself).
+ * validate itself, with trb_json_utf8_len).
  *
  * Header-only (`static inline`): the callers are tight per-string loops
  * (src/ingest/json_input.c fast check and escaper, src/bigquery/transcode.c
@@ -145,6 +145,43 @@ static inline size_t trb_json_plain_run(const uint8_t *p, size_t n) {
  */
 static inline size_t trb_json_plain_ascii_run(const uint8_t *p, size_t n) {
   return TRB_JSON_SCAN_(p, n, true);
+}
+
+/**
+ * Length of the well-formed UTF-8 sequence at p — what a scan above that
+ * stopped at a byte >= 0x80 checks next: 1 for an ASCII byte (< 0x80),
+ * 2..4 for a well-formed multi-byte sequence that ends at or before `end`,
+ * 0 for anything else (a continuation or 0xc0/0xc1/0xf5..0xff lead, an
+ * overlong form, a surrogate U+D800..U+DFFF, above U+10FFFF, or cut short).
+ *
+ * Params:  p — first byte, borrowed, p < end; end — one past the last byte
+ *          that may be read.
+ * Returns: 0..4 as above.
+ * Threading: thread-safe.
+ * Source: RFC 3629 section 4 (the table of well-formed byte sequences;
+ *         Unicode 15 table 3-7).
+ */
+static inline size_t trb_json_utf8_len(const uint8_t *p, const uint8_t *end) {
+  size_t avail = (size_t)(end - p);
+  uint8_t c = p[0];
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+  }
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (avail < 3) return 0;
+    uint8_t lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (avail < 4) return 0;
+    uint8_t lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 &&
+                   (p[3] & 0xC0) == 0x80
+               ? 4
+               : 0;
+  }
+  return 0;
 }
 
 #ifdef __cplusplus

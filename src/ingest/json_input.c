@@ -127,30 +127,6 @@ static const uint8_t *fc_ws(const uint8_t *p, const uint8_t *end) {
   return p;
 }
 
-/* Length of the well-formed UTF-8 sequence (2..4 bytes) at p, or 0
- * (RFC 3629 table 3-7: no overlong forms, surrogates, > U+10FFFF). */
-static size_t fc_utf8(const uint8_t *p, const uint8_t *end) {
-  size_t avail = (size_t)(end - p);
-  uint8_t c = p[0];
-  if (c >= 0xC2 && c <= 0xDF) {
-    return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-  }
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (avail < 3) return 0;
-    uint8_t lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (avail < 4) return 0;
-    uint8_t lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 &&
-                   (p[3] & 0xC0) == 0x80
-               ? 4
-               : 0;
-  }
-  return 0;
-}
-
 /* Four hex digits at p (caller checked there are four bytes), or -1. */
 static int32_t fc_hex4(const uint8_t *p) {
   int32_t v = 0;
@@ -178,7 +154,7 @@ static const uint8_t *fc_string(const uint8_t *p, const uint8_t *end,
     if (c == '"') return p + 1;
     if (c < 0x20) return NULL;
     if (c >= 0x80) {
-      size_t n = fc_utf8(p, end);
+      size_t n = trb_json_utf8_len(p, end);
       if (n == 0) return NULL;
       p += n;
       continue;

@@ -7,6 +7,7 @@
 #include "src/common/json_scan.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include <memory>
 #include <random>
@@ -175,6 +176,83 @@ TEST(JsonScan, EmptyRunsAndNoSpecial) {
   const uint8_t u[] = "caf\xc3\xa9 \"";
   EXPECT_EQ(trb_json_plain_run(u, sizeof u - 1), 6u);
   EXPECT_EQ(trb_json_plain_ascii_run(u, sizeof u - 1), 3u);
+}
+
+// Independent reference: decode, then apply RFC 3629's rules.
+size_t RefUtf8Len(const uint8_t *p, size_t avail) {
+  uint8_t c = p[0];
+  if (c < 0x80) return 1;
+  size_t n;
+  uint32_t cp;
+  if ((c & 0xE0) == 0xC0) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (avail < n) return 0;
+  for (size_t k = 1; k < n; k++) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (p[k] & 0x3F);
+  }
+  const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+TEST(JsonScan, Utf8LenEverySequenceUpToThreeBytesAndFourByteEdges) {
+  // Every lead with every second and third byte, cut short at every
+  // length; fourth bytes from the edges of the continuation range.
+  const uint8_t fourth[] = {0x00, 0x7f, 0x80, 0x9f, 0xbf, 0xc0, 0xff};
+  size_t valid = 0;
+  // Exactly `avail` bytes on the heap: ASan catches a read past them.
+  std::unique_ptr<uint8_t[]> bufs[5];
+  for (size_t avail = 1; avail <= 4; avail++) bufs[avail].reset(new uint8_t[avail]);
+  for (int a = 0; a < 256; a++) {
+    for (int b = 0; b < 256; b++) {
+      for (int c = 0; c < 256; c++) {
+        for (uint8_t d : fourth) {
+          if (a < 0xF0 && d != fourth[0]) continue;  // d not read
+          const uint8_t seq[4] = {static_cast<uint8_t>(a),
+                                  static_cast<uint8_t>(b),
+                                  static_cast<uint8_t>(c), d};
+          for (size_t avail = 1; avail <= 4; avail++) {
+            std::unique_ptr<uint8_t[]> &buf = bufs[avail];
+            memcpy(buf.get(), seq, avail);
+            size_t want = RefUtf8Len(buf.get(), avail);
+            ASSERT_EQ(trb_json_utf8_len(buf.get(), buf.get() + avail), want)
+                << std::hex << a << " " << b << " " << c << " " << int(d)
+                << " avail " << avail;
+            valid += want > 1;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(valid, 0u);
+}
+
+TEST(JsonScan, Utf8LenKnownSequences) {
+  const struct {
+    const char *s;
+    size_t want;
+  } cases[] = {
+      {"A", 1},          {"\xc3\xa9", 2},         {"\xe2\x82\xac", 3},
+      {"\xf0\x9f\x98\x80", 4}, {"\xc0\x80", 0},  // overlong NUL
+      {"\xed\xa0\x80", 0},      // U+D800
+      {"\xf4\x90\x80\x80", 0},  // U+110000
+      {"\x80", 0},       {"\xe2\x82", 0},         // cut short
+  };
+  for (const auto &tc : cases) {
+    const uint8_t *p = reinterpret_cast<const uint8_t *>(tc.s);
+    EXPECT_EQ(trb_json_utf8_len(p, p + strlen(tc.s)), tc.want) << tc.s;
+  }
 }
 
 }  // namespace
