@@ -505,6 +505,26 @@ TEST_F(HttpAdversarialTest, FloodWhileLingeringDoesNotHoldTheLoop) {
   EXPECT_TRUE(closed);
 }
 
+// Chunk-size lines: a long one (leading zeros, an extension) is parsed as
+// it streams, not buffered; one of a megabyte is refused (http_parser
+// counts chunk-size lines against its 80 KB header limit: 431), so a
+// client cannot stream an endless chunk-size line.
+TEST_F(HttpAdversarialTest, LongChunkSizeLines) {
+  Start();
+  Client c(port_);
+  std::string req = "POST /l HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                    std::string(4000, '0') + "3\r\nabc\r\n" + "2;e=" +
+                    std::string(4000, 'e') + "\r\nde\r\n0\r\n\r\n";
+  ASSERT_TRUE(c.Send(req));
+  Reply r = c.Read();
+  EXPECT_EQ(200, r.status) << r.head;
+  EXPECT_EQ("POST /l abcde", r.body);
+  ExpectRejected("POST /l HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                 std::string(1 << 20, '0'), 431);
+  ExpectRejected("POST /l HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;e=" +
+                 std::string(1 << 20, 'e'), 431);
+}
+
 // Out of file descriptors: connections wait in the backlog, the loop does
 // not spin on a listening socket it cannot accept from, and once
 // descriptors are free again they are served.
