@@ -103,7 +103,10 @@ typedef struct trb_rpc_stream_handler_s {
   void (*on_half_close)(void *user, trb_rpc_server_call_t *call);
   /** Optional. The call is over: `cancelled` true when the client cancelled,
    *  the deadline passed, the connection broke or the server shut down;
-   *  false when the status set by finish was sent. Exactly once, last. A
+   *  false when the status set by finish was sent. Exactly once, last:
+   *  never before `on_start` has returned, even for a call cancelled while
+   *  it was being admitted. Also delivered, with no per-call state set,
+   *  for a call refused before `on_start` (server shutting down). A
    *  handler that has not finished the call must do so now (or soon). */
   void (*on_done)(void *user, trb_rpc_server_call_t *call, bool cancelled);
 } trb_rpc_stream_handler_t;
