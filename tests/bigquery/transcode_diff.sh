@@ -50,7 +50,7 @@ while IFS= read -r l; do
   objs+=("$o")
 done <<<"$labels"
 "$cc" "${flags[@]}" -fsanitize=fuzzer-no-link -Dtrb_bq_transcode_row=old_transcode_row \
-  -Dtrb_bq_json_check=old_json_check -c "$work/old_transcode.c" -o "$work/old.o" \
+  -Dtrb_bq_json_check=old_json_check -Dtrb_bq_transcode_row_extra=old_transcode_row_extra -c "$work/old_transcode.c" -o "$work/old.o" \
   2>"$work/build.log" || { say "compiling $rev's transcode.c failed:" >&2; cat "$work/build.log" >&2; exit 2; }
 ar rcs "$work/libtrb.a" "${objs[@]}"
 "$cc" "${flags[@]}" -fsanitize=fuzzer tests/bigquery/transcode_diff_fuzz.c "$work/old.o" \
