@@ -74,7 +74,9 @@ typedef struct trb_shape_extras_s {
 /**
  * The same row as trb_shape_row, as a row text plus members for
  * trb_bq_transcode_row_extra (transcoding it gives the same bytes as
- * transcoding trb_shape_row's text, without building that text):
+ * transcoding trb_shape_row's text, without building that text; the one
+ * difference: invalid UTF-8 in an attribute is reported at its byte in the
+ * attributes' object text, "... at byte N of the value"):
  * envelope: row "{}", members payload = data (then the metadata ones);
  * write_metadata: row = data, members subscription_name, message_id,
  * publish_time, attributes (the attributes' JSON object text, "{}" when
