@@ -3,6 +3,8 @@
  */
 #include "src/streamer/jsonfield.h"
 
+#include "src/common/json_scan.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -19,37 +21,10 @@ static void ws(scan_t *s) {
 }
 
 /* The first byte at or after `p` that may end a plain run inside a JSON
- * string ('"', '\\' or a control byte < 0x20), 8 bytes at a time (SWAR:
- * a zero-byte test per class; its false positives only follow a true hit,
- * so the first flagged byte is the first special one: returned directly).
- * Fewer than 8 bytes before `end` are left to the caller's byte loop.
- * Kept to this one function so a shared SIMD string scan (src/common, not
- * there yet) can replace it. */
+ * string ('"', '\\' or a control byte < 0x20; bytes >= 0x80 do not):
+ * the shared scan (SSE2/SWAR) of src/common/json_scan.h. */
 static const char *plain_run(const char *p, const char *end) {
-  const uint64_t ones = 0x0101010101010101ULL;
-  const uint64_t highs = 0x8080808080808080ULL;
-  while (end - p >= 8) {
-    uint64_t x;
-    memcpy(&x, p, 8);
-    uint64_t q = x ^ (ones * (uint64_t)'"');
-    uint64_t b = x ^ (ones * (uint64_t)'\\');
-    uint64_t m = ((q - ones) & ~q) | ((b - ones) & ~b) |
-                 ((x - ones * 0x20) & ~x);
-    m &= highs;
-    if (m) {
-      /* The first flagged byte is the least significant one of a
-       * little-endian load (borrows run towards higher addresses). On a
-       * big-endian load they run towards lower ones: the caller reads
-       * from the word's start. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-      return p;
-#else
-      return p + (__builtin_ctzll(m) >> 3);
-#endif
-    }
-    p += 8;
-  }
-  return p;
+  return p + trb_json_plain_run((const uint8_t *)p, (size_t)(end - p));
 }
 
 /* At an opening quote: move past the closing one; body in *b, *bl. */
