@@ -17,7 +17,11 @@ config=(--config=asan)
 shared="${TRIBUTARY_SHARED:-}"
 if [ -z "$shared" ]; then
   for d in "$top/../shared" /work/shared; do
-    if [ -d "$d/corpus" ]; then shared=$(cd "$d" && pwd); break; fi
+    # A populated corpus only (a stray empty ../shared must not win).
+    if compgen -G "$d/corpus/backend_events/*.jsonl" >/dev/null &&
+       compgen -G "$d/corpus/push/*" >/dev/null; then
+      shared=$(cd "$d" && pwd); break
+    fi
   done
 fi
 [ -n "$shared" ] || echo "test.sh: no shared corpus found (set TRIBUTARY_SHARED); corpus tests will fail" >&2
