@@ -42,6 +42,8 @@ typedef struct ctx_s {
   /* trb_bq_transcode_row_extra: members after the top-level object's. */
   const trb_bq_extra_field_t *extra;
   size_t n_extra;
+  /* opts->watch: a top-level key to count (NULL: none). */
+  trb_bq_watch_t *watch;
 } ctx_t;
 
 /* ---- errors and path ---------------------------------------------------- */
@@ -1160,7 +1162,11 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
       }
       const char *k;
       size_t kn;
+      const char *kraw = c->p + 1;
       if ((rc = read_string(c, &k, &kn)) != GRPC_STATUS_OK) goto done;
+      bool watched = c->watch && c->depth == 1 &&
+                     (size_t)(c->p - 1 - kraw) == c->watch->key_len &&
+                     memcmp(kraw, c->watch->key, c->watch->key_len) == 0;
       int idx = find_field(fs, nf, k, kn, hint);
       size_t saved;
       if (idx >= 0) {
@@ -1178,6 +1184,7 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
         goto done;
       }
       c->p++;
+      const char *vstart = c->p;
       if (idx < 0) {
         if (!c->ignore_unknown) {
           rc = fail(c, "no such field in the table schema");
@@ -1193,6 +1200,18 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
         seen[idx / 64] |= bit;
         if ((rc = conv_field(c, &fs[idx], (uint32_t)idx + 1)) != GRPC_STATUS_OK)
           goto done;
+      }
+      if (watched) { /* the value's raw text, without whitespace around */
+        const char *ve = c->p;
+        while (vstart < ve && (*vstart == ' ' || *vstart == '\t' ||
+                               *vstart == '\n' || *vstart == '\r'))
+          vstart++;
+        while (ve > vstart && (ve[-1] == ' ' || ve[-1] == '\t' ||
+                               ve[-1] == '\n' || ve[-1] == '\r'))
+          ve--;
+        c->watch->count++;
+        c->watch->last = vstart;
+        c->watch->last_len = (size_t)(ve - vstart);
       }
       c->nframes = saved;
       ws(c);
@@ -1241,6 +1260,7 @@ static void ctx_init(ctx_t *c, const char *json, size_t len, trb_buf_t *out,
   c->nframes = 0;
   c->extra = NULL;
   c->n_extra = 0;
+  c->watch = NULL;
 }
 
 grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,
@@ -1259,6 +1279,12 @@ grpc_status_code trb_bq_transcode_row_extra(
   c.ignore_unknown = opts && opts->ignore_unknown_fields;
   c.extra = extra;
   c.n_extra = extra ? n_extra : 0;
+  c.watch = opts ? opts->watch : NULL;
+  if (c.watch) {
+    c.watch->count = 0;
+    c.watch->last = NULL;
+    c.watch->last_len = 0;
+  }
   size_t mark = out->len;
   grpc_status_code rc;
   ws(&c);

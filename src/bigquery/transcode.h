@@ -80,11 +80,33 @@ extern "C" {
 /** Deepest JSON nesting accepted (objects and arrays). */
 #define TRB_BQ_JSON_MAX_DEPTH 64
 
+/**
+ * A top-level key to watch while a row is transcoded (the streamer's route
+ * field: it routes on the first occurrence and checks the last one here).
+ * Watching never changes the output bytes or the error messages.
+ */
+typedef struct trb_bq_watch_s {
+  /** In: the key as spelled between the quotes in the row text (raw, not
+   *  unescaped: compared byte for byte, like trb_json_field); borrowed. */
+  const char *key;
+  size_t key_len;
+  /** Out (valid when the call returns OK): how many members of the row's
+   *  top-level object have that key (extras and nested objects are not
+   *  counted), and the raw text of the last one's value (a string with
+   *  its quotes, as written; no surrounding whitespace) — a span of the
+   *  row text; NULL/0 when count is 0. */
+  size_t count;
+  const char *last;
+  size_t last_len;
+} trb_bq_watch_t;
+
 /** Per-call options. */
 typedef struct trb_bq_transcode_opts_s {
   /** Skip keys that name no column (Java ignoreUnknownFields) instead of
    *  failing the row. */
   bool ignore_unknown_fields;
+  /** NULL, or a key to watch (filled in by the call; see trb_bq_watch_t). */
+  trb_bq_watch_t *watch;
 } trb_bq_transcode_opts_t;
 
 /**

@@ -194,6 +194,52 @@ trb_json_kind_t trb_json_field(const char *json, size_t len, const char *path,
   }
 }
 
+trb_json_kind_t trb_json_field_first(const char *json, size_t len,
+                                     const char *key, size_t key_len,
+                                     const char **val, size_t *val_len,
+                                     const char **raw, size_t *raw_len) {
+  scan_t s = {json, json + len};
+  ws(&s);
+  if (s.p >= s.end) return TRB_JSON_MALFORMED;
+  if (*s.p != '{') return skip(&s, 0) ? TRB_JSON_MISSING : TRB_JSON_MALFORMED;
+  s.p++;
+  ws(&s);
+  if (s.p < s.end && *s.p == '}') return TRB_JSON_MISSING;
+  for (;;) {
+    const char *kb;
+    size_t kl;
+    ws(&s);
+    if (!str(&s, &kb, &kl)) return TRB_JSON_MALFORMED;
+    ws(&s);
+    if (s.p >= s.end || *s.p != ':') return TRB_JSON_MALFORMED;
+    s.p++;
+    ws(&s);
+    const char *vstart = s.p;
+    if (!skip(&s, 1)) return TRB_JSON_MALFORMED;
+    if (kl == key_len && memcmp(kb, key, kl) == 0) {
+      *raw = vstart;
+      *raw_len = (size_t)(s.p - vstart);
+      trb_json_kind_t k = kind_at(*vstart);
+      if (k == TRB_JSON_STRING) {
+        *val = vstart + 1;
+        *val_len = *raw_len - 2;
+      } else {
+        *val = vstart;
+        *val_len = *raw_len;
+      }
+      return k;
+    }
+    ws(&s);
+    if (s.p >= s.end) return TRB_JSON_MALFORMED;
+    if (*s.p == ',') {
+      s.p++;
+      continue;
+    }
+    if (*s.p == '}') return TRB_JSON_MISSING;
+    return TRB_JSON_MALFORMED;
+  }
+}
+
 static int hexv(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;

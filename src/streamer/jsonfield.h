@@ -43,6 +43,21 @@ trb_json_kind_t trb_json_field(const char *json, size_t len, const char *path,
                                const char **val, size_t *val_len);
 
 /**
+ * As trb_json_field for a top-level key `key` (`key_len` bytes, compared
+ * exactly, escapes included) but the FIRST member with that key wins and
+ * the scan stops after its value (the rest of the text is not read).
+ * Params:  val, val_len — as trb_json_field; raw, raw_len — the value's
+ *          whole raw text (strings with their quotes). Borrowed spans of
+ *          `json`.
+ * Returns: the value's kind; TRB_JSON_MISSING (every member read, none has
+ *          the key, or the text is not an object); TRB_JSON_MALFORMED.
+ */
+trb_json_kind_t trb_json_field_first(const char *json, size_t len,
+                                     const char *key, size_t key_len,
+                                     const char **val, size_t *val_len,
+                                     const char **raw, size_t *raw_len);
+
+/**
  * Compare a raw JSON string body (as from trb_json_field, escapes intact)
  * with the plain text `want`. Handles \" \\ \/ \b \f \n \r \t and \uXXXX
  * (with surrogate pairs) escapes.

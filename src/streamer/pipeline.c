@@ -427,6 +427,39 @@ int64_t trb_pipeline_route(const trb_pipeline_t *p, const char *json,
   return p->default_table;
 }
 
+int64_t trb_pipeline_route_first(const trb_pipeline_t *p, const char *json,
+                                 size_t len, const char **key,
+                                 const char **raw, size_t *raw_len) {
+  const char *path = p->route_field;
+  if (p->n_rules == 0) return TRB_PIPELINE_ROUTE_FULL;
+  for (size_t i = 0; i < p->n_rules; i++) {
+    const trb_route_rule_t *r = &p->rules[i];
+    if (r->attribute) return TRB_PIPELINE_ROUTE_FULL;
+    const char *f = r->field ? r->field : p->route_field;
+    if (!f) return TRB_PIPELINE_ROUTE_FULL;
+    if (i == 0) path = f;
+    else if (strcmp(f, path) != 0) return TRB_PIPELINE_ROUTE_FULL;
+  }
+  if (!path || strchr(path, '.')) return TRB_PIPELINE_ROUTE_FULL;
+  const char *v;
+  size_t vl;
+  trb_json_kind_t k =
+      trb_json_field_first(json, len, path, strlen(path), &v, &vl, raw, raw_len);
+  for (size_t i = 0; i < p->n_rules; i++) {
+    const trb_route_rule_t *r = &p->rules[i];
+    if (k == TRB_JSON_STRING) {
+      if (!trb_json_string_equals(v, vl, r->equals)) continue;
+    } else if (k == TRB_JSON_NUMBER || k == TRB_JSON_BOOL) {
+      if (strlen(r->equals) != vl || memcmp(v, r->equals, vl) != 0) continue;
+    } else {
+      return TRB_PIPELINE_ROUTE_FULL;
+    }
+    *key = path;
+    return (int64_t)r->table;
+  }
+  return TRB_PIPELINE_ROUTE_FULL;
+}
+
 void trb_pipeline_free(trb_pipeline_t *p) {
   if (!p) return;
   trb_config_free(&trb_pipeline_table, p);

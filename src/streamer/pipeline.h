@@ -180,6 +180,27 @@ int64_t trb_pipeline_route(const trb_pipeline_t *p, const char *json,
                            size_t len, const char *const *attr_keys,
                            const char *const *attr_values, size_t n_attrs);
 
+/** trb_pipeline_route_first's answer when it does not apply. */
+#define TRB_PIPELINE_ROUTE_FULL (-2)
+
+/**
+ * The fast half of trb_pipeline_route: when every rule is a JSON rule on
+ * the same top-level field (no '.', no attribute rule), route on the FIRST
+ * member with that key and stop reading there. The caller must then check
+ * that the key's last occurrence has the same raw value text (e.g. with a
+ * trb_bq_watch_t while transcoding) and else use trb_pipeline_route.
+ * Params:  key — receives the field name (borrowed from `p`); raw, raw_len
+ *          — the first occurrence's raw value text (a span of `json`).
+ * Returns: a table index (>= 0) matched by a rule; TRB_PIPELINE_ROUTE_FULL
+ *          when the rules are not of that form, the key is missing, the
+ *          text is malformed before it, or no rule matches the value (the
+ *          caller then uses trb_pipeline_route).
+ * Threading: thread-safe (reads `p`).
+ */
+int64_t trb_pipeline_route_first(const trb_pipeline_t *p, const char *json,
+                                 size_t len, const char **key,
+                                 const char **raw, size_t *raw_len);
+
 /** Free everything `p` owns. NULL-safe. */
 void trb_pipeline_free(trb_pipeline_t *p);
 

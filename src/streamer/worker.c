@@ -653,17 +653,34 @@ static bool parse_failed(trb_streamer_t *s, msg_t *m) {
 /* Append message `x`'s row to batch `b` of sink `k`. */
 static grpc_status_code encode_row(batch_t *b, sink_t *k,
                                    const trb_shape_extras_t *x,
-                                   trb_status_t *st) {
+                                   trb_bq_watch_t *watch, trb_status_t *st) {
+  trb_bq_transcode_opts_t o = k->topts;
+  o.watch = watch;
   return trb_bq_transcode_row_extra(trb_bq_writer_schema_table(b->schema),
-                                    x->row, x->row_len, x->f, x->n, &k->topts,
+                                    x->row, x->row_len, x->f, x->n, &o,
                                     &b->rows, st);
 }
 
 /* Route, shape, transcode and batch one message (owned). `shape` is a
  * scratch buffer of the calling thread. `allow_refresh`: a row with a field
  * the writer schema lacks may be parked for a schema refresh (once). */
+static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
+                               bool allow_refresh, bool fast);
+
 static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
                             bool allow_refresh) {
+  route_and_batch_as(w, m, shape, allow_refresh, true);
+}
+
+/* As route_and_batch. `fast`: route on the first occurrence of a top-level
+ * route field (trb_pipeline_route_first) and have the transcoder watch the
+ * key's later occurrences; when the last one's raw value differs, or when
+ * anything fails on the way, the row is dropped from the batch and the
+ * message goes through again with the full-scan route (fast = false, the
+ * last occurrence wins) — the same table and dead-letter stage/reason as
+ * the full scan alone. */
+static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
+                               bool allow_refresh, bool fast) {
   trb_streamer_t *s = w->s;
   const trb_pipeline_t *p = s->p;
   trb_status_t st;
@@ -678,8 +695,18 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
     keys[i] = m->attrs[i].key;
     vals[i] = m->attrs[i].value;
   }
-  int64_t t = trb_pipeline_route(p, (const char *)m->data, m->len, keys, vals,
-                                 na);
+  int64_t t = TRB_PIPELINE_ROUTE_FULL;
+  const char *wkey = NULL, *fraw = NULL;
+  size_t fraw_len = 0;
+  if (fast)
+    t = trb_pipeline_route_first(p, (const char *)m->data, m->len, &wkey,
+                                 &fraw, &fraw_len);
+  if (t >= 0 && p->tables[t].envelope) t = TRB_PIPELINE_ROUTE_FULL;
+  bool watching = t >= 0;
+  trb_bq_watch_t watch = {wkey, wkey ? strlen(wkey) : 0, 0, NULL, 0};
+  trb_bq_watch_t *wp = watching ? &watch : NULL;
+  if (!watching)
+    t = trb_pipeline_route(p, (const char *)m->data, m->len, keys, vals, na);
   if (t < 0) {
     if (parse_failed(s, m)) return;
     char why[256];
@@ -712,6 +739,10 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   if (to->envelope && parse_failed(s, m)) return;
   if (trb_shape_extras(m->data, m->len, to->envelope, to->write_metadata,
                        &meta, shape, &x, &st) != GRPC_STATUS_OK) {
+    if (watching) {
+      route_and_batch_as(w, m, shape, allow_refresh, false);
+      return;
+    }
     if (parse_failed(s, m)) return;
     dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
     return;
@@ -732,7 +763,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   }
   size_t before = b->rows.len;
   grpc_status_code code =
-      encode_row(b, k, &x, &st);
+      encode_row(b, k, &x, wp, &st);
   if (code == GRPC_STATUS_OK && b->n > 0 &&
       b->rows.len > (size_t)p->batch_max_bytes) {
     /* This row starts the next batch (encoded again: the next batch may
@@ -750,7 +781,7 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
       return;
     }
     before = 0;
-    code = encode_row(b, k, &x, &st);
+    code = encode_row(b, k, &x, wp, &st);
   }
   if (code == GRPC_STATUS_OK && b->rows.len - before > 9000000 - 65536) {
     size_t big = b->rows.len - before;
@@ -778,8 +809,13 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
       }
       if (b) {
         before = b->rows.len;
-        code = encode_row(b, k, &x, &st);
+        code = encode_row(b, k, &x, wp, &st);
       }
+    }
+    if (watching && b && code != GRPC_STATUS_OK) {
+      pthread_mutex_unlock(&w->mu);
+      route_and_batch_as(w, m, shape, allow_refresh, false);
+      return;
     }
     /* Malformed JSON is not parked: it is a parse failure (below). */
     if (b && code != GRPC_STATUS_OK && allow_refresh &&
@@ -799,8 +835,20 @@ static void route_and_batch(worker_t *w, msg_t *m, trb_buf_t *shape,
   }
   if (code != GRPC_STATUS_OK) {
     pthread_mutex_unlock(&w->mu);
+    if (watching) {
+      route_and_batch_as(w, m, shape, allow_refresh, false);
+      return;
+    }
     if (parse_failed(s, m)) return;
     dead_letter(s, m, TRB_DL_TRANSCODE, st.msg, to->name);
+    return;
+  }
+  if (watching && (watch.count == 0 || watch.last_len != fraw_len ||
+                   memcmp(watch.last, fraw, fraw_len) != 0)) {
+    /* The route key again later with another value: the last one routes. */
+    b->rows.len = before;
+    pthread_mutex_unlock(&w->mu);
+    route_and_batch_as(w, m, shape, allow_refresh, false);
     return;
   }
   size_t rl = b->rows.len - before;

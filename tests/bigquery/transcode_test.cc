@@ -606,4 +606,113 @@ TEST_F(TranscodeTest, MutatedRowsNeverCrash) {
   EXPECT_GT(bad, 100);
 }
 
+// The watch (trb_bq_watch_t) counts top-level members with the key as
+// written (raw bytes, escapes intact) and reports the last one's raw value;
+// it never changes the output bytes or the error message.
+TEST_F(TranscodeTest, WatchReportsTheLastTopLevelOccurrence) {
+  Schema(R"([{"name":"event_type","type":"STRING"},{"name":"n","type":"INT64"},
+             {"name":"r","type":"RECORD","fields":[{"name":"event_type","type":"STRING"}]}])");
+  std::string held;  // the text w->last points into
+  auto watch = [&](const std::string& json, bool ignore, trb_bq_watch_t* w) {
+    held = json;
+    trb_bq_transcode_opts_t o{ignore, w};
+    trb_buf_reset(&out_);
+    st_ = trb_status_t{};
+    w->key = "event_type";
+    w->key_len = strlen(w->key);
+    return trb_bq_transcode_row(&t_, held.data(), held.size(), &o, &out_, &st_);
+  };
+  trb_bq_watch_t w{};
+  ASSERT_EQ(GRPC_STATUS_OK, watch(R"({"n":1, "event_type" :  "order" , "r":{"event_type":"x"}})",
+                                  false, &w))
+      << st_.msg;
+  EXPECT_EQ(w.count, 1u);
+  EXPECT_EQ(std::string(w.last, w.last_len), "\"order\"");
+  // Unknown (ignored) keys: nested ones do not count.
+  ASSERT_EQ(GRPC_STATUS_OK,
+            watch(R"({"event_type":"a","x":{"event_type":"no"},"n":2})", true, &w))
+      << st_.msg;
+  EXPECT_EQ(w.count, 1u) << "keys of nested objects do not count";
+  EXPECT_EQ(std::string(w.last, w.last_len), "\"a\"");
+  // Escaped spelling: the same column for the transcoder (given twice), not
+  // the watched key — and it is a row error anyway.
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            watch(R"({"event_type":"a","event\u005ftype":"b"})", false, &w));
+  Schema(R"([{"name":"n","type":"INT64"}])");
+  ASSERT_EQ(GRPC_STATUS_OK,
+            watch(R"({"event_type":"a","n":1,"event\u005ftype":"b","EVENT_TYPE":3,)"
+                  R"("event_type":[1, {"q":2}] })",
+                  true, &w))
+      << st_.msg;
+  EXPECT_EQ(w.count, 2u) << "escaped or other-case spellings are other keys";
+  EXPECT_EQ(std::string(w.last, w.last_len), R"([1, {"q":2}])");
+  ASSERT_EQ(GRPC_STATUS_OK, watch(R"({"n":1})", true, &w)) << st_.msg;
+  EXPECT_EQ(w.count, 0u);
+  EXPECT_EQ(w.last, nullptr);
+}
+
+TEST_F(TranscodeTest, WatchNeverAltersOutputOrMessages) {
+  Schema(R"([{"name":"event_type","type":"STRING"},{"name":"order_id","type":"STRING"},
+             {"name":"qty","type":"INT64"},{"name":"j","type":"JSON"},
+             {"name":"items","type":"RECORD","mode":"REPEATED","fields":[
+               {"name":"event_type","type":"STRING"},{"name":"quantity","type":"INT64"}]}])");
+  const std::string seed =
+      R"({"event_type":"order","order_id":"o","qty":3,"j":{"event_type":[1]},)"
+      R"("kind":"a","items":[{"event_type":"x","quantity":2}],"kind" : "b" })";
+  std::mt19937 rng(777);
+  const char alphabet[] = "{}[]\":,\\-+.eE0123456789 tfnulxz\x00\xff\xc3\xa9";
+  const trb_bq_extra_field_t ex[] = {{"order_id", "m", 1}, {"event_type", "e", 1}};
+  int same_ok = 0, same_err = 0;
+  for (int iter = 0; iter < 20000; iter++) {
+    std::string m = seed;
+    int edits = rng() % 4;
+    for (int e = 0; e < edits; e++) {
+      size_t pos = rng() % (m.size() + 1);
+      char ch = alphabet[rng() % (sizeof alphabet - 1)];
+      switch (rng() % 4) {
+        case 0: if (pos < m.size()) m[pos] = ch; break;
+        case 1: m.insert(m.begin() + pos, ch); break;
+        case 2: if (pos < m.size()) m.erase(pos, 1 + rng() % 8); break;
+        case 3: m.resize(pos); break;
+      }
+    }
+    bool ignore = rng() % 2;
+    size_t n_ex = rng() % 3;
+    const char* key = (rng() % 4) ? "event_type" : "kind";
+    trb_bq_transcode_opts_t plain{ignore};
+    trb_bq_watch_t w{key, strlen(key), 99, "junk", 4};
+    trb_bq_transcode_opts_t watched{ignore, &w};
+    trb_buf_t a = TRB_BUF_INIT, b = TRB_BUF_INIT;
+    trb_buf_append(&a, "P", 1);
+    trb_buf_append(&b, "P", 1);
+    trb_status_t sa{}, sb{};
+    grpc_status_code ra = trb_bq_transcode_row_extra(&t_, m.data(), m.size(), n_ex ? ex : nullptr,
+                                                     n_ex, &plain, &a, &sa);
+    grpc_status_code rb = trb_bq_transcode_row_extra(&t_, m.data(), m.size(), n_ex ? ex : nullptr,
+                                                     n_ex, &watched, &b, &sb);
+    ASSERT_EQ(ra, rb) << m;
+    ASSERT_EQ(std::string(a.data, a.len), std::string(b.data, b.len)) << m;
+    ASSERT_STREQ(sa.msg, sb.msg) << m;
+    if (ra == GRPC_STATUS_OK) {
+      same_ok++;
+      // The reported span is inside the row text and is a value's text.
+      if (w.count) {
+        ASSERT_GE(w.last, m.data());
+        ASSERT_LE(w.last + w.last_len, m.data() + m.size());
+        ASSERT_GT(w.last_len, 0u);
+      }
+      if (m == seed && !n_ex) {
+        EXPECT_EQ(w.count, key[0] == 'k' ? 2u : 1u);
+        EXPECT_EQ(std::string(w.last, w.last_len), key[0] == 'k' ? "\"b\"" : "\"order\"");
+      }
+    } else {
+      same_err++;
+    }
+    trb_buf_deinit(&a);
+    trb_buf_deinit(&b);
+  }
+  EXPECT_GT(same_ok, 100);
+  EXPECT_GT(same_err, 100);
+}
+
 }  // namespace

@@ -122,6 +122,80 @@ TEST(Pipeline, RoutesByFieldNestedFieldAttributeAndDefault) {
   EXPECT_EQ(route_a(R"({"meta":{"kind":8}})"), -1);
 }
 
+// The fast route: the first top-level occurrence, stopping there; only
+// for rules that are all JSON rules on one top-level field.
+TEST(Pipeline, RouteFirstStopsAtTheFirstOccurrence) {
+  const char *v, *raw;
+  size_t vl, rl;
+  std::string j = R"({"x":{"k":"no"}, "k" : "a\"b" ,"k":"c", then garbage)";
+  ASSERT_EQ(trb_json_field_first(j.data(), j.size(), "k", 1, &v, &vl, &raw, &rl),
+            TRB_JSON_STRING);
+  EXPECT_EQ(std::string(v, vl), "a\\\"b");
+  EXPECT_EQ(std::string(raw, rl), "\"a\\\"b\"");
+  j = R"({"k\u0020":1,"k":[1,2] ,"k":3})";
+  ASSERT_EQ(trb_json_field_first(j.data(), j.size(), "k", 1, &v, &vl, &raw, &rl),
+            TRB_JSON_ARRAY);
+  EXPECT_EQ(std::string(raw, rl), "[1,2]");
+  j = R"({"a":1,"b":{"k":2}})";
+  EXPECT_EQ(trb_json_field_first(j.data(), j.size(), "k", 1, &v, &vl, &raw, &rl),
+            TRB_JSON_MISSING);
+  j = R"({"a":tru,"k":2})";
+  EXPECT_EQ(trb_json_field_first(j.data(), j.size(), "k", 1, &v, &vl, &raw, &rl),
+            TRB_JSON_MALFORMED);
+  j = "[1]";
+  EXPECT_EQ(trb_json_field_first(j.data(), j.size(), "k", 1, &v, &vl, &raw, &rl),
+            TRB_JSON_MISSING);
+
+  std::string err;
+  Pipe a;
+  ASSERT_EQ(a.Load(R"({"project":"p","subscription":"s","dead_letter_topic":"d",
+      "routes": [{"equals": "order", "table": "d.a"},
+                 {"equals": 7, "table": "d.b"},
+                 {"equals": "inventory", "table": "d.c"}]})",
+                   &err),
+            GRPC_STATUS_OK)
+      << err;
+  const char *key = nullptr;
+  std::string held;  // the text `raw` points into
+  auto first = [&](const Pipe &p, const std::string &js) {
+    raw = nullptr;
+    held = js;
+    return trb_pipeline_route_first(&p.p, held.data(), held.size(), &key, &raw, &rl);
+  };
+  EXPECT_EQ(first(a, R"({"event_type":"order","event_type":"inventory"})"), 0);
+  EXPECT_STREQ(key, "event_type");
+  EXPECT_EQ(std::string(raw, rl), "\"order\"");
+  EXPECT_EQ(first(a, R"({"event_type":7,"x":})"), 1);  // the rest is not read
+  EXPECT_EQ(std::string(raw, rl), "7");
+  EXPECT_EQ(first(a, R"({"event_type":"\u0069nventory"})"), 2);
+  // Not found, no rule matches, or malformed before it: the full scan.
+  EXPECT_EQ(first(a, R"({"x":{"event_type":"order"}})"), TRB_PIPELINE_ROUTE_FULL);
+  EXPECT_EQ(first(a, R"({"event_type":"refund","event_type":"order"})"),
+            TRB_PIPELINE_ROUTE_FULL);
+  EXPECT_EQ(first(a, R"({"event_type":null})"), TRB_PIPELINE_ROUTE_FULL);
+  EXPECT_EQ(first(a, R"({"x":[,"event_type":"order"})"), TRB_PIPELINE_ROUTE_FULL);
+  EXPECT_EQ(first(a, R"({"event\u005ftype":"order"})"), TRB_PIPELINE_ROUTE_FULL);
+  // Attribute rules, nested fields or rules on two fields: the full scan.
+  Pipe seed;
+  ASSERT_EQ(seed.Load(kSeed, nullptr), GRPC_STATUS_OK);
+  EXPECT_EQ(first(seed, R"({"event_type":"order"})"), TRB_PIPELINE_ROUTE_FULL);
+  Pipe nested;
+  ASSERT_EQ(nested.Load(R"({"project":"p","subscription":"s","dead_letter_topic":"d",
+      "route_field": "m.k", "routes": [{"equals": "order", "table": "d.a"}]})",
+                        &err),
+            GRPC_STATUS_OK)
+      << err;
+  EXPECT_EQ(first(nested, R"({"m.k":"order","m":{"k":"order"}})"), TRB_PIPELINE_ROUTE_FULL);
+  Pipe two;
+  ASSERT_EQ(two.Load(R"({"project":"p","subscription":"s","dead_letter_topic":"d",
+      "routes": [{"equals": "order", "table": "d.a"},
+                 {"field": "kind", "equals": "x", "table": "d.b"}]})",
+                     &err),
+            GRPC_STATUS_OK)
+      << err;
+  EXPECT_EQ(first(two, R"({"event_type":"order"})"), TRB_PIPELINE_ROUTE_FULL);
+}
+
 TEST(Pipeline, ErrorsNameFilePathAndReason) {
   struct Case {
     const char *json, *want;

@@ -287,3 +287,127 @@ TEST_F(StreamerTest, TableKeepsWritingAfterABatchWhoseOnlyRowWasDeadLettered) {
 }
 
 }  // namespace
+
+namespace {
+
+// Route on a top-level field with duplicate keys: the streamer routes on
+// the first occurrence and has the transcoder check the last one; the
+// outcome (table, or dead-letter stage, reason and table) must be the full
+// scan's, where the LAST occurrence wins.
+struct StreamRun {
+  std::vector<std::string> ids;
+  Outcome out;
+};
+
+StreamRun StreamLines(StreamEnv& env, const std::string& pipeline_json,
+                const std::vector<std::string>& lines) {
+  StreamRun r;
+  Pipeline pl;
+  trb_status_t st{};
+  EXPECT_EQ(GRPC_STATUS_OK, pl.Load(pipeline_json, &st)) << st.msg;
+  trb_streamer_opts_t o = {env.ps_ch, env.bq_ch, 0};
+  trb_streamer_t* s = nullptr;
+  EXPECT_EQ(GRPC_STATUS_OK, trb_streamer_start(&pl.p, &o, &s, &st)) << st.msg;
+  if (!s) return r;
+  r.ids = env.Publish(lines);
+  EXPECT_TRUE(st_test::WaitStats(s, [&](const trb_streamer_stats_t& x) {
+    return x.rows_written + x.dead_letters >= lines.size() && x.acks_ok >= lines.size();
+  }));
+  EXPECT_EQ(GRPC_STATUS_OK, trb_streamer_stop(s, 10000, &st)) << st.msg;
+  trb_streamer_destroy(s);
+  r.out = Collect(env);
+  EXPECT_EQ(r.out.duplicates, 0);
+  return r;
+}
+
+TEST_F(StreamerTest, DuplicateRouteKeysAsAColumnRouteOnTheLastOccurrence) {
+  const std::string o = R"("order_id":"o-1","order_date":"2026-01-01T00:00:00Z")";
+  std::vector<std::string> lines = {
+      // event_type is a column: twice is a transcode error — of the table
+      // the LAST occurrence routes to.
+      "{\"event_type\":\"order\"," + o + ",\"event_type\":\"inventory\"}",
+      "{\"event_type\":\"inventory\"," + o + ",\"event_type\":\"order\"}",
+      // Escaped spelling: not the route key for routing (raw compare), the
+      // same column for the transcoder.
+      "{\"event_type\":\"order\"," + o + ",\"event\\u005ftype\":\"inventory\"}",
+      // The last occurrence matches no route.
+      "{\"event_type\":\"order\"," + o + ",\"event_type\":\"refund\"}",
+      // Malformed between the occurrences.
+      "{\"event_type\":\"order\"," + o + ",\"x\":tru,\"event_type\":\"inventory\"}",
+      // Twice the same value: still "field given twice".
+      "{\"event_type\":\"order\"," + o + ",\"event_type\":\"order\"}",
+      // Control: once.
+      "{\"event_type\":\"order\"," + o + "}",
+  };
+  StreamRun r = StreamLines(env, env.PipelineJson(), lines);
+  ASSERT_EQ(r.ids.size(), lines.size());
+  auto dead = [&](size_t i) -> DeadLetter& { return r.out.dead[r.ids[i]]; };
+  for (size_t i = 0; i < 6; i++) ASSERT_EQ(r.out.dead.count(r.ids[i]), 1u) << lines[i];
+  EXPECT_EQ(dead(0).attrs["tributary_error_stage"], "transcode");
+  EXPECT_EQ(dead(0).attrs["tributary_table"], "backend_events.inventory_events");
+  EXPECT_EQ(dead(0).attrs["tributary_json_path"], "$.order_id");  // no such column there
+  EXPECT_EQ(dead(1).attrs["tributary_error_stage"], "transcode");
+  EXPECT_EQ(dead(1).attrs["tributary_table"], "backend_events.order_events");
+  EXPECT_EQ(dead(2).attrs["tributary_error_stage"], "transcode");
+  EXPECT_EQ(dead(2).attrs["tributary_table"], "backend_events.order_events");
+  EXPECT_EQ(dead(3).attrs["tributary_error_stage"], "route");
+  EXPECT_EQ(dead(3).attrs["tributary_error_reason"],
+            "no route matches $.event_type = \"refund\"");
+  EXPECT_EQ(dead(4).attrs["tributary_error_stage"], "parse");
+  EXPECT_EQ(dead(5).attrs["tributary_error_stage"], "transcode");
+  EXPECT_EQ(dead(5).attrs["tributary_table"], "backend_events.order_events");
+  EXPECT_EQ(r.out.table_of[r.ids[6]], "backend_events.order_events");
+}
+
+TEST_F(StreamerTest, DuplicateRouteKeysAsAnIgnoredFieldRouteOnTheLastOccurrence) {
+  // Route on "kind", a key no table has (ignored); each row fits both tables.
+  std::string pipeline = R"({"project": ")" + env.project + R"(",
+      "subscription": "backend-events-tributary",
+      "dead_letter_topic": "tributary-dead-letter",
+      "workers": 2, "batch_max_latency": "5ms", "http_port": -1,
+      "wal_dir": ")" + env.wal_dir + R"(", "wal_sync": "none",
+      "route_field": "kind",
+      "routes": [
+        {"equals": "order", "table": "backend_events.order_events"},
+        {"equals": "inventory", "table": "backend_events.inventory_events"}],
+      "tables": {
+        "backend_events.order_events": {"write_metadata": true, "unknown_fields": "ignore"},
+        "backend_events.inventory_events": {"write_metadata": true,
+                                            "unknown_fields": "ignore"},
+        "backend_events.user_activity_events": {"write_metadata": true}}})";
+  const std::string b =
+      R"("event_type":"e","order_id":"o-1","order_date":"2026-01-01T00:00:00Z",)"
+      R"("inventory_id":"i-1","timestamp":"2026-01-01T00:00:00Z")";
+  std::vector<std::string> lines = {
+      "{\"kind\":\"order\"," + b + ",\"kind\":\"inventory\"}",              // 0 inventory
+      "{\"kind\":\"inventory\"," + b + ",\"kind\":\"order\"}",              // 1 order
+      "{\"kind\":\"order\"," + b + ",\"kind\":\"order\"}",                  // 2 order
+      "{\"kind\":\"order\"," + b + ",\"\\u006bind\":\"inventory\"}",        // 3 order
+      "{\"kind\":\"order\"," + b + ",\"x\":{\"kind\":\"inventory\"}}",      // 4 order
+      "{\"kind\":\"order\"," + b + ",\"kind\":\"refund\"}",                 // 5 route
+      "{\"kind\":\"order\"," + b + ",\"y\":[1,},\"kind\":\"inventory\"}",   // 6 parse
+      "{\"kind\":\"order\"," + b + ",\"kind\":\"inventory\",\"kind\":\"order\"}",  // 7 order
+      "{\"kind\":\"order\"," + b + ",\"kind\":\"\\u006frder\"}",  // 8 order (escaped value)
+      "{\"kind\":\"order\"," + b + ",\"kind\": \"inventory\" }",            // 9 inventory
+      "{\"kind\":\"order\"," + b + ",\"kind\":7}",                          // 10 route
+  };
+  StreamRun r = StreamLines(env, pipeline, lines);
+  ASSERT_EQ(r.ids.size(), lines.size());
+  const char* inv = "backend_events.inventory_events";
+  const char* ord = "backend_events.order_events";
+  std::vector<std::pair<size_t, const char*>> written = {
+      {0, inv}, {1, ord}, {2, ord}, {3, ord}, {4, ord}, {7, ord}, {8, ord}, {9, inv}};
+  for (auto& w : written) EXPECT_EQ(r.out.table_of[r.ids[w.first]], w.second) << lines[w.first];
+  ASSERT_EQ(r.out.dead.count(r.ids[5]), 1u);
+  EXPECT_EQ(r.out.dead[r.ids[5]].attrs["tributary_error_stage"], "route");
+  EXPECT_EQ(r.out.dead[r.ids[5]].attrs["tributary_error_reason"],
+            "no route matches $.kind = \"refund\"");
+  ASSERT_EQ(r.out.dead.count(r.ids[6]), 1u);
+  EXPECT_EQ(r.out.dead[r.ids[6]].attrs["tributary_error_stage"], "parse");
+  ASSERT_EQ(r.out.dead.count(r.ids[10]), 1u);
+  EXPECT_EQ(r.out.dead[r.ids[10]].attrs["tributary_error_stage"], "route");
+  EXPECT_EQ(r.out.dead[r.ids[10]].attrs["tributary_error_reason"], "no route matches $.kind = 7");
+  EXPECT_EQ(r.out.table_of.size(), written.size());
+}
+
+}  // namespace
