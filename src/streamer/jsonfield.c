@@ -130,6 +130,80 @@ static trb_json_kind_t kind_at(char c) {
   }
 }
 
+/* The members of the object whose '{' was just consumed (whitespace after
+ * it skipped): finds the member named key[0..key_len) (raw key bytes).
+ * first: stop right after the first such member's value; else read to the
+ * closing '}' and keep the last (duplicates: last wins). Returns 1 with
+ * *hit..*hit_end the value's text, 0 when there is none, -1 when the text
+ * is malformed before the scan could stop. */
+static int find_member(scan_t *s, const char *key, size_t key_len, bool first,
+                       const char **hit, const char **hit_end) {
+  *hit = NULL;
+  if (s->p < s->end && *s->p == '}') {
+    s->p++;
+    return 0;
+  }
+  for (;;) {
+    const char *kb;
+    size_t kl;
+    ws(s);
+    if (!str(s, &kb, &kl)) return -1;
+    ws(s);
+    if (s->p >= s->end || *s->p != ':') return -1;
+    s->p++;
+    ws(s);
+    const char *vstart = s->p;
+    if (!skip(s, 1)) return -1;
+    if (kl == key_len && memcmp(kb, key, kl) == 0) {
+      *hit = vstart;
+      *hit_end = s->p;
+      if (first) return 1;
+    }
+    ws(s);
+    if (s->p >= s->end) return -1;
+    if (*s->p == ',') {
+      s->p++;
+      continue;
+    }
+    if (*s->p == '}') {
+      s->p++;
+      return *hit ? 1 : 0;
+    }
+    return -1;
+  }
+}
+
+/* Opens the top-level object of s: 1 when s->p is past its '{', else the
+ * kind to return (MISSING for another well-formed value, MALFORMED). */
+static int open_object(scan_t *s, trb_json_kind_t *ret) {
+  ws(s);
+  if (s->p >= s->end) {
+    *ret = TRB_JSON_MALFORMED;
+    return 0;
+  }
+  if (*s->p != '{') {
+    *ret = skip(s, 0) ? TRB_JSON_MISSING : TRB_JSON_MALFORMED;
+    return 0;
+  }
+  s->p++;
+  ws(s);
+  return 1;
+}
+
+/* The value at hit..hit_end: strings without their quotes. */
+static trb_json_kind_t value_of(const char *hit, const char *hit_end,
+                                const char **val, size_t *val_len) {
+  trb_json_kind_t k = kind_at(*hit);
+  if (k == TRB_JSON_STRING) {
+    *val = hit + 1;
+    *val_len = (size_t)(hit_end - hit) - 2;
+  } else {
+    *val = hit;
+    *val_len = (size_t)(hit_end - hit);
+  }
+  return k;
+}
+
 trb_json_kind_t trb_json_field(const char *json, size_t len, const char *path,
                                const char **val, size_t *val_len) {
   scan_t s = {json, json + len};
@@ -137,60 +211,19 @@ trb_json_kind_t trb_json_field(const char *json, size_t len, const char *path,
   for (;;) {
     const char *dot = strchr(seg, '.');
     size_t seg_len = dot ? (size_t)(dot - seg) : strlen(seg);
-    ws(&s);
-    if (s.p >= s.end) return TRB_JSON_MALFORMED;
-    if (*s.p != '{') return skip(&s, 0) ? TRB_JSON_MISSING : TRB_JSON_MALFORMED;
-    s.p++;
-    ws(&s);
-    /* Scan every member; remember the last match (duplicates: last wins). */
+    trb_json_kind_t ret;
+    if (!open_object(&s, &ret)) return ret;
     const char *hit = NULL, *hit_end = NULL;
-    if (s.p < s.end && *s.p == '}') {
-      s.p++;
-    } else {
-      for (;;) {
-        const char *kb;
-        size_t kl;
-        ws(&s);
-        if (!str(&s, &kb, &kl)) return TRB_JSON_MALFORMED;
-        ws(&s);
-        if (s.p >= s.end || *s.p != ':') return TRB_JSON_MALFORMED;
-        s.p++;
-        ws(&s);
-        const char *vstart = s.p;
-        if (!skip(&s, 1)) return TRB_JSON_MALFORMED;
-        if (kl == seg_len && memcmp(kb, seg, kl) == 0) {
-          hit = vstart;
-          hit_end = s.p;
-        }
-        ws(&s);
-        if (s.p >= s.end) return TRB_JSON_MALFORMED;
-        if (*s.p == ',') {
-          s.p++;
-          continue;
-        }
-        if (*s.p == '}') {
-          s.p++;
-          break;
-        }
-        return TRB_JSON_MALFORMED;
-      }
-    }
-    if (!hit) return TRB_JSON_MISSING;
+    int r = find_member(&s, seg, seg_len, false, &hit, &hit_end);
+    if (r < 0) return TRB_JSON_MALFORMED;
+    if (r == 0) return TRB_JSON_MISSING;
     if (dot) {
       seg = dot + 1;
       s.p = hit;
       s.end = hit_end;
       continue;
     }
-    trb_json_kind_t k = kind_at(*hit);
-    if (k == TRB_JSON_STRING) {
-      *val = hit + 1;
-      *val_len = (size_t)(hit_end - hit) - 2;
-    } else {
-      *val = hit;
-      *val_len = (size_t)(hit_end - hit);
-    }
-    return k;
+    return value_of(hit, hit_end, val, val_len);
   }
 }
 
@@ -199,45 +232,15 @@ trb_json_kind_t trb_json_field_first(const char *json, size_t len,
                                      const char **val, size_t *val_len,
                                      const char **raw, size_t *raw_len) {
   scan_t s = {json, json + len};
-  ws(&s);
-  if (s.p >= s.end) return TRB_JSON_MALFORMED;
-  if (*s.p != '{') return skip(&s, 0) ? TRB_JSON_MISSING : TRB_JSON_MALFORMED;
-  s.p++;
-  ws(&s);
-  if (s.p < s.end && *s.p == '}') return TRB_JSON_MISSING;
-  for (;;) {
-    const char *kb;
-    size_t kl;
-    ws(&s);
-    if (!str(&s, &kb, &kl)) return TRB_JSON_MALFORMED;
-    ws(&s);
-    if (s.p >= s.end || *s.p != ':') return TRB_JSON_MALFORMED;
-    s.p++;
-    ws(&s);
-    const char *vstart = s.p;
-    if (!skip(&s, 1)) return TRB_JSON_MALFORMED;
-    if (kl == key_len && memcmp(kb, key, kl) == 0) {
-      *raw = vstart;
-      *raw_len = (size_t)(s.p - vstart);
-      trb_json_kind_t k = kind_at(*vstart);
-      if (k == TRB_JSON_STRING) {
-        *val = vstart + 1;
-        *val_len = *raw_len - 2;
-      } else {
-        *val = vstart;
-        *val_len = *raw_len;
-      }
-      return k;
-    }
-    ws(&s);
-    if (s.p >= s.end) return TRB_JSON_MALFORMED;
-    if (*s.p == ',') {
-      s.p++;
-      continue;
-    }
-    if (*s.p == '}') return TRB_JSON_MISSING;
-    return TRB_JSON_MALFORMED;
-  }
+  trb_json_kind_t ret;
+  if (!open_object(&s, &ret)) return ret;
+  const char *hit = NULL, *hit_end = NULL;
+  int r = find_member(&s, key, key_len, true, &hit, &hit_end);
+  if (r < 0) return TRB_JSON_MALFORMED;
+  if (r == 0) return TRB_JSON_MISSING;
+  *raw = hit;
+  *raw_len = (size_t)(hit_end - hit);
+  return value_of(hit, hit_end, val, val_len);
 }
 
 static int hexv(char c) {
