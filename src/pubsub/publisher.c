@@ -19,6 +19,7 @@
 #include "src/pubsub/publisher.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -102,7 +103,9 @@ struct trb_ps_publisher_s {
   int flushers;                /* > 0: send regardless of thresholds */
   bool closing, aborting, stop;
   uint64_t seq;
-  trb_ps_publisher_stats_t stats;
+  trb_ps_publisher_stats_t stats; /* succeeded/failed: the atomics below */
+  /* Messages completed, counted before their callbacks run (no lock). */
+  _Atomic uint64_t done_ok, done_failed;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -300,6 +303,7 @@ static void pump(trb_ps_publisher_t *p) {
 /* Run the callbacks of `b` with one status (no lock held). */
 static void fail_batch(const batch_t *b, grpc_status_code code,
                        const char *msg) {
+  atomic_fetch_add(&b->p->done_failed, b->n);
   for (size_t i = 0; i < b->n; i++) {
     if (b->ents[i].cb) b->ents[i].cb(b->ents[i].user, code, msg, NULL);
   }
@@ -310,13 +314,8 @@ static void account(trb_ps_publisher_t *p, size_t n, size_t bytes, bool ok,
                     grpc_status_code code, const char *msg) {
   p->out_msgs -= (int64_t)n;
   p->out_bytes -= (int64_t)bytes;
-  if (ok) {
-    p->stats.succeeded += n;
-  } else if (n > 0) {
-    if (p->stats.failed == 0) {
-      trb_status_set(&p->stats.first_error, code, "%s", msg);
-    }
-    p->stats.failed += n;
+  if (!ok && n > 0 && p->stats.first_error.code == GRPC_STATUS_OK) {
+    trb_status_set(&p->stats.first_error, code, "%s", msg);
   }
   pthread_cond_broadcast(&p->room_cv);
 }
@@ -404,6 +403,7 @@ static void on_publish_done(void *user, const trb_rpc_result_t *r) {
 
   if (code == GRPC_STATUS_OK) {
     char stackbuf[128];
+    atomic_fetch_add(&p->done_ok, b->n);
     for (size_t i = 0; i < b->n; i++) {
       const ent_t *e = &b->ents[i];
       if (!e->cb) continue;
@@ -902,6 +902,8 @@ void trb_ps_publisher_stats(trb_ps_publisher_t *p,
   pthread_mutex_lock(&p->mu);
   *out = p->stats;
   pthread_mutex_unlock(&p->mu);
+  out->succeeded = atomic_load(&p->done_ok);
+  out->failed = atomic_load(&p->done_failed);
 }
 
 
@@ -953,6 +955,8 @@ grpc_status_code trb_ps_publisher_shutdown(trb_ps_publisher_t *p,
   pthread_cond_signal(&p->timer_cv);
   trb_ps_publisher_stats_t s = p->stats;
   pthread_mutex_unlock(&p->mu);
+  s.succeeded = atomic_load(&p->done_ok);
+  s.failed = atomic_load(&p->done_failed);
   if (join) pthread_join(p->timer, NULL);
   if (stats) *stats = s;
   if (s.failed > 0) {

@@ -144,6 +144,8 @@ typedef void (*trb_ps_publish_cb)(void *user, grpc_status_code code,
 /** Counters (trb_ps_publisher_stats). */
 typedef struct trb_ps_publisher_stats_s {
   uint64_t accepted;  /* trb_ps_publish returned OK */
+  /** succeeded / failed count a message before its callback runs, so a
+   *  caller that saw N callbacks reads at least N here. */
   uint64_t succeeded; /* completed with a message id */
   uint64_t failed;    /* completed with an error */
   uint64_t requests;  /* Publish attempts sent (retries included) */
@@ -151,7 +153,8 @@ typedef struct trb_ps_publisher_stats_s {
   /** Most requests in flight at once, all keys (a request waiting for
    *  its retry counts as in flight). */
   uint64_t peak_in_flight;
-  /** Status of the first failed message (OK when none failed). */
+  /** Status of the first failed message (OK when none failed); set once
+   *  the failed request is accounted, just after its callbacks. */
   trb_status_t first_error;
 } trb_ps_publisher_stats_t;
 
