@@ -41,7 +41,10 @@ def trb_cc_test(name, deps = [], copts = [], size = "small", **kwargs):
     native.cc_test(
         name = name,
         copts = TRB_CC_COPTS + copts,
-        deps = deps + ["//third_party:gtest_main"],
+        deps = deps + [
+            "//third_party:gtest_main",
+            "//tests/testutil:lsan_suppressions",
+        ],
         size = size,
         **kwargs
     )
