@@ -23,100 +23,18 @@
 #include <gtest/gtest.h>
 
 #include "src/ingest/http_server.h"
+#include "tests/ingest/raw_http_client.h"
 #include "tests/testutil/wait.h"
 
 namespace {
 
-struct Reply {
-  int status = 0;  // 0: the connection closed (or timed out) first
-  std::string head;
-  std::string body;
-  bool Has(const std::string& h) const { return head.find(h) != std::string::npos; }
-};
+using Reply = trb_test::RawReply;
+using trb_test::Post;
 
-// A raw client socket: send bytes, read replies one at a time.
-class Client {
+class Client : public trb_test::RawClient {
  public:
-  explicit Client(int port, int timeout_ms = 10000) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in a = {};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = connect(fd_, reinterpret_cast<struct sockaddr*>(&a), sizeof(a)) == 0;
-  }
-  ~Client() {
-    if (fd_ >= 0) close(fd_);
-  }
-  bool connected() const { return connected_; }
-  int fd() const { return fd_; }
-
-  bool Send(const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      ssize_t n = send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  // One reply: status line + headers, then Content-Length bytes of body
-  // (none for 1xx).
-  Reply Read() {
-    Reply r;
-    size_t end;
-    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
-      if (!Fill()) return r;
-    }
-    r.head = buf_.substr(0, end + 2);
-    buf_.erase(0, end + 4);
-    int status = atoi(r.head.c_str() + 9);
-    size_t len = 0;
-    size_t cl = r.head.find("Content-Length: ");
-    if (cl != std::string::npos) len = static_cast<size_t>(atoll(r.head.c_str() + cl + 16));
-    while (buf_.size() < len) {
-      if (!Fill()) return r;
-    }
-    r.body = buf_.substr(0, len);
-    buf_.erase(0, len);
-    r.status = status;
-    return r;
-  }
-
-  // True when the server closes the connection (EOF or reset) before the
-  // receive timeout; buffered bytes are dropped.
-  bool ClosedByServer() {
-    char tmp[4096];
-    for (;;) {
-      ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
-      if (n == 0) return true;
-      if (n < 0) return errno == ECONNRESET;
-    }
-  }
-
- private:
-  bool Fill() {
-    char tmp[65536];
-    ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
-    if (n <= 0) return false;
-    buf_.append(tmp, static_cast<size_t>(n));
-    return true;
-  }
-  int fd_ = -1;
-  bool connected_ = false;
-  std::string buf_;
+  explicit Client(int port, int timeout_ms = 10000) : RawClient(port, timeout_ms) {}
 };
-
-std::string Post(const std::string& path, const std::string& body,
-                 const std::string& extra = "") {
-  return "POST " + path + " HTTP/1.1\r\nHost: x\r\n" + extra +
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-}
 
 class HttpServerTest : public ::testing::Test {
  protected:
