@@ -1,9 +1,12 @@
 // publisher_test.cc — the Publisher (src/pubsub/publisher.h) against the
 // in-process emulator on 127.0.0.1:0: exactly-once completion with ids,
-// batching limits, flow control, retries, ordering keys, flush/shutdown.
+// batching limits, flow control, retries, ordering keys, flush/shutdown,
+// trb_ps_publish_many.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -878,6 +881,162 @@ TEST_F(PublisherTest, ShutdownDeadlineReportsWhatFailed) {
   auto l = d.cond.Lock();
   EXPECT_EQ(5u, d.n);
   trb_faults_clear(faults_);
+}
+
+// trb_ps_publish_many: a batch of messages under one lock acquisition.
+// Checks the accepted prefix on a refusal, exactly one completion per
+// accepted message, per-key order, and that messages after a refusal are
+// not sent.
+// Completions by the test's message index.
+struct ManyDone {
+  trb_test::Cond cond;
+  std::map<int, std::vector<std::pair<grpc_status_code, std::string>>> got;
+  size_t n = 0;
+  std::vector<std::pair<ManyDone*, int>> ctx;  // stable: reserved up front
+
+  explicit ManyDone(size_t cap) { ctx.reserve(cap); }
+  void* Make(int idx) {
+    ctx.emplace_back(this, idx);
+    return &ctx.back();
+  }
+  static void Cb(void* user, grpc_status_code code, const char* message, const char* id) {
+    auto* c = static_cast<std::pair<ManyDone*, int>*>(user);
+    ASSERT_NE(nullptr, message);
+    c->first->cond.Update([&] {
+      c->first->got[c->second].emplace_back(code, code == GRPC_STATUS_OK ? id : message);
+      c->first->n++;
+    });
+  }
+};
+
+class PublishManyTest : public PublisherTest {
+ protected:
+  // Messages with data `prefix<i>`, ordering key `key` (may be NULL).
+  struct Batch {
+    std::vector<std::string> data;
+    std::vector<trb_ps_message_t> msgs;
+    std::vector<void*> users;
+  };
+  Batch MakeBatch(ManyDone* d, int first, int n, const char* key) {
+    Batch b;
+    b.data.reserve(n);
+    for (int i = 0; i < n; i++) b.data.push_back("m" + std::to_string(first + i));
+    for (int i = 0; i < n; i++) {
+      trb_ps_message_t m = {};
+      m.data = reinterpret_cast<const uint8_t*>(b.data[i].data());
+      m.data_len = b.data[i].size();
+      m.ordering_key = key;
+      b.msgs.push_back(m);
+      b.users.push_back(d->Make(first + i));
+    }
+    return b;
+  }
+  // The data of what "sub-ordered" delivers (acked), in delivery order.
+  std::vector<std::string> PulledData(size_t want) {
+    std::vector<std::string> out;
+    for (const auto& p : PullAll("sub-ordered", want)) out.push_back(p.data);
+    return out;
+  }
+};
+
+TEST_F(PublishManyTest, WholeBatchAcceptedInOrderOneRequest) {
+  trb_ps_publisher_config_t c = {};
+  c.max_messages = 1000;
+  c.max_delay_ms = 60000;  // sent by the flush below, all in one request
+  c.backoff_initial_ms = 10;
+  Make(c);
+  const int kN = 300;
+  ManyDone d(kN);
+  Batch b = MakeBatch(&d, 0, kN, "k");
+  size_t acc = 12345;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publish_many(pub_, b.msgs.data(), kN, ManyDone::Cb,
+                                                b.users.data(), &acc, &st_))
+      << st_.msg;
+  EXPECT_EQ(static_cast<size_t>(kN), acc);
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 20000, &st_)) << st_.msg;
+  {
+    auto l = d.cond.Lock();
+    ASSERT_EQ(static_cast<size_t>(kN), d.n);
+    for (int i = 0; i < kN; i++) {
+      ASSERT_EQ(1u, d.got[i].size()) << i;
+      EXPECT_EQ(GRPC_STATUS_OK, d.got[i][0].first) << d.got[i][0].second;
+      EXPECT_FALSE(d.got[i][0].second.empty());
+    }
+  }
+  trb_ps_publisher_stats_t s;
+  trb_ps_publisher_stats(pub_, &s);
+  EXPECT_EQ(1u, s.requests);
+  EXPECT_EQ(static_cast<uint64_t>(kN), s.accepted);
+  auto pulled = PulledData(kN);
+  ASSERT_EQ(static_cast<size_t>(kN), pulled.size());
+  for (int i = 0; i < kN; i++) EXPECT_EQ("m" + std::to_string(i), pulled[i]) << i;
+}
+
+TEST_F(PublishManyTest, StopsAtTheFirstRefusedMessage) {
+  trb_ps_publisher_config_t c = {};
+  c.max_delay_ms = -1;
+  Make(c);
+  ManyDone d(8);
+  Batch b = MakeBatch(&d, 0, 4, nullptr);
+  b.msgs[2].data_len = 0;  // no data, no attributes: INVALID_ARGUMENT
+  size_t acc = 0;
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, trb_ps_publish_many(pub_, b.msgs.data(), 4, ManyDone::Cb,
+                                                              b.users.data(), &acc, &st_));
+  EXPECT_EQ(2u, acc);
+  // The caller goes on after the refused one.
+  EXPECT_EQ(GRPC_STATUS_OK, trb_ps_publish_many(pub_, b.msgs.data() + 3, 1, ManyDone::Cb,
+                                                b.users.data() + 3, &acc, &st_));
+  EXPECT_EQ(1u, acc);
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 20000, &st_)) << st_.msg;
+  {
+    auto l = d.cond.Lock();
+    EXPECT_EQ(3u, d.n);
+    EXPECT_EQ(0u, d.got.count(2));
+    for (int i : {0, 1, 3}) ASSERT_EQ(1u, d.got[i].size()) << i;
+  }
+  auto pulled = PulledData(3);
+  std::sort(pulled.begin(), pulled.end());
+  EXPECT_EQ((std::vector<std::string>{"m0", "m1", "m3"}), pulled);
+}
+
+TEST_F(PublishManyTest, FlowControlRejectMidBatch) {
+  trb_ps_publisher_config_t c = {};
+  c.flow = TRB_PS_FLOW_REJECT;
+  c.flow_max_messages = 3;
+  c.max_delay_ms = 60000;  // nothing completes before the flush
+  Make(c);
+  ManyDone d(5);
+  Batch b = MakeBatch(&d, 0, 5, nullptr);
+  size_t acc = 0;
+  EXPECT_EQ(GRPC_STATUS_RESOURCE_EXHAUSTED, trb_ps_publish_many(pub_, b.msgs.data(), 5, ManyDone::Cb,
+                                                                b.users.data(), &acc, &st_));
+  EXPECT_EQ(3u, acc);
+  EXPECT_NE(nullptr, strstr(st_.msg, "flow control")) << st_.msg;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_flush(pub_, 20000, &st_)) << st_.msg;
+  auto l = d.cond.Lock();
+  EXPECT_EQ(3u, d.n);
+  for (int i = 0; i < 3; i++) EXPECT_EQ(1u, d.got[i].size()) << i;
+}
+
+TEST_F(PublishManyTest, ArgumentsAndShutdown) {
+  trb_ps_publisher_config_t c = {};
+  Make(c);
+  ManyDone d(2);
+  Batch b = MakeBatch(&d, 0, 2, nullptr);
+  size_t acc = 7;
+  EXPECT_EQ(GRPC_STATUS_OK,
+            trb_ps_publish_many(pub_, nullptr, 0, ManyDone::Cb, nullptr, &acc, &st_));
+  EXPECT_EQ(0u, acc);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_ps_publish_many(pub_, b.msgs.data(), 2, ManyDone::Cb, nullptr, &acc, &st_));
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_ps_publish_many(nullptr, b.msgs.data(), 2, ManyDone::Cb, b.users.data(), &acc, &st_));
+  ASSERT_EQ(GRPC_STATUS_OK, trb_ps_publisher_shutdown(pub_, 10000, nullptr, &st_)) << st_.msg;
+  EXPECT_EQ(GRPC_STATUS_FAILED_PRECONDITION,
+            trb_ps_publish_many(pub_, b.msgs.data(), 2, ManyDone::Cb, b.users.data(), &acc, &st_));
+  EXPECT_EQ(0u, acc);
+  auto l = d.cond.Lock();
+  EXPECT_EQ(0u, d.n);
 }
 
 }  // namespace
