@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -70,6 +71,9 @@ void trb_bench_emu_start(const char *bin, const char *config_json,
   e->pid = fork();
   if (e->pid < 0) trb_bench_die("fork");
   if (e->pid == 0) {
+    /* A bench that dies (trb_bench_die) takes its emulator with it. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) _exit(127);
     dup2(out[1], 1);
     close(out[0]);
     execv(bin, (char *const *)argv);

@@ -66,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -388,6 +389,8 @@ static pid_t stream_start(const char *bin, const trb_bench_emu_t *e, const char 
   pid_t pid = fork();
   if (pid < 0) trb_bench_die("fork");
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* dies with the bench */
+    if (getppid() == 1) _exit(127);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
