@@ -17,6 +17,7 @@
 
 #include "google/cloud/bigquery/storage/v1/storage.pb.h"
 #include "google/cloud/bigquery/storage/v1/stream.pb.h"
+#include "src/bigquery/append_codec.h"
 #include "src/bigquery/descriptor.h"
 #include "src/bigquery/transcode.h"
 #include "src/bigquery/write_rpc.h"
@@ -57,6 +58,8 @@ typedef struct trb_bq_writer_schema_s {
   int refs;
   trb_bq_table_t table;
   google_protobuf_DescriptorProto desc;
+  uint8_t *desc_bytes; /* `desc` serialized once (writer_schema bytes) */
+  size_t desc_len;
 } wschema_t; /* = trb_bq_writer_schema_t of writer.h */
 
 typedef struct chunk_s {
@@ -189,6 +192,7 @@ static void finish_list(append_t *done) {
 static void schema_unref(wschema_t *ws) {
   if (!ws || __atomic_sub_fetch(&ws->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
   trb_bq_descriptor_release(&ws->desc);
+  trb_free(ws->desc_bytes);
   trb_bq_table_deinit(&ws->table);
   trb_free(ws);
 }
@@ -199,6 +203,11 @@ static grpc_status_code schema_new(trb_bq_table_t *table, wschema_t **out,
   wschema_t *ws = trb_calloc(1, sizeof *ws);
   if (!ws) return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   grpc_status_code code = trb_bq_descriptor_build(table, &ws->desc, st);
+  if (code == GRPC_STATUS_OK) {
+    code = trb_pb_encode(google_protobuf_DescriptorProto_fields, &ws->desc,
+                         &ws->desc_bytes, &ws->desc_len, st);
+    if (code != GRPC_STATUS_OK) trb_bq_descriptor_release(&ws->desc);
+  }
   if (code != GRPC_STATUS_OK) {
     trb_free(ws);
     return code;
@@ -237,41 +246,30 @@ static void pop_head(trb_bq_writer_t *w, append_t **done) {
   }
 }
 
-/* Encode and write chunk `c` on the current connection. Lock held. */
+/* Encode (append_codec.h: one sizing pass over the row lengths, one copy
+ * of the rows) and write chunk `c` on the current connection. The first
+ * request of a connection carries write_stream and writer_schema. Lock
+ * held. */
 static grpc_status_code send_chunk(trb_bq_writer_t *w, chunk_t *c) {
-  google_cloud_bigquery_storage_v1_AppendRowsRequest r;
+  trb_bq_append_req_t r;
   memset(&r, 0, sizeof r);
-  if (w->first_on_conn) r.write_stream = w->stream;
-  if (w->committed) {
-    r.has_offset = true;
-    r.offset.value = c->offset;
-  }
-  r.has_proto_rows = true;
   if (w->first_on_conn) {
-    r.proto_rows.has_writer_schema = true;
-    r.proto_rows.writer_schema.has_proto_descriptor = true;
-    r.proto_rows.writer_schema.proto_descriptor = c->schema->desc;
+    r.write_stream = w->stream;
+    r.has_writer_schema = true;
+    r.descriptor = c->schema->desc_bytes;
+    r.descriptor_len = c->schema->desc_len;
   }
-  r.proto_rows.has_rows = true;
-  trb_pb_view_t *v = trb_calloc(c->n ? c->n : 1, sizeof *v);
-  if (!v) return GRPC_STATUS_RESOURCE_EXHAUSTED;
-  size_t off = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    v[i].data = (const uint8_t *)c->rows.data + off;
-    v[i].len = c->row_len[i];
-    off += c->row_len[i];
-  }
-  r.proto_rows.rows.serialized_rows.items = v;
-  r.proto_rows.rows.serialized_rows.count = c->n;
+  r.has_offset = w->committed;
+  r.offset = c->offset;
+  r.rows = (const uint8_t *)c->rows.data;
+  r.row_len = c->row_len;
+  r.n_rows = c->n;
   uint8_t *buf = NULL;
   size_t len = 0;
-  trb_status_t st;
-  grpc_status_code code = trb_pb_encode(
-      google_cloud_bigquery_storage_v1_AppendRowsRequest_fields, &r, &buf,
-      &len, &st);
-  trb_free(v);
-  if (code != GRPC_STATUS_OK) return code;
-  code = trb_rpc_stream_write(w->conn->s, buf, len, NULL);
+  if (!trb_bq_append_req_encode(&r, &buf, &len)) {
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
+  grpc_status_code code = trb_rpc_stream_write(w->conn->s, buf, len, NULL);
   trb_free(buf);
   if (code == GRPC_STATUS_OK) w->first_on_conn = false;
   return code;
