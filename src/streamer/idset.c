@@ -5,9 +5,19 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "src/common/alloc.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #define SHARDS 64
 
@@ -18,12 +28,38 @@ typedef struct waiter_s {
 
 typedef struct trb_idset_entry_s {
   uint64_t hash;
-  waiter_t *waiters;
+  /* Parked waiters; on a shard's free list, the next free entry. */
+  union {
+    waiter_t *waiters;
+    struct trb_idset_entry_s *next_free;
+  };
   uint64_t tag;
   uint8_t state;
+  uint8_t slab; /* from the shard's slab (else its own allocation) */
   uint16_t len;
   char id[];
 } entry_t;
+
+/* Entries are carved from per-shard slabs of SLAB_ENTRIES fixed-size
+ * cells (ENTRY_SIZE bytes, ids up to ENTRY_ID_MAX bytes inline: Pub/Sub
+ * message ids are decimal numbers of ~16-20 digits); a longer id gets an
+ * allocation of its own. A freed cell goes to its shard's free list and
+ * is reused by the next insert: entries never move while referenced, and
+ * the receive path makes no allocation per id. Memory: the cells of a
+ * shard are never given back before trb_idset_destroy, so the set holds
+ * its peak number of ids (ENTRY_SIZE bytes each, plus the slot arrays,
+ * which never shrink either) — the peak is bounded by the retention
+ * (TRB_STREAMER_ACKED_RETENTION_S of written ids plus what flow control
+ * lets in). Under AddressSanitizer a free cell is poisoned past its
+ * free-list link, so a use after forget still reports. */
+#define ENTRY_SIZE 64
+#define ENTRY_ID_MAX (ENTRY_SIZE - offsetof(entry_t, id))
+#define SLAB_ENTRIES 128
+
+typedef struct slab_s {
+  struct slab_s *next;
+  _Alignas(entry_t) unsigned char cells[SLAB_ENTRIES][ENTRY_SIZE];
+} slab_t;
 
 /* Open addressing with linear probing: a slot holds the id's hash next to
  * its entry, so a probe compares hashes in one contiguous array and reads
@@ -40,6 +76,8 @@ typedef struct shard_s {
   pthread_mutex_t mu;
   slot_t *b;
   size_t nb, n; /* nb: 0 or a power of two; load at most 1/2 */
+  slab_t *slabs;       /* every slab of the shard (freed by destroy) */
+  entry_t *free_cells; /* free list of slab cells */
 } shard_t;
 
 struct trb_idset_s {
@@ -123,6 +161,47 @@ static void remove_slot(shard_t *sh, slot_t *sl) {
   sh->n--;
 }
 
+/* An entry for an id of `len` bytes: a slab cell when it fits, else an
+ * allocation of its own. Shard lock held. NULL when out of memory. */
+static entry_t *entry_alloc(shard_t *sh, size_t len) {
+  if (len > ENTRY_ID_MAX) {
+    entry_t *e = trb_malloc(sizeof *e + len);
+    if (e) e->slab = 0;
+    return e;
+  }
+  if (!sh->free_cells) {
+    slab_t *sl = trb_malloc(sizeof *sl);
+    if (!sl) return NULL;
+    sl->next = sh->slabs;
+    sh->slabs = sl;
+    /* Thread the cells onto the free list, first cell first out. */
+    for (size_t i = SLAB_ENTRIES; i-- > 0;) {
+      entry_t *c = (entry_t *)(void *)sl->cells[i];
+      c->next_free = sh->free_cells;
+      sh->free_cells = c;
+      POISON((char *)c + offsetof(entry_t, tag),
+             ENTRY_SIZE - offsetof(entry_t, tag));
+    }
+  }
+  entry_t *e = sh->free_cells;
+  UNPOISON((char *)e + offsetof(entry_t, tag), ENTRY_SIZE - offsetof(entry_t, tag));
+  sh->free_cells = e->next_free;
+  e->slab = 1;
+  return e;
+}
+
+/* Give back `e` (removed from the slots). Shard lock held. */
+static void entry_free(shard_t *sh, entry_t *e) {
+  if (!e->slab) {
+    trb_free(e);
+    return;
+  }
+  e->hash = 0;
+  e->next_free = sh->free_cells;
+  sh->free_cells = e;
+  POISON((char *)e + offsetof(entry_t, tag), ENTRY_SIZE - offsetof(entry_t, tag));
+}
+
 static entry_t *insert(shard_t *sh, uint64_t h, const char *id, size_t len,
                        trb_id_state_t state, uint64_t tag) {
   if (len > UINT16_MAX) return NULL;
@@ -130,7 +209,7 @@ static entry_t *insert(shard_t *sh, uint64_t h, const char *id, size_t len,
    * must remain: probes end there). */
   if (2 * (sh->n + 1) > sh->nb && !grow(sh) && sh->n + 2 > sh->nb)
     return NULL;
-  entry_t *e = trb_malloc(sizeof *e + len);
+  entry_t *e = entry_alloc(sh, len);
   if (!e) return NULL;
   e->hash = h;
   e->waiters = NULL;
@@ -242,7 +321,7 @@ void trb_idset_forget(trb_idset_t *s, const char *id, size_t len,
     entry_t *e = sl->e;
     remove_slot(sh, sl);
     ws = e->waiters;
-    trb_free(e);
+    entry_free(sh, e);
   }
   pthread_mutex_unlock(&sh->mu);
   hand_back(ws, cb, ctx, TRB_ID_NONE);
@@ -260,7 +339,7 @@ bool trb_idset_forget_tagged(trb_idset_t *s, const char *id, size_t len,
     entry_t *e = sl->e;
     remove_slot(sh, sl);
     ws = e->waiters;
-    trb_free(e);
+    entry_free(sh, e);
     done = true;
   }
   pthread_mutex_unlock(&sh->mu);
@@ -296,9 +375,15 @@ void trb_idset_destroy(trb_idset_t *s, trb_idset_waiter_cb cb, void *ctx) {
       entry_t *e = sh->b[k].e;
       if (!e) continue;
       hand_back(e->waiters, cb, ctx, TRB_ID_NONE);
-      trb_free(e);
+      if (!e->slab) trb_free(e);
     }
     trb_free(sh->b);
+    while (sh->slabs) {
+      slab_t *sl = sh->slabs;
+      sh->slabs = sl->next;
+      UNPOISON(sl, sizeof *sl);
+      trb_free(sl);
+    }
     pthread_mutex_destroy(&sh->mu);
   }
   trb_free(s);

@@ -171,6 +171,7 @@ static grpc_status_code parse_routes(trb_pipeline_t *p, const char *file,
     memset(rule, 0, sizeof *rule);
     rule->table = (size_t)ti;
     rule->equals = dupz(eqs);
+    rule->equals_len = rule->equals ? strlen(rule->equals) : 0;
     if (field) rule->field = dupz(json_string_value(field));
     if (attr) rule->attribute = dupz(json_string_value(attr));
     if (!rule->equals || (field && !rule->field) || (attr && !rule->attribute))
@@ -220,6 +221,8 @@ static grpc_status_code parse_tables(trb_pipeline_t *p, const char *file,
 grpc_status_code trb_pipeline_apply_json(trb_pipeline_t *p, const char *file,
                                          const char *json, size_t len,
                                          trb_status_t *st) {
+  p->first_ready = false; /* rules or route_field may change */
+  p->first_key = NULL;
   json_error_t err;
   json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
   if (!root) {
@@ -341,6 +344,8 @@ static grpc_status_code full_name(char **name, const char *project,
   return GRPC_STATUS_OK;
 }
 
+static const char *first_key_of(const trb_pipeline_t *p);
+
 grpc_status_code trb_pipeline_finish(trb_pipeline_t *p, trb_status_t *st) {
   if (!p->project || !*p->project) {
     const char *env = getenv("GOOGLE_CLOUD_PROJECT");
@@ -391,6 +396,9 @@ grpc_status_code trb_pipeline_finish(trb_pipeline_t *p, trb_status_t *st) {
     snprintf(t->path, n, "projects/%s/datasets/%.*s/tables/%s", p->project,
              (int)(dot - t->name), t->name, dot + 1);
   }
+  p->first_key = first_key_of(p);
+  p->first_key_len = p->first_key ? strlen(p->first_key) : 0;
+  p->first_ready = true;
   return GRPC_STATUS_OK;
 }
 
@@ -420,39 +428,60 @@ int64_t trb_pipeline_route(const trb_pipeline_t *p, const char *json,
     if (k == TRB_JSON_STRING) {
       if (trb_json_string_equals(v, vl, r->equals)) return (int64_t)r->table;
     } else if (k == TRB_JSON_NUMBER || k == TRB_JSON_BOOL) {
-      if (strlen(r->equals) == vl && memcmp(v, r->equals, vl) == 0)
+      if (r->equals_len == vl && memcmp(v, r->equals, vl) == 0)
         return (int64_t)r->table;
     }
   }
   return p->default_table;
 }
 
+/* The one top-level field every rule reads (borrowed from `p`), or NULL
+ * when a rule reads an attribute, a nested field or another field. */
+static const char *first_key_of(const trb_pipeline_t *p) {
+  const char *path = p->route_field;
+  if (p->n_rules == 0) return NULL;
+  for (size_t i = 0; i < p->n_rules; i++) {
+    const trb_route_rule_t *r = &p->rules[i];
+    if (r->attribute) return NULL;
+    const char *f = r->field ? r->field : p->route_field;
+    if (!f) return NULL;
+    if (i == 0) path = f;
+    else if (strcmp(f, path) != 0) return NULL;
+  }
+  if (!path || strchr(path, '.')) return NULL;
+  return path;
+}
+
 int64_t trb_pipeline_route_first(const trb_pipeline_t *p, const char *json,
                                  size_t len, const char **key,
                                  const char **raw, size_t *raw_len) {
-  const char *path = p->route_field;
-  if (p->n_rules == 0) return TRB_PIPELINE_ROUTE_FULL;
-  for (size_t i = 0; i < p->n_rules; i++) {
-    const trb_route_rule_t *r = &p->rules[i];
-    if (r->attribute) return TRB_PIPELINE_ROUTE_FULL;
-    const char *f = r->field ? r->field : p->route_field;
-    if (!f) return TRB_PIPELINE_ROUTE_FULL;
-    if (i == 0) path = f;
-    else if (strcmp(f, path) != 0) return TRB_PIPELINE_ROUTE_FULL;
+  const char *path;
+  size_t path_len;
+  if (p->first_ready) {
+    path = p->first_key;
+    path_len = p->first_key_len;
+  } else {
+    path = first_key_of(p);
+    path_len = path ? strlen(path) : 0;
   }
-  if (!path || strchr(path, '.')) return TRB_PIPELINE_ROUTE_FULL;
+  if (!path) return TRB_PIPELINE_ROUTE_FULL;
   const char *v;
   size_t vl;
   trb_json_kind_t k =
-      trb_json_field_first(json, len, path, strlen(path), &v, &vl, raw, raw_len);
+      trb_json_field_first(json, len, path, path_len, &v, &vl, raw, raw_len);
+  if (k != TRB_JSON_STRING && k != TRB_JSON_NUMBER && k != TRB_JSON_BOOL)
+    return TRB_PIPELINE_ROUTE_FULL;
+  /* A string body without a backslash is its own decoded text, so it
+   * equals a rule's text exactly when the bytes do (the escape-aware
+   * trb_json_string_equals otherwise); numbers and booleans compare by
+   * their JSON text. */
+  bool plain = k != TRB_JSON_STRING || !memchr(v, '\\', vl);
   for (size_t i = 0; i < p->n_rules; i++) {
     const trb_route_rule_t *r = &p->rules[i];
-    if (k == TRB_JSON_STRING) {
-      if (!trb_json_string_equals(v, vl, r->equals)) continue;
-    } else if (k == TRB_JSON_NUMBER || k == TRB_JSON_BOOL) {
-      if (strlen(r->equals) != vl || memcmp(v, r->equals, vl) != 0) continue;
-    } else {
-      return TRB_PIPELINE_ROUTE_FULL;
+    if (plain) {
+      if (r->equals_len != vl || memcmp(v, r->equals, vl) != 0) continue;
+    } else if (!trb_json_string_equals(v, vl, r->equals)) {
+      continue;
     }
     *key = path;
     return (int64_t)r->table;

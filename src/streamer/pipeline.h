@@ -81,6 +81,7 @@ typedef struct trb_route_rule_s {
   char *field;     /* NULL when `attribute` is set */
   char *attribute; /* NULL when `field` is set */
   char *equals;
+  size_t equals_len; /* strlen(equals) */
   size_t table;    /* index into trb_pipeline_t.tables */
 } trb_route_rule_t;
 
@@ -127,6 +128,14 @@ typedef struct trb_pipeline_s {
   size_t n_tables;
   /** Index into `tables`, or -1 (unmatched messages are dead-lettered). */
   int64_t default_table;
+
+  /** Precomputed by trb_pipeline_finish for trb_pipeline_route_first (and
+   *  cleared by trb_pipeline_apply_json): `first_key` (borrowed from a rule
+   *  or `route_field`, `first_key_len` bytes) is the one top-level field
+   *  every rule reads, or NULL when the rules are not of that form. */
+  bool first_ready;
+  const char *first_key;
+  size_t first_key_len;
 } trb_pipeline_t;
 
 /** The scalar settings table (for flags, env and help). */
@@ -195,6 +204,12 @@ int64_t trb_pipeline_route(const trb_pipeline_t *p, const char *json,
  *          when the rules are not of that form, the key is missing, the
  *          text is malformed before it, or no rule matches the value (the
  *          caller then uses trb_pipeline_route).
+ * Cost: the key and rule lengths come from trb_pipeline_finish; a value
+ *          without escapes compares as raw bytes (the escape-aware compare
+ *          only when it holds a backslash). Before trb_pipeline_finish (or
+ *          after a later trb_pipeline_apply_json) the rules are examined on
+ *          every call: same answers, slower. Changing `route_field` or the
+ *          rules after trb_pipeline_finish requires calling it again.
  * Threading: thread-safe (reads `p`).
  */
 int64_t trb_pipeline_route_first(const trb_pipeline_t *p, const char *json,
