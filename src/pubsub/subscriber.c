@@ -31,6 +31,7 @@
 #include "src/common/alloc.h"
 #include "src/common/arena.h"
 #include "src/common/clock.h"
+#include "src/pubsub/ack_codec.h"
 #include "src/pubsub/pull_codec.h"
 #include "src/rpc/details.h"
 #include "src/rpc/pb.h"
@@ -99,14 +100,19 @@ typedef struct done_s {
   const char *detail; /* ErrorInfo value or NULL */
 } done_t;
 
-/* A pending or in-flight Acknowledge / ModifyAckDeadline request. */
+/* A pending or in-flight Acknowledge / ModifyAckDeadline request, kept
+ * encoded (ack_codec.h): `req` has room for the header (`hdr` bytes,
+ * written when sent) followed by the ack_ids entries appended as ids are
+ * queued, so sending it is one header write, no encoding pass. */
 typedef struct op_s {
   struct op_s *next;
   trb_ps_subscriber_t *s;
   bool ack;   /* Acknowledge; else ModifyAckDeadline */
   int secs;   /* modack seconds */
-  char **ids; /* in `arena` */
-  trb_arena_t *arena; /* the ids' text (one allocation per chunk, not per id) */
+  uint8_t *req;       /* the request; NULL until the first id */
+  size_t hdr;         /* header bytes at the front of req */
+  size_t len, req_cap; /* bytes used (header included) / allocated */
+  trb_ps_ackreq_id_t *ids;       /* per id, in order */
   waiter_t *w; /* parallel to ids; NULL until an id has a waiter */
   size_t n, cap;
   int64_t first_ms, retry_at_ms;
@@ -117,6 +123,7 @@ struct trb_ps_subscriber_s {
   trb_rpc_loop_t *loop;
   trb_rpc_channel_t *ch;
   char *sub;
+  size_t sub_len;
   char *params;
   char client_id[33];
   trb_ps_subscriber_config_t cfg;
@@ -251,14 +258,11 @@ static void record_latency(trb_ps_subscriber_t *s, int64_t ms) {
 static op_t *op_new(trb_ps_subscriber_t *s, bool ack, int secs) {
   op_t *o = trb_calloc(1, sizeof(*o));
   if (!o) return NULL;
-  o->arena = trb_arena_create(0);
-  if (!o->arena) {
-    trb_free(o);
-    return NULL;
-  }
   o->s = s;
   o->ack = ack;
   o->secs = secs;
+  o->hdr = trb_ps_ackreq_header_len(s->sub_len, ack, secs);
+  o->len = o->hdr;
   s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
   trb_backoff_init(&o->bo, s->cfg.backoff_initial_ms, s->cfg.backoff_max_ms,
                    s->cfg.backoff_multiplier, s->rng | 1);
@@ -267,7 +271,7 @@ static op_t *op_new(trb_ps_subscriber_t *s, bool ack, int secs) {
 
 static void op_free(op_t *o) {
   if (!o) return;
-  trb_arena_destroy(o->arena);
+  trb_free(o->req);
   trb_free(o->ids);
   trb_free(o->w);
   trb_free(o);
@@ -361,7 +365,7 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs,
     if (cap > TRB_PS_MAX_ACK_IDS_PER_REQUEST) {
       cap = TRB_PS_MAX_ACK_IDS_PER_REQUEST;
     }
-    char **ids = trb_realloc(o->ids, cap * sizeof(*ids));
+    trb_ps_ackreq_id_t *ids = trb_realloc(o->ids, cap * sizeof(*ids));
     if (!ids) return false;
     o->ids = ids;
     if (o->w) {
@@ -375,10 +379,21 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs,
     o->w = trb_calloc(o->cap, sizeof(*o->w));
     if (!o->w) return false;
   }
-  char *id = trb_arena_strndup(o->arena, ack_id, len);
-  if (!id) return false;
+  size_t cost = trb_ps_ackreq_id_len(len);
+  if (len > UINT32_MAX / 2) return false;
+  if (o->len + cost > o->req_cap) {
+    size_t cap = o->req_cap ? o->req_cap * 2 : o->hdr + 4096;
+    if (cap < o->len + cost) cap = o->len + cost;
+    uint8_t *req = trb_realloc(o->req, cap);
+    if (!req) return false;
+    o->req = req;
+    o->req_cap = cap;
+  }
+  o->len += trb_ps_ackreq_put_id(o->req + o->len, ack, ack_id, len);
   if (o->w) o->w[o->n] = w;
-  o->ids[o->n++] = id;
+  o->ids[o->n].off = (uint32_t)(o->len - len);
+  o->ids[o->n].len = (uint32_t)len;
+  o->n++;
   if (s->fill_since_ms == NEVER) {
     s->fill_since_ms = trb_clock_mono_ms();
     wake_timer_at(s, s->fill_since_ms + s->cfg.ack_flush_ms);
@@ -448,11 +463,15 @@ static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
                            grpc_status_code code, bool code_retryable,
                            dones_t *d) {
   size_t keep = 0;
+  size_t at = o->hdr; /* kept entries are moved down to here */
   waiter_t none = {NULL, NULL};
   for (size_t i = 0; i < o->n; i++) {
     const char *v = NULL;
+    const char *id = (const char *)o->req + o->ids[i].off;
+    size_t id_len = o->ids[i].len;
     for (pb_size_t k = 0; k < info->metadata_count; k++) {
-      if (info->metadata[k].key && strcmp(info->metadata[k].key, o->ids[i]) == 0) {
+      const char *key = info->metadata[k].key;
+      if (key && strlen(key) == id_len && memcmp(key, id, id_len) == 0) {
         v = info->metadata[k].value ? info->metadata[k].value : "";
         break;
       }
@@ -460,8 +479,11 @@ static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
     waiter_t w = o->w ? o->w[i] : none;
     bool retry = v ? strncmp(v, "TRANSIENT_", 10) == 0 : code_retryable;
     if (retry) {
+      /* Keep: its ack_ids entry moves down behind the last kept one. */
+      trb_ps_ackreq_id_t kept = o->ids[i];
+      at = trb_ps_ackreq_move_id(o->req, at, &kept);
       if (o->w) o->w[keep] = w;
-      o->ids[keep++] = o->ids[i];
+      o->ids[keep++] = kept;
       continue;
     }
     if (v) {
@@ -477,6 +499,7 @@ static void keep_retryable(trb_ps_subscriber_t *s, op_t *o,
     }
   }
   o->n = keep;
+  o->len = at;
 }
 
 static void on_op_done(void *user, const trb_rpc_result_t *r) {
@@ -537,26 +560,21 @@ static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now) {
     s->stats.ack_retries++;
   }
   if (o->ack) {
-    google_pubsub_v1_AcknowledgeRequest r =
-        google_pubsub_v1_AcknowledgeRequest_init_zero;
-    r.subscription = s->sub;
-    r.ack_ids_count = (pb_size_t)o->n;
-    r.ack_ids = o->ids;
-    rc = trb_pb_encode(google_pubsub_v1_AcknowledgeRequest_fields, &r, &buf,
-                       &len, &st);
     s->stats.ack_rpcs++;
   } else {
-    google_pubsub_v1_ModifyAckDeadlineRequest r =
-        google_pubsub_v1_ModifyAckDeadlineRequest_init_zero;
-    r.subscription = s->sub;
-    r.ack_deadline_seconds = o->secs;
-    r.ack_ids_count = (pb_size_t)o->n;
-    r.ack_ids = o->ids;
-    rc = trb_pb_encode(google_pubsub_v1_ModifyAckDeadlineRequest_fields, &r,
-                       &buf, &len, &st);
     s->stats.modack_rpcs++;
   }
+  rc = GRPC_STATUS_OK;
+  if (!o->req) { /* no id (cannot happen for a queued op): header only */
+    o->req = trb_malloc(o->hdr);
+    o->req_cap = o->hdr;
+    if (!o->req) rc = GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
   if (rc == GRPC_STATUS_OK) {
+    /* The ack_ids entries are in place: the header completes the request. */
+    trb_ps_ackreq_put_header(o->req, s->sub, s->sub_len, o->ack, o->secs);
+    buf = o->req;
+    len = o->len;
     int64_t timeout = s->cfg.rpc_timeout_ms;
     trb_rpc_md_t md = {"x-goog-request-params", s->params, 0};
     trb_rpc_call_opts_t opts = {timeout, &md, 1};
@@ -566,7 +584,6 @@ static void send_op(trb_ps_subscriber_t *s, op_t *o, int64_t now) {
                              len, &opts, on_op_done, o, &st);
     if (rc != GRPC_STATUS_OK) s->ops_in_flight--;
   }
-  trb_free(buf);
   if (rc != GRPC_STATUS_OK) {
     /* Could not start (memory): retry after a backoff. */
     o->retry_at_ms = now + trb_backoff_next_ms(&o->bo);
@@ -1048,6 +1065,7 @@ grpc_status_code trb_ps_subscriber_create(
   s->next_extend_ms = NEVER;
   s->deadline_s = c.min_ack_deadline_s > 60 ? c.min_ack_deadline_s : 60;
   s->sub = trb_strdup(subscription);
+  s->sub_len = strlen(subscription);
   size_t plen = strlen(subscription) + 16;
   s->params = trb_malloc(plen);
   s->slots = trb_calloc((size_t)c.streams, sizeof(*s->slots));
