@@ -162,6 +162,8 @@ static void teardown(trb_streamer_t *s) {
   for (int i = 0; i < s->n_workers; i++) trb_worker_deinit(&s->workers[i]);
   trb_ps_publisher_destroy(s->dlq);
   s->dlq = NULL;
+  /* Dead-letter callbacks (run by the destroy) gave their messages back. */
+  for (int i = 0; i < s->n_workers; i++) trb_worker_free_pool(&s->workers[i]);
   trb_streamer_expire(s, true);
   trb_wal_close(s->wal);
   s->wal = NULL;

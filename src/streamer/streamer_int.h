@@ -19,6 +19,7 @@
 #include "src/pubsub/subscriber.h"
 #include "src/streamer/idset.h"
 #include "src/streamer/metrics.h"
+#include "src/streamer/pool.h"
 #include "src/streamer/shape.h"
 #include "src/streamer/streamer.h"
 #include "src/streamer/wal.h"
@@ -39,10 +40,16 @@
 typedef struct worker_s worker_t;
 typedef struct sink_s sink_t;
 
-/* One message held in a batch (one allocation: struct + id + data +
- * attribute strings). */
+/* Bytes of a message id (with its NUL) a pooled msg_t holds inline, after
+ * the struct; a longer id gets a msg_t allocated to its size. */
+#define TRB_MSG_ID_INLINE 64
+
+/* One message held in a batch (one object: struct + id; from the worker's
+ * pool `msgs` when the id fits TRB_MSG_ID_INLINE). */
 typedef struct msg_s {
   trb_ps_ack_handle_t *h;
+  struct worker_s *w; /* the worker whose pool it returns to */
+  bool pooled;
   trb_idset_ref_t idref; /* the claimed id's entry (exactly_once); NULL =
                             none, or no longer valid (mark by id) */
   char *id;             /* copied: needed after the handle is settled */
@@ -118,6 +125,13 @@ struct worker_s {
   trb_sm_hist_t e2e_lat;    /* publish_time → written, per message */
   trb_buf_t shape;
   size_t subscription_len; /* strlen(p->subscription) */
+  /* Free msg_t objects (sizeof(msg_t) + TRB_MSG_ID_INLINE bytes): taken on
+   * the loop thread (on_message), given back from any thread. Keeps at
+   * most max_outstanding_messages (flow control's bound on the messages a
+   * worker holds: its peak working set) free ones. Freed by
+   * trb_worker_free_pool, after the dead-letter publisher (whose callbacks
+   * give messages back) is gone. */
+  trb_pool_t msgs;
 };
 
 /* Ids (and WAL records) kept for de-duplication until `expire_ms`. */
@@ -199,6 +213,9 @@ void trb_worker_destroy_writers(worker_t *w);
 /* Nack everything `w` holds; call for every worker before any deinit. */
 void trb_worker_hand_back(worker_t *w);
 void trb_worker_deinit(worker_t *w);
+/* Free `w`'s message pool: after every worker's deinit and the dead-letter
+ * publisher's destroy (nothing gives a message back any more). */
+void trb_worker_free_pool(worker_t *w);
 
 /* replay.c: replay the WAL in `s->p->wal_dir` (opens s->wal). */
 grpc_status_code trb_streamer_replay(trb_streamer_t *s, trb_status_t *st);

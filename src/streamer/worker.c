@@ -24,12 +24,18 @@
 
 /* The worker's record of a message: its id is copied (it outlives the
  * handle: settlement and retention); data and attributes are read in place
- * from the handle, which holds them until it is settled. */
-static msg_t *msg_new(const trb_ps_received_t *r, size_t idl,
+ * from the handle, which holds them until it is settled. From the worker's
+ * pool when the id fits inline (every Pub/Sub id does), else allocated.
+ * On the worker's loop thread (the pool's owner). */
+static msg_t *msg_new(worker_t *w, const trb_ps_received_t *r, size_t idl,
                       trb_ps_ack_handle_t *h) {
-  msg_t *m = trb_malloc(sizeof(msg_t) + idl + 1);
+  bool pooled = idl < TRB_MSG_ID_INLINE;
+  msg_t *m = pooled ? trb_pool_take(&w->msgs)
+                    : trb_malloc(sizeof(msg_t) + idl + 1);
   if (!m) return NULL;
   const trb_ps_received_t *hm = trb_ps_ack_handle_message(h);
+  m->w = w;
+  m->pooled = pooled;
   m->h = h;
   m->idref = NULL;
   m->id = (char *)(m + 1);
@@ -43,6 +49,15 @@ static msg_t *msg_new(const trb_ps_received_t *r, size_t idl,
   m->publish_time_s = r->publish_time_s;
   m->publish_time_nanos = r->publish_time_nanos;
   return m;
+}
+
+/* Give back `m` (NULL-safe). Any thread. */
+static void msg_free(msg_t *m) {
+  if (!m) return;
+  if (m->pooled)
+    trb_pool_give(&m->w->msgs, m);
+  else
+    msg_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -171,7 +186,7 @@ static void on_dead_published(void *user, grpc_status_code code,
       trb_idset_mark(s->ids, m->id, idl, TRB_ID_DEAD, lsn, on_waiter, s);
     ack_id(s, m->h, m->id, lsn, lsn, true);
   }
-  trb_free(m);
+  msg_free(m);
   trb_free(d);
 }
 
@@ -193,7 +208,7 @@ static void dead_letter(trb_streamer_t *s, msg_t *m, trb_dl_stage_t stage,
     trb_free(d);
     trb_ps_nack(m->h);
     atomic_fetch_sub(&s->c.in_flight, 1);
-    trb_free(m);
+    msg_free(m);
     return;
   }
   size_t k = 0;
@@ -227,7 +242,7 @@ static void dead_letter(trb_streamer_t *s, msg_t *m, trb_dl_stage_t stage,
       trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
     trb_ps_nack(m->h);
     atomic_fetch_sub(&s->c.in_flight, 1);
-    trb_free(m);
+    msg_free(m);
     trb_free(d);
   }
 }
@@ -238,7 +253,7 @@ static void dead_letter(trb_streamer_t *s, msg_t *m, trb_dl_stage_t stage,
 
 static void batch_free(batch_t *b) {
   if (!b) return;
-  for (size_t i = 0; i < b->n; i++) trb_free(b->msgs[i]);
+  for (size_t i = 0; i < b->n; i++) msg_free(b->msgs[i]);
   trb_free(b->msgs);
   trb_free(b->row_len);
   trb_free(b->acks);
@@ -757,7 +772,7 @@ static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
         trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
       trb_ps_nack(h);
       atomic_fetch_sub(&s->c.in_flight, 1);
-      trb_free(m);
+      msg_free(m);
       return;
     }
   }
@@ -777,7 +792,7 @@ static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
         trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
       trb_ps_nack(h);
       atomic_fetch_sub(&s->c.in_flight, 1);
-      trb_free(m);
+      msg_free(m);
       return;
     }
     before = 0;
@@ -829,7 +844,7 @@ static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
         trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
       trb_ps_nack(h);
       atomic_fetch_sub(&s->c.in_flight, 1);
-      trb_free(m);
+      msg_free(m);
       return;
     }
   }
@@ -880,7 +895,7 @@ static void on_message(void *user, const trb_ps_received_t *r,
       return;
     }
   }
-  msg_t *m = msg_new(r, idl, h);
+  msg_t *m = msg_new(w, r, idl, h);
   if (!m) {
     if (s->exactly_once)
       trb_idset_forget(s->ids, r->message_id, idl, on_waiter, s);
@@ -1038,6 +1053,10 @@ grpc_status_code trb_worker_init(trb_streamer_t *s, worker_t *w, int idx,
   pthread_condattr_destroy(&ca);
   trb_buf_init(&w->shape);
   w->subscription_len = strlen(p->subscription);
+  int64_t pool_cap = p->max_outstanding_messages;
+  if (pool_cap < 16) pool_cap = 16;
+  if (pool_cap > 1 << 20) pool_cap = 1 << 20;
+  trb_pool_init(&w->msgs, sizeof(msg_t) + TRB_MSG_ID_INLINE, (size_t)pool_cap);
   char name[32];
   snprintf(name, sizeof name, "stream-w%d", idx);
   grpc_status_code code = trb_rpc_loop_create(name, &w->loop, st);
@@ -1157,7 +1176,7 @@ void trb_worker_hand_back(worker_t *w) {
           trb_idset_forget(s->ids, m->id, m->id_len, on_waiter, s);
         trb_ps_nack(m->h);
         atomic_fetch_sub(&s->c.in_flight, 1);
-        trb_free(m);
+        msg_free(m);
       }
       trb_free(k->parked);
       k->parked = NULL;
@@ -1198,3 +1217,5 @@ void trb_worker_deinit(worker_t *w) {
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
 }
+
+void trb_worker_free_pool(worker_t *w) { trb_pool_deinit(&w->msgs); }
