@@ -26,6 +26,17 @@ typedef struct frame_s {
   size_t n; /* name bytes, or the array index */
 } frame_t;
 
+/* Name lengths of one fields array (find_field): len[i] =
+ * strlen(fs[i].name) (UINT32_MAX when longer). Arrays of more than LENS_FIELDS
+ * columns, and more than LENS_SLOTS arrays in one row, are searched
+ * without it. */
+#define LENS_SLOTS 8
+#define LENS_FIELDS 64
+typedef struct name_lens_s {
+  const trb_bq_field_t *fs;
+  uint32_t len[LENS_FIELDS];
+} name_lens_t;
+
 typedef struct ctx_s {
   const char *base, *p, *end;
   trb_buf_t *out;
@@ -44,6 +55,11 @@ typedef struct ctx_s {
   size_t n_extra;
   /* opts->watch: a top-level key to count (NULL: none). */
   trb_bq_watch_t *watch;
+  /* Column name lengths of the field arrays met in this call (the table is
+   * borrowed for the call, so a fields pointer names one array throughout):
+   * see find_field. Slots are taken in order; nlens of them are live. */
+  size_t nlens;
+  name_lens_t lens[LENS_SLOTS];
 } ctx_t;
 
 /* ---- errors and path ---------------------------------------------------- */
@@ -214,7 +230,8 @@ static bool ld_end(ctx_t *c, size_t start) {
 /* ---- JSON reader -------------------------------------------------------- */
 
 static inline void ws(ctx_t *c) {
-  while (c->p < c->end &&
+  /* One compare for the usual case, a byte above ' ' (no white space). */
+  while (c->p < c->end && (unsigned char)*c->p <= ' ' &&
          (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
     c->p++;
 }
@@ -250,10 +267,31 @@ static inline const unsigned char *plain_ascii_run(const unsigned char *p,
   return p + trb_json_plain_ascii_run(p, (size_t)(end - p));
 }
 
+/* read_string for any string: the general path (escapes, non-ASCII bytes,
+ * errors). */
+static grpc_status_code read_string_any(ctx_t *c, const char **s, size_t *n)
+    __attribute__((noinline));
+
 /* Read a string at c->p (on the quote). s, n: the decoded UTF-8 text, pointing
  * into the input when it has no escapes, else into c->scratch (valid until
- * the next string read). */
-static grpc_status_code read_string(ctx_t *c, const char **s, size_t *n) {
+ * the next string read). Inline for the usual string, plain ASCII up to its
+ * closing quote (the same result as read_string_any, without a call);
+ * anything else goes to read_string_any from the start. */
+static inline grpc_status_code read_string(ctx_t *c, const char **s,
+                                           size_t *n) {
+  const unsigned char *p = (const unsigned char *)c->p + 1;
+  const unsigned char *end = (const unsigned char *)c->end;
+  const unsigned char *q = plain_ascii_run(p, end);
+  if (q < end && *q == '"') {
+    *s = (const char *)p;
+    *n = (size_t)(q - p);
+    c->p = (const char *)q + 1;
+    return GRPC_STATUS_OK;
+  }
+  return read_string_any(c, s, n);
+}
+
+static grpc_status_code read_string_any(ctx_t *c, const char **s, size_t *n) {
   const unsigned char *p = (const unsigned char *)c->p + 1;
   const unsigned char *end = (const unsigned char *)c->end;
   const unsigned char *start = p;
@@ -792,6 +830,10 @@ static grpc_status_code conv_value(ctx_t *c, const trb_bq_field_t *f,
   bool is_num = kind == '-' || is_digit(kind);
   bool is_bool = kind == 't' || kind == 'f';
 
+  if (is_str && f->type == TRB_BQ_TYPE_STRING) { /* conv_scalar's STRING case */
+    if ((rc = read_string(c, &s, &n)) != GRPC_STATUS_OK) return rc;
+    return put_bytes_field(c, num, s, n) ? GRPC_STATUS_OK : fail(c, "oom");
+  }
   if (f->type == TRB_BQ_TYPE_STRUCT) {
     if (kind != '{') return fail(c, "RECORD wants a JSON object");
     size_t start;
@@ -1071,12 +1113,77 @@ static inline bool name_eq(const char *name, const char *k, size_t kn) {
 /* trb_bq_field_find starting at `hint` and wrapping around: the same index
  * for a table whose column names are unique case-insensitively (which
  * trb_bq_table_parse and trb_bq_descriptor_build require). */
-static inline int find_field(const trb_bq_field_t *fs, size_t nf,
-                             const char *k, size_t kn, size_t hint) {
+static inline int find_field_slow(const trb_bq_field_t *fs, size_t nf,
+                                  const char *k, size_t kn, size_t hint) {
   for (size_t i = hint; i < nf; i++)
     if (name_eq(fs[i].name, k, kn)) return (int)i;
   for (size_t i = 0; i < hint && i < nf; i++)
     if (name_eq(fs[i].name, k, kn)) return (int)i;
+  return -1;
+}
+
+/* The name-length slot of `fs` in this call (names measured when the
+ * slot is taken), NULL when there is none (too many columns or arrays): the
+ * search then runs without lengths. */
+static name_lens_t *lens_of(ctx_t *c, const trb_bq_field_t *fs, size_t nf) {
+  if (nf > LENS_FIELDS) return NULL;
+  for (size_t i = 0; i < c->nlens; i++)
+    if (c->lens[i].fs == fs) return &c->lens[i];
+  if (c->nlens == LENS_SLOTS) return NULL;
+  name_lens_t *l = &c->lens[c->nlens++];
+  l->fs = fs;
+  for (size_t i = 0; i < nf; i++) {
+    size_t m = strlen(fs[i].name);
+    l->len[i] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
+  }
+  return l;
+}
+
+/* memcmp(a, b, n) == 0 for short n without a call: 8 bytes per load. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n) {
+  uint64_t x, y;
+  while (n >= 8) {
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  if (n >= 4) {
+    uint32_t u, v;
+    memcpy(&u, a, 4);
+    memcpy(&v, b, 4);
+    if (u != v) return false;
+    memcpy(&u, a + n - 4, 4);
+    memcpy(&v, b + n - 4, 4);
+    return u == v;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+/* Whether column i's name equals the key, as name_eq(fs[i].name, k, kn):
+ * a name of another length is rejected with one compare, then an exact
+ * compare decides, and name_eq runs only on a mismatch of equal length (a
+ * key in another case). */
+static inline bool name_is(const name_lens_t *l, const trb_bq_field_t *fs,
+                           size_t i, const char *k, size_t kn) {
+  if (l->len[i] != kn) return false;
+  return bytes_eq(fs[i].name, k, kn) || name_eq(fs[i].name, k, kn);
+}
+
+/* The index of the column named by the key (find_field_slow's answer),
+ * searching from `hint`; `l`: lens_of(fs) or NULL. */
+static inline __attribute__((always_inline)) int find_field(
+    const name_lens_t *l, const trb_bq_field_t *fs, size_t nf, const char *k,
+    size_t kn, size_t hint) {
+  if (!l || kn >= UINT32_MAX) return find_field_slow(fs, nf, k, kn, hint);
+  for (size_t i = hint; i < nf; i++)
+    if (name_is(l, fs, i, k, kn)) return (int)i;
+  for (size_t i = 0; i < hint && i < nf; i++)
+    if (name_is(l, fs, i, k, kn)) return (int)i;
   return -1;
 }
 
@@ -1087,7 +1194,7 @@ static grpc_status_code conv_extra(ctx_t *c, const trb_bq_field_t *fs,
                                    const trb_bq_extra_field_t *e,
                                    size_t *hint) {
   size_t kn = strlen(e->name);
-  int idx = find_field(fs, nf, e->name, kn, *hint);
+  int idx = find_field(lens_of(c, fs, nf), fs, nf, e->name, kn, *hint);
   if (idx >= 0) *hint = (size_t)idx + 1 < nf ? (size_t)idx + 1 : 0;
   size_t saved = path_push_name(c, idx >= 0 ? fs[idx].name : e->name, kn);
   const trb_bq_field_t *f = idx >= 0 ? &fs[idx] : NULL;
@@ -1119,7 +1226,15 @@ static grpc_status_code conv_extra(ctx_t *c, const trb_bq_field_t *fs,
                   (size_t)(p - (const unsigned char *)v));
     p += k;
   }
-  if (f) {
+  if (f && f->type == TRB_BQ_TYPE_STRING) { /* conv_scalar's STRING case */
+    if (!put_bytes_field(c, (uint32_t)idx + 1, v,
+                         (size_t)(end - (const unsigned char *)v)))
+      return fail(c, "oom");
+  } else if (f && f->type == TRB_BQ_TYPE_TIMESTAMP && e->has_us) {
+    /* The value parse_ts_text gives for the text (the caller's promise). */
+    if (!put_varint_field(c, (uint32_t)idx + 1, (uint64_t)e->us))
+      return fail(c, "oom");
+  } else if (f) {
     grpc_status_code rc = conv_scalar(c, f, (uint32_t)idx + 1, '"', v,
                                       (size_t)(end - (const unsigned char *)v),
                                       false, false);
@@ -1149,6 +1264,7 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
       return fail(c, "oom");
     }
   }
+  name_lens_t *lens = lens_of(c, fs, nf);
   c->p++; /* '{' */
   ws(c);
   if (c->p < c->end && *c->p == '}') {
@@ -1167,7 +1283,7 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
       bool watched = c->watch && c->depth == 1 &&
                      (size_t)(c->p - 1 - kraw) == c->watch->key_len &&
                      memcmp(kraw, c->watch->key, c->watch->key_len) == 0;
-      int idx = find_field(fs, nf, k, kn, hint);
+      int idx = find_field(lens, fs, nf, k, kn, hint);
       size_t saved;
       if (idx >= 0) {
         hint = (size_t)idx + 1 < nf ? (size_t)idx + 1 : 0;
@@ -1261,6 +1377,7 @@ static void ctx_init(ctx_t *c, const char *json, size_t len, trb_buf_t *out,
   c->extra = NULL;
   c->n_extra = 0;
   c->watch = NULL;
+  c->nlens = 0;
 }
 
 grpc_status_code trb_bq_transcode_row(const trb_bq_table_t *t,

@@ -140,6 +140,15 @@ typedef struct trb_bq_extra_field_s {
    *  call; may be NULL when value_len is 0. */
   const char *value;
   size_t value_len;
+  /** Optional typed form of a timestamp value (false/0, the zero value,
+   *  when not given): with has_us the caller guarantees that `value` is a
+   *  timestamp text the TIMESTAMP rules above read as exactly `us`
+   *  microseconds since the epoch, within TIMESTAMP's range (e.g. RFC 3339
+   *  "YYYY-MM-DDTHH:MM:SS.ffffffZ", years 0001-9999). A TIMESTAMP column
+   *  then takes `us` without parsing the text (the same bytes); any other
+   *  column type still reads the text. */
+  bool has_us;
+  int64_t us;
 } trb_bq_extra_field_t;
 
 /**

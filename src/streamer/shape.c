@@ -8,39 +8,96 @@
 #include <string.h>
 #include <time.h>
 
+#include "src/common/json_scan.h"
+
+/* Append s[0..n) as a JSON string: quoted, with '"', '\\' and the control
+ * bytes escaped (\" \\ \n \r \t, others \u00XX), UTF-8 copied through.
+ * Written in place after one reservation for the unescaped text; the runs
+ * between escapes are found with the shared scanner (json_scan.h), and an
+ * escape reserves room for itself and the rest. Returns 0 or -1 (out of
+ * memory). */
 static int put_json_string(trb_buf_t *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  if (trb_buf_reserve(b, n + 2) || trb_buf_append(b, "\"", 1)) return -1;
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    const char *esc = NULL;
-    char u[7];
-    if (c == '"') esc = "\\\"";
-    else if (c == '\\') esc = "\\\\";
-    else if (c == '\n') esc = "\\n";
-    else if (c == '\r') esc = "\\r";
-    else if (c == '\t') esc = "\\t";
-    else if (c < 0x20) {
-      u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-      u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
-      esc = u;
+  if (n > SIZE_MAX / 2 || trb_buf_reserve(b, n + 2)) return -1;
+  char *w = b->data + b->len;
+  *w++ = '"';
+  size_t i = 0;
+  for (;;) {
+    size_t run = trb_json_plain_run((const uint8_t *)s + i, n - i);
+    memcpy(w, s + i, run);
+    w += run;
+    i += run;
+    if (i == n) break;
+    b->len = (size_t)(w - b->data);
+    /* Up to 6 bytes for this one, then the rest and the closing quote. */
+    if (trb_buf_reserve(b, 6 + (n - i - 1) + 1)) return -1;
+    w = b->data + b->len;
+    unsigned char c = (unsigned char)s[i++];
+    *w++ = '\\';
+    switch (c) {
+      case '"': *w++ = '"'; break;
+      case '\\': *w++ = '\\'; break;
+      case '\n': *w++ = 'n'; break;
+      case '\r': *w++ = 'r'; break;
+      case '\t': *w++ = 't'; break;
+      default:
+        *w++ = 'u';
+        *w++ = '0';
+        *w++ = '0';
+        *w++ = hex[c >> 4];
+        *w++ = hex[c & 15];
     }
-    if (!esc) continue;
-    if (trb_buf_append(b, s + run, i - run) || trb_buf_append_str(b, esc))
-      return -1;
-    run = i + 1;
   }
-  if (trb_buf_append(b, s + run, n - run)) return -1;
-  return trb_buf_append(b, "\"", 1);
+  *w++ = '"';
+  b->len = (size_t)(w - b->data);
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+/* Append one byte. Returns 0 or -1 (out of memory). */
+static inline int put_char(trb_buf_t *b, char ch) {
+  if (b->cap - b->len < 2 && trb_buf_reserve(b, 1)) return -1;
+  b->data[b->len++] = ch;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+/* The attributes as a JSON object text {"k":"v",...} appended to `b` (the
+ * text both trb_shape_row and trb_shape_extras use). Returns 0 or -1. */
+static int put_attrs_object(trb_buf_t *b, const trb_ps_attr_t *attrs,
+                            size_t n_attrs) {
+  if (put_char(b, '{')) return -1;
+  for (size_t i = 0; i < n_attrs; i++) {
+    if ((i && put_char(b, ',')) ||
+        put_json_string(b, attrs[i].key, strlen(attrs[i].key)) ||
+        put_char(b, ':') ||
+        put_json_string(b, attrs[i].value, strlen(attrs[i].value)))
+      return -1;
+  }
+  return put_char(b, '}');
+}
+
+/* Two decimal digits of v (0..99). */
+static inline char *put2(char *p, int64_t v) {
+  static const char d[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233"
+      "34353637383940414243444546474849505152535455565758596061626364656667"
+      "6869707172737475767778798081828384858687888990919293949596979899";
+  memcpy(p, d + 2 * v, 2);
+  return p + 2;
 }
 
 /* "YYYY-MM-DDTHH:MM:SS.ffffffZ" (27 bytes + NUL) for a time in years
  * 0000–9999 (civil-from-days, H. Hinnant), without strftime's locale and
  * time zone work; other times through gmtime_r/strftime. Returns the
- * length. */
-static size_t format_time(char ts[64], int64_t sec, int32_t nanos) {
+ * length. *us: set to the microseconds since the epoch the text denotes
+ * when it is that RFC 3339 form in years 0001-9999 (what the transcoder
+ * reads as a TIMESTAMP: trb_bq_extra_field_t.has_us), else left alone and
+ * *has_us false. */
+static size_t format_time(char ts[64], int64_t sec, int32_t nanos,
+                          bool *has_us, int64_t *us) {
   int64_t micros = nanos / 1000;
+  *has_us = false;
   if (sec < -62167219200LL || sec > 253402300799LL || micros < 0 ||
       micros > 999999) {
     time_t t = (time_t)sec;
@@ -49,6 +106,10 @@ static size_t format_time(char ts[64], int64_t sec, int32_t nanos) {
     size_t k = strftime(ts, 64, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + k, 64 - k, ".%06dZ", (int)(nanos / 1000));
     return strlen(ts);
+  }
+  if (sec >= -62135596800LL) { /* 0001-01-01T00:00:00Z */
+    *has_us = true;
+    *us = sec * 1000000 + micros;
   }
   int64_t days = sec / 86400, rem = sec % 86400;
   if (rem < 0) {
@@ -67,28 +128,22 @@ static size_t format_time(char ts[64], int64_t sec, int32_t nanos) {
   if (mo <= 2) y++;
   int64_t hh = rem / 3600, mm = rem / 60 % 60, ss = rem % 60;
   char *p = ts;
-  *p++ = (char)('0' + y / 1000);
-  *p++ = (char)('0' + y / 100 % 10);
-  *p++ = (char)('0' + y / 10 % 10);
-  *p++ = (char)('0' + y % 10);
+  p = put2(p, y / 100);
+  p = put2(p, y % 100);
   *p++ = '-';
-  *p++ = (char)('0' + mo / 10);
-  *p++ = (char)('0' + mo % 10);
+  p = put2(p, mo);
   *p++ = '-';
-  *p++ = (char)('0' + d / 10);
-  *p++ = (char)('0' + d % 10);
+  p = put2(p, d);
   *p++ = 'T';
-  *p++ = (char)('0' + hh / 10);
-  *p++ = (char)('0' + hh % 10);
+  p = put2(p, hh);
   *p++ = ':';
-  *p++ = (char)('0' + mm / 10);
-  *p++ = (char)('0' + mm % 10);
+  p = put2(p, mm);
   *p++ = ':';
-  *p++ = (char)('0' + ss / 10);
-  *p++ = (char)('0' + ss % 10);
+  p = put2(p, ss);
   *p++ = '.';
-  for (int64_t div = 100000; div > 0; div /= 10)
-    *p++ = (char)('0' + micros / div % 10);
+  p = put2(p, micros / 10000);
+  p = put2(p, micros / 100 % 100);
+  p = put2(p, micros % 100);
   *p++ = 'Z';
   *p = 0;
   return (size_t)(p - ts);
@@ -99,7 +154,10 @@ static size_t format_time(char ts[64], int64_t sec, int32_t nanos) {
 
 static int put_meta(trb_buf_t *b, const trb_shape_meta_t *m) {
   char ts[64];
-  size_t tsl = format_time(ts, m->publish_time_s, m->publish_time_nanos);
+  bool has_us;
+  int64_t us;
+  size_t tsl =
+      format_time(ts, m->publish_time_s, m->publish_time_nanos, &has_us, &us);
   size_t sl = m->subscription_len ? m->subscription_len
                                   : strlen(m->subscription);
   size_t il = m->message_id_len ? m->message_id_len : strlen(m->message_id);
@@ -115,15 +173,7 @@ static int put_meta(trb_buf_t *b, const trb_shape_meta_t *m) {
     return -1;
   if (m->n_attrs == 0) return PUT_LIT(b, "\"{}\"");
   trb_buf_t a = TRB_BUF_INIT;
-  int rc = trb_buf_append(&a, "{", 1);
-  for (size_t i = 0; rc == 0 && i < m->n_attrs; i++) {
-    if (i) rc = trb_buf_append(&a, ",", 1);
-    if (!rc) rc = put_json_string(&a, m->attrs[i].key, strlen(m->attrs[i].key));
-    if (!rc) rc = trb_buf_append(&a, ":", 1);
-    if (!rc)
-      rc = put_json_string(&a, m->attrs[i].value, strlen(m->attrs[i].value));
-  }
-  if (!rc) rc = trb_buf_append(&a, "}", 1);
+  int rc = put_attrs_object(&a, m->attrs, m->n_attrs);
   if (!rc) rc = put_json_string(b, a.data, a.len);
   trb_buf_deinit(&a);
   return rc;
@@ -193,39 +243,37 @@ grpc_status_code trb_shape_extras(const uint8_t *data, size_t len,
   if (envelope) {
     x->row = "{}";
     x->row_len = 2;
-    x->f[x->n++] = (trb_bq_extra_field_t){"payload", (const char *)data, len};
+    x->f[x->n++] =
+        (trb_bq_extra_field_t){"payload", (const char *)data, len, false, 0};
   } else if (write_metadata && !is_object_text(data, len)) {
     return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                           "$: message data is not a JSON object");
   }
   if (!write_metadata) return GRPC_STATUS_OK;
-  size_t tsl = format_time(x->ts, m->publish_time_s, m->publish_time_nanos);
+  bool has_us;
+  int64_t us = 0;
+  size_t tsl = format_time(x->ts, m->publish_time_s, m->publish_time_nanos,
+                           &has_us, &us);
   size_t sl = m->subscription_len ? m->subscription_len
                                   : strlen(m->subscription);
   size_t il = m->message_id_len ? m->message_id_len : strlen(m->message_id);
-  x->f[x->n++] = (trb_bq_extra_field_t){"subscription_name", m->subscription, sl};
-  x->f[x->n++] = (trb_bq_extra_field_t){"message_id", m->message_id, il};
-  x->f[x->n++] = (trb_bq_extra_field_t){"publish_time", x->ts, tsl};
+  x->f[x->n++] =
+      (trb_bq_extra_field_t){"subscription_name", m->subscription, sl, false, 0};
+  x->f[x->n++] =
+      (trb_bq_extra_field_t){"message_id", m->message_id, il, false, 0};
+  /* The time also as microseconds: a TIMESTAMP column takes them without
+   * reading the text back (the same value, see format_time). */
+  x->f[x->n++] =
+      (trb_bq_extra_field_t){"publish_time", x->ts, tsl, has_us, us};
   if (m->n_attrs == 0) {
-    x->f[x->n++] = (trb_bq_extra_field_t){"attributes", "{}", 2};
+    x->f[x->n++] = (trb_bq_extra_field_t){"attributes", "{}", 2, false, 0};
     return GRPC_STATUS_OK;
   }
   trb_buf_reset(scratch);
-  int rc = trb_buf_append(scratch, "{", 1);
-  for (size_t i = 0; rc == 0 && i < m->n_attrs; i++) {
-    if (i) rc = trb_buf_append(scratch, ",", 1);
-    if (!rc)
-      rc = put_json_string(scratch, m->attrs[i].key, strlen(m->attrs[i].key));
-    if (!rc) rc = trb_buf_append(scratch, ":", 1);
-    if (!rc)
-      rc = put_json_string(scratch, m->attrs[i].value,
-                           strlen(m->attrs[i].value));
-  }
-  if (!rc) rc = trb_buf_append(scratch, "}", 1);
-  if (rc)
+  if (put_attrs_object(scratch, m->attrs, m->n_attrs))
     return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  x->f[x->n++] =
-      (trb_bq_extra_field_t){"attributes", scratch->data, scratch->len};
+  x->f[x->n++] = (trb_bq_extra_field_t){"attributes", scratch->data,
+                                        scratch->len, false, 0};
   return GRPC_STATUS_OK;
 }
 
