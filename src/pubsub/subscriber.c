@@ -22,6 +22,7 @@
 #include "src/pubsub/subscriber.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,15 @@
 #include "src/rpc/pb.h"
 #include "src/rpc/retry.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 static const char kStreamingPull[] =
     "/google.pubsub.v1.Subscriber/StreamingPull";
 static const char kAcknowledge[] = "/google.pubsub.v1.Subscriber/Acknowledge";
@@ -51,9 +61,13 @@ typedef enum { H_QUEUED, H_HELD, H_ABANDONED } hstate_t;
 /* One allocation per message: this struct, then the attribute array, the
  * message id, ordering key and attribute strings (NUL-terminated) and the
  * data, all pointed at by `msg`, and the ack id (copied into an ack
- * request's arena when the message is settled). */
+ * request when the message is settled). Allocations of up to
+ * POOL_MAX_BYTES are rounded up (round_alloc) and recycled through the
+ * subscriber's free list (handle_alloc / handle_free). */
 struct trb_ps_ack_handle_s {
-  trb_ps_ack_handle_t *prev, *next; /* queue, held or abandoned list */
+  trb_ps_ack_handle_t *prev, *next; /* queue, held or abandoned list; `next`
+                                       links the free list */
+  size_t alloc; /* bytes allocated; 0: exact size, never pooled */
   trb_ps_subscriber_t *s;
   hstate_t state;
   bool in_cb;   /* its message callback is running */
@@ -138,6 +152,10 @@ struct trb_ps_subscriber_s {
   slot_t *slots;
   int open_streams;
   hlist_t queue, held, abandoned;
+  /* Released handles kept for reuse (at most max_outstanding_messages):
+   * the receive path does not call malloc/free per message. */
+  trb_ps_ack_handle_t *pool;
+  int64_t n_pool;
 
   /* Batches being filled: acks, and modacks by seconds (0 = nack). */
   op_t *fill; /* list of open batches */
@@ -203,8 +221,71 @@ static void hl_remove(hlist_t *l, trb_ps_ack_handle_t *h) {
   l->bytes -= (int64_t)h->bytes;
 }
 
-static void handle_free(trb_ps_ack_handle_t *h) {
+/* ---------------------------------------------------------- handle pool */
+
+/* Handles above this size are allocated exactly and never pooled. */
+#define POOL_MAX_BYTES (64 * 1024)
+#define POOL_MIN_BYTES 1024
+/* The words of a free handle left unpoisoned: prev, next (the link),
+ * alloc. */
+#define POOL_KEEP (offsetof(trb_ps_ack_handle_t, alloc) + sizeof(size_t))
+
+/* Bytes to allocate for a handle of `size` bytes (0: exact, unpooled):
+ * powers of two from POOL_MIN_BYTES, so that handles of messages of
+ * similar sizes fit each other's blocks. */
+static size_t round_alloc(size_t size) {
+  if (size > POOL_MAX_BYTES) return 0;
+  size_t a = POOL_MIN_BYTES;
+  while (a < size) a *= 2;
+  return a;
+}
+
+/* A handle block of at least `size` bytes (>= sizeof(handle)), the
+ * handle's fields uninitialised except `alloc`. The bytes past `size` stay
+ * poisoned under ASan. With mu held. */
+static trb_ps_ack_handle_t *handle_alloc(trb_ps_subscriber_t *s, size_t size) {
+  trb_ps_ack_handle_t *h = s->pool;
+  if (h) {
+    s->pool = h->next;
+    s->n_pool--;
+    if (h->alloc >= size) {
+      UNPOISON(h, size);
+      return h;
+    }
+    UNPOISON(h, h->alloc);
+    trb_free(h); /* too small for this message: replaced */
+  }
+  size_t alloc = round_alloc(size);
+  h = trb_malloc(alloc ? alloc : size);
+  if (!h) return NULL;
+  h->alloc = alloc;
+  if (alloc) POISON((char *)h + size, alloc - size);
+  return h;
+}
+
+/* Release a handle: back to the pool while it holds fewer than
+ * max_outstanding_messages (poisoned past its link under ASan), else
+ * freed. With mu held, or once no other thread uses `s` (destroy). */
+static void handle_free(trb_ps_subscriber_t *s, trb_ps_ack_handle_t *h) {
+  if (h->alloc && s->n_pool < s->cfg.max_outstanding_messages) {
+    h->next = s->pool;
+    s->pool = h;
+    s->n_pool++;
+    POISON((char *)h + POOL_KEEP, h->alloc - POOL_KEEP);
+    return;
+  }
+  if (h->alloc) UNPOISON(h, h->alloc);
   trb_free(h);
+}
+
+static void pool_drain(trb_ps_subscriber_t *s) {
+  while (s->pool) {
+    trb_ps_ack_handle_t *h = s->pool;
+    s->pool = h->next;
+    UNPOISON(h, h->alloc);
+    trb_free(h);
+  }
+  s->n_pool = 0;
 }
 
 static void set_first_error(trb_ps_subscriber_t *s, grpc_status_code code,
@@ -681,9 +762,11 @@ static trb_ps_ack_handle_t *make_handle(trb_ps_subscriber_t *s,
                 m->n_attrs * sizeof(trb_ps_attr_t) + m->message_id_len + 1 +
                 m->ordering_key_len + 1 + m->attr_bytes + 2 * m->n_attrs +
                 m->data_len + m->ack_id_len + 1;
-  trb_ps_ack_handle_t *h = trb_malloc(size);
+  trb_ps_ack_handle_t *h = handle_alloc(s, size);
   if (!h) return NULL;
+  size_t alloc = h->alloc;
   memset(h, 0, sizeof(*h));
+  h->alloc = alloc;
   h->s = s;
   trb_ps_attr_t *attrs = (trb_ps_attr_t *)(h + 1);
   char *at = (char *)(attrs + m->n_attrs);
@@ -827,7 +910,7 @@ static void deliver_pending(trb_ps_subscriber_t *s) {
     s->cb(s->user, &h->msg, h); /* may settle h: freed below, not before */
     pthread_mutex_lock(&s->mu);
     if (h->settled) {
-      handle_free(h);
+      handle_free(s, h);
     } else {
       h->in_cb = false;
     }
@@ -861,10 +944,9 @@ static void settle(trb_ps_ack_handle_t *h, bool ack, waiter_t w) {
   if (s->stopping) pthread_cond_broadcast(&s->cv);
   /* Settled inside its own callback: the message stays readable until the
    * callback returns (deliver_pending frees it). */
-  bool free_now = !h->in_cb;
   h->settled = true;
+  if (!h->in_cb) handle_free(s, h);
   pthread_mutex_unlock(&s->mu);
-  if (free_now) handle_free(h);
   if (w.cb && now_result != TRB_PS_ACK_SUCCESS) {
     trb_status_t st = {0};
     if (now_result == TRB_PS_ACK_STOPPED) {
@@ -1161,7 +1243,7 @@ grpc_status_code trb_ps_subscriber_stop(trb_ps_subscriber_t *s,
     hl_remove(&s->queue, h);
     enqueue_id(s, false, 0, h->ack_id, h->ack_id_len);
     s->stats.nacked++;
-    handle_free(h);
+    handle_free(s, h);
   }
   /* 3. Let the application settle what it holds. */
   bool timed_out = false;
@@ -1212,8 +1294,9 @@ void trb_ps_subscriber_destroy(trb_ps_subscriber_t *s) {
   while (s->abandoned.head) {
     trb_ps_ack_handle_t *h = s->abandoned.head;
     hl_remove(&s->abandoned, h);
-    handle_free(h);
+    handle_free(s, h);
   }
+  pool_drain(s);
   /* Requests never sent or still to be retried: their waiters learn that
    * the subscriber stopped. */
   dones_t d = {NULL, 0, 0};
