@@ -94,6 +94,8 @@ struct sink_s {
   batch_t *q_head, *q_tail;/* sealed, waiting for `busy` */
   batch_t *busy;           /* logging or appending (one at a time) */
   int64_t next_offset;
+  size_t rows_hint;        /* rows bytes of the last sealed batch: the next
+                              batch reserves that much (no regrowth) */
   int64_t retry_at_ms;     /* busy batch resent then; 0 = not waiting */
   int64_t backoff_ms;
   bool wal_wait;           /* busy batch waits for WAL space */

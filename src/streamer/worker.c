@@ -276,6 +276,13 @@ static batch_t *batch_new(sink_t *k, size_t cap) {
     batch_free(b);
     return NULL;
   }
+  /* Room for as many bytes as the last batch had (plus an eighth), so the
+   * rows are not copied by regrowth as the batch fills; at most
+   * batch_max_bytes. A failure only means growing as rows come. */
+  size_t hint = k->rows_hint + k->rows_hint / 8;
+  size_t max_bytes = (size_t)k->w->s->p->batch_max_bytes;
+  if (hint > max_bytes) hint = max_bytes;
+  if (hint) (void)trb_buf_reserve(&b->rows, hint);
   b->schema = trb_bq_writer_schema(k->writer);
   b->opened_ms = trb_streamer_now_ms();
   /* Lock held: wake the timer thread if it sleeps past this deadline. */
@@ -299,6 +306,7 @@ static void seal(sink_t *k) {
     batch_free(b);
     return;
   }
+  k->rows_hint = b->rows.len;
   if (k->q_tail) k->q_tail->next = b; else k->q_head = b;
   k->q_tail = b;
   kick(k);
