@@ -12,7 +12,7 @@ typedef struct cur_s {
   const uint8_t *p, *end;
 } cur_t;
 
-static bool rd_varint(cur_t *c, uint64_t *v) {
+static bool rd_varint_slow(cur_t *c, uint64_t *v) {
   uint64_t x = 0;
   for (int shift = 0; shift < 64; shift += 7) {
     if (c->p >= c->end) return false;
@@ -26,8 +26,18 @@ static bool rd_varint(cur_t *c, uint64_t *v) {
   return false;
 }
 
+/* Almost every varint of a response (tags, lengths of ids and small
+ * payloads, counters) is one byte: decoded inline, the rest out of line. */
+static inline bool rd_varint(cur_t *c, uint64_t *v) {
+  if (c->p < c->end && *c->p < 0x80) {
+    *v = *c->p++;
+    return true;
+  }
+  return rd_varint_slow(c, v);
+}
+
 /* Length-delimited payload: sets *sub to it and advances `c`. */
-static bool rd_len(cur_t *c, cur_t *sub) {
+static inline bool rd_len(cur_t *c, cur_t *sub) {
   uint64_t n;
   if (!rd_varint(c, &n) || n > (uint64_t)(c->end - c->p)) return false;
   sub->p = c->p;
@@ -59,9 +69,17 @@ static bool skip(cur_t *c, uint32_t wt) {
 }
 
 /* Read a tag; false at the end (*ok true) or when malformed (*ok false). */
-static bool rd_tag(cur_t *c, uint32_t *field, uint32_t *wt, bool *ok) {
+static inline bool rd_tag(cur_t *c, uint32_t *field, uint32_t *wt,
+                          bool *ok) {
   *ok = true;
   if (c->p >= c->end) return false;
+  if (*c->p < 0x80) { /* fields 1..15: a one-byte tag */
+    uint8_t b = *c->p++;
+    *field = (uint32_t)(b >> 3);
+    *wt = (uint32_t)(b & 7);
+    if (*field == 0) *ok = false;
+    return *ok;
+  }
   uint64_t t;
   if (!rd_varint(c, &t) || (t >> 3) == 0 || (t >> 3) > 0x1fffffff) {
     *ok = false;
@@ -110,10 +128,11 @@ static bool timestamp(cur_t c, int64_t *secs, int32_t *nanos) {
 static bool pubsub_message(cur_t c, trb_ps_rx_msg_t *m) {
   m->msg = c.p;
   m->msg_len = (size_t)(c.end - c.p);
+  m->attr_at = m->msg_len;
   uint32_t f, wt;
   bool ok;
   cur_t sub, k, v;
-  while (rd_tag(&c, &f, &wt, &ok)) {
+  for (const uint8_t *at = c.p; rd_tag(&c, &f, &wt, &ok); at = c.p) {
     if (f >= 1 && f <= 5 && wt == 2) {
       if (!rd_len(&c, &sub)) return false;
       size_t n = (size_t)(sub.end - sub.p);
@@ -124,6 +143,7 @@ static bool pubsub_message(cur_t c, trb_ps_rx_msg_t *m) {
           break;
         case 2:
           if (!map_entry(sub, &k, &v)) return false;
+          if (m->n_attrs == 0) m->attr_at = (size_t)(at - m->msg);
           m->n_attrs++;
           m->attr_bytes += (size_t)(k.end - k.p) + (size_t)(v.end - v.p);
           break;
@@ -248,6 +268,7 @@ void trb_ps_pull_response_deinit(trb_ps_pull_response_t *r) {
 bool trb_ps_rx_attr_next(const trb_ps_rx_msg_t *m, size_t *pos,
                          const char **key, size_t *key_len,
                          const char **value, size_t *value_len) {
+  if (*pos < m->attr_at) *pos = m->attr_at; /* nothing to skip before */
   if (!m->msg || *pos >= m->msg_len) return false;
   cur_t c = {m->msg + *pos, m->msg + m->msg_len};
   uint32_t f, wt;

@@ -49,6 +49,9 @@ typedef struct trb_ps_rx_msg_s {
   size_t attr_bytes;
   const uint8_t *msg;
   size_t msg_len;
+  /** Offset in `msg` of the first attributes entry (msg_len when none):
+   *  where trb_ps_rx_attr_next starts. */
+  size_t attr_at;
   int64_t publish_s;
   int32_t publish_nanos;
   int32_t delivery_attempt;

@@ -128,6 +128,51 @@ TEST(PullCodecTest, DecodesEveryFieldTheSubscriberReads) {
   EXPECT_EQ(nullptr, r.msgs);
 }
 
+// Attributes interleaved with other fields (attribute, data, unknown
+// field with a two-byte tag, attribute): iteration starts at the first
+// entry and still finds the later one; a multi-byte length (data of 200
+// bytes) and a two-byte tag take the out-of-line varint path.
+TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
+  auto ld = [](int field, const std::string& body) {
+    std::string o(1, static_cast<char>(field << 3 | 2));
+    size_t n = body.size();
+    while (n >= 0x80) {
+      o += static_cast<char>((n & 0x7f) | 0x80);
+      n >>= 7;
+    }
+    o += static_cast<char>(n);
+    return o + body;
+  };
+  std::string data(200, 'd');
+  std::string msg = ld(3, "mid") + ld(2, ld(1, "k1") + ld(2, "v1")) + ld(1, data) +
+                    std::string("\x80\x01\x05", 3) /* field 16, varint 5 */ +
+                    ld(2, ld(1, "k2") + ld(2, "v2"));
+  std::string wire = ld(1, ld(1, "ack") + ld(2, msg));
+  trb_ps_pull_response_t r = {};
+  trb_status_t st;
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_ps_pull_response_decode(reinterpret_cast<const uint8_t*>(wire.data()),
+                                        wire.size(), &r, &st))
+      << st.msg;
+  ASSERT_EQ(1u, r.n);
+  const trb_ps_rx_msg_t& m = r.msgs[0];
+  EXPECT_EQ("ack", S(m.ack_id, m.ack_id_len));
+  EXPECT_EQ("mid", S(m.message_id, m.message_id_len));
+  EXPECT_EQ(data, S(reinterpret_cast<const char*>(m.data), m.data_len));
+  EXPECT_EQ(2u, m.n_attrs);
+  size_t pos = 0;
+  const char *k, *v;
+  size_t kl, vl;
+  ASSERT_TRUE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
+  EXPECT_EQ("k1", S(k, kl));
+  EXPECT_EQ("v1", S(v, vl));
+  ASSERT_TRUE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
+  EXPECT_EQ("k2", S(k, kl));
+  EXPECT_EQ("v2", S(v, vl));
+  EXPECT_FALSE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
+  trb_ps_pull_response_deinit(&r);
+}
+
 TEST(PullCodecTest, EmptyResponseIsAKeepaliveAnswer) {
   trb_ps_pull_response_t r = {};
   trb_status_t st;
