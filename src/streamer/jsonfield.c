@@ -235,6 +235,29 @@ trb_json_kind_t trb_json_field_first(const char *json, size_t len,
   trb_json_kind_t ret;
   if (!open_object(&s, &ret)) return ret;
   const char *hit = NULL, *hit_end = NULL;
+  /* Fast path: the object's first member has the key (routed messages
+   * usually lead with their type). A key of plain bytes (no '"', '\\' or
+   * control byte) followed by a quote is exactly the string str() would
+   * read there, so this finds what find_member finds; anything else (or
+   * a value that does not scan) takes the general path from the start. */
+  const char *first = s.p;
+  if ((size_t)(s.end - first) >= key_len + 2 && first[0] == '"' &&
+      first[key_len + 1] == '"' && memcmp(first + 1, key, key_len) == 0 &&
+      trb_json_plain_run((const uint8_t *)key, key_len) == key_len) {
+    s.p = first + key_len + 2;
+    ws(&s);
+    if (s.p < s.end && *s.p == ':') {
+      s.p++;
+      ws(&s);
+      const char *vstart = s.p;
+      if (skip(&s, 1)) {
+        *raw = vstart;
+        *raw_len = (size_t)(s.p - vstart);
+        return value_of(vstart, s.p, val, val_len);
+      }
+    }
+    s.p = first;
+  }
   int r = find_member(&s, key, key_len, true, &hit, &hit_end);
   if (r < 0) return TRB_JSON_MALFORMED;
   if (r == 0) return TRB_JSON_MISSING;

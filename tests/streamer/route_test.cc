@@ -1,4 +1,5 @@
-// trb_pipeline_route_first (precomputed key and rule lengths, raw-byte
+// trb_json_field_first's fast path (the wanted key is the first member)
+// against its general member scan, and trb_pipeline_route_first (precomputed key and rule lengths, raw-byte
 // compare of values without escapes) against the general trb_pipeline_route
 // on random rule sets and random documents whose route value is written
 // with random escapes: whenever the fast route answers it must be the full
@@ -10,6 +11,7 @@
 #include <vector>
 
 extern "C" {
+#include "src/streamer/jsonfield.h"
 #include "src/streamer/pipeline.h"
 }
 
@@ -150,6 +152,54 @@ TEST(RouteFirst, AgreesWithTheFullRouteOnRandomValues) {
         ASSERT_EQ(first, TRB_PIPELINE_ROUTE_FULL) << doc << "\n" << file;
       }
     }
+  }
+}
+
+// Random objects (keys that match, almost match or are spelled with
+// escapes; values of every kind, some malformed): the same document with
+// a member "~" put first (so the wanted key is never first: the general
+// scan) gives the same kind, value and raw text.
+TEST(JsonFieldFirst, FastPathAgreesWithTheGeneralScan) {
+  std::mt19937 rng(4242);
+  // Keys with a bare quote or a control byte cannot be read as one JSON
+  // string: the fast path must not take them.
+  const std::vector<std::string> keys = {"event_type", "a", "ev\\\"x",
+                                         "a\"b", "x\ny"};
+  const std::vector<std::string> member_keys = {
+      "event_type", "event_typ", "event_type2", "a", "event\\u005ftype",
+      "ev\\\"x", "a\"b", "x\ny", ""};
+  const std::vector<std::string> values = {
+      "\"order\"", "\"or\\\"der\"", "7", "-1.5e3", "true", "false", "null",
+      "{\"event_type\":1}", "[1,\"x\",[]]", "\"\\u00e9\"", "tru", "\"open",
+      "{\"a\":", "01", ""};
+  const std::vector<std::string> spaces = {"", " ", "\n\t ", "  "};
+  auto sp = [&] { return spaces[rng() % spaces.size()]; };
+  for (int i = 0; i < 20000; i++) {
+    int n = static_cast<int>(rng() % 4);
+    std::string members;
+    for (int m = 0; m < n; m++) {
+      if (m) members += sp() + "," + sp();
+      members += "\"" + member_keys[rng() % member_keys.size()] + "\"" + sp() +
+                 (rng() % 20 ? ":" : "") + sp() + values[rng() % values.size()];
+    }
+    std::string head = sp() + "{" + sp();
+    std::string tail = sp() + (rng() % 10 ? "}" : "") + sp();
+    std::string doc = head + members + tail;
+    std::string slow =
+        head + "\"~\":0" + (members.empty() ? "" : "," + sp()) + members + tail;
+    const std::string &key = keys[rng() % keys.size()];
+    const char *v1 = nullptr, *r1 = nullptr, *v2 = nullptr, *r2 = nullptr;
+    size_t vl1 = 0, rl1 = 0, vl2 = 0, rl2 = 0;
+    trb_json_kind_t k1 = trb_json_field_first(doc.data(), doc.size(),
+                                              key.data(), key.size(), &v1,
+                                              &vl1, &r1, &rl1);
+    trb_json_kind_t k2 = trb_json_field_first(slow.data(), slow.size(),
+                                              key.data(), key.size(), &v2,
+                                              &vl2, &r2, &rl2);
+    ASSERT_EQ(k1, k2) << doc << " | " << key;
+    if (k1 == TRB_JSON_MISSING || k1 == TRB_JSON_MALFORMED) continue;
+    ASSERT_EQ(std::string(v1, vl1), std::string(v2, vl2)) << doc;
+    ASSERT_EQ(std::string(r1, rl1), std::string(r2, rl2)) << doc;
   }
 }
 
