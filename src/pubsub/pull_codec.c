@@ -92,6 +92,19 @@ static inline bool rd_tag(cur_t *c, uint32_t *field, uint32_t *wt,
 
 /* map<string,string> entry: key=1, value=2. */
 static bool map_entry(cur_t e, cur_t *k, cur_t *v) {
+  /* Fast path, the layout every encoder writes for short strings: key
+   * then value, one-byte lengths, nothing else. */
+  const uint8_t *p = e.p;
+  size_t n = (size_t)(e.end - e.p);
+  if (n >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= n &&
+      p[2 + p[1]] == 0x12 && p[3 + p[1]] < 0x80 &&
+      (size_t)p[1] + 4 + p[3 + p[1]] == n) {
+    k->p = p + 2;
+    k->end = k->p + p[1];
+    v->p = k->end + 2;
+    v->end = e.end;
+    return true;
+  }
   k->p = k->end = kEmpty;
   v->p = v->end = kEmpty;
   uint32_t f, wt;

@@ -442,7 +442,7 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs,
     s->fill = o;
   }
   if (o->n == o->cap) {
-    size_t cap = o->cap ? o->cap * 2 : 64;
+    size_t cap = o->cap ? o->cap * 2 : 256;
     if (cap > TRB_PS_MAX_ACK_IDS_PER_REQUEST) {
       cap = TRB_PS_MAX_ACK_IDS_PER_REQUEST;
     }
@@ -463,7 +463,7 @@ static bool enqueue_idw(trb_ps_subscriber_t *s, bool ack, int secs,
   size_t cost = trb_ps_ackreq_id_len(len);
   if (len > UINT32_MAX / 2) return false;
   if (o->len + cost > o->req_cap) {
-    size_t cap = o->req_cap ? o->req_cap * 2 : o->hdr + 4096;
+    size_t cap = o->req_cap ? o->req_cap * 2 : o->hdr + 16384;
     if (cap < o->len + cost) cap = o->len + cost;
     uint8_t *req = trb_realloc(o->req, cap);
     if (!req) return false;

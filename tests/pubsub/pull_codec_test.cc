@@ -146,7 +146,12 @@ TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
   std::string data(200, 'd');
   std::string msg = ld(3, "mid") + ld(2, ld(1, "k1") + ld(2, "v1")) + ld(1, data) +
                     std::string("\x80\x01\x05", 3) /* field 16, varint 5 */ +
-                    ld(2, ld(1, "k2") + ld(2, "v2"));
+                    ld(2, ld(1, "k2") + ld(2, "v2")) +
+                    // Entries off the fast path: value before key; a key of
+                    // 130 bytes; no value; an unknown field inside.
+                    ld(2, ld(2, "v3") + ld(1, "k3")) + ld(2, ld(1, std::string(130, 'K')) +
+                    ld(2, "v4")) + ld(2, ld(1, "k5")) +
+                    ld(2, ld(1, "k6") + std::string("\x18\x01", 2) + ld(2, "v6"));
   std::string wire = ld(1, ld(1, "ack") + ld(2, msg));
   trb_ps_pull_response_t r = {};
   trb_status_t st;
@@ -159,7 +164,7 @@ TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
   EXPECT_EQ("ack", S(m.ack_id, m.ack_id_len));
   EXPECT_EQ("mid", S(m.message_id, m.message_id_len));
   EXPECT_EQ(data, S(reinterpret_cast<const char*>(m.data), m.data_len));
-  EXPECT_EQ(2u, m.n_attrs);
+  EXPECT_EQ(6u, m.n_attrs);
   size_t pos = 0;
   const char *k, *v;
   size_t kl, vl;
@@ -169,6 +174,12 @@ TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
   ASSERT_TRUE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
   EXPECT_EQ("k2", S(k, kl));
   EXPECT_EQ("v2", S(v, vl));
+  const char* rest[][2] = {{"k3", "v3"}, {nullptr, "v4"}, {"k5", ""}, {"k6", "v6"}};
+  for (auto& kv : rest) {
+    ASSERT_TRUE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
+    EXPECT_EQ(kv[0] ? std::string(kv[0]) : std::string(130, 'K'), S(k, kl));
+    EXPECT_EQ(kv[1], S(v, vl));
+  }
   EXPECT_FALSE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
   trb_ps_pull_response_deinit(&r);
 }
