@@ -12,7 +12,8 @@
  *     src/streamer/shape.c writes them; the text is built once up front,
  *     so only the transcoding is timed),
  *   - "metadata as extras": trb_bq_transcode_row_extra on the original
- *     text (checked to give the same bytes at load time).
+ *     text, publish_time also as microseconds like the streamer's (checked
+ *     to give the same bytes at load time).
  *
  * Usage: bazel run -c opt //perf:transcode_bench -- <corpus dir> [--runs N]
  *            [--ms M]
@@ -61,12 +62,15 @@ typedef struct {
   size_t shaped_n;
 } ev_t;
 
-/* The metadata values a pipeline adds (message without attributes). */
+/* The metadata values a pipeline adds (message without attributes);
+ * publish_time also typed, as src/streamer/shape.c gives it
+ * (1795234928123456 us = 2026-11-21T04:22:08.123456Z). */
 static const trb_bq_extra_field_t META[4] = {
-    {"subscription_name", "projects/local-project/subscriptions/backend-events-c", 53},
-    {"message_id", "1234567", 7},
-    {"publish_time", "2026-11-21T04:22:08.123456Z", 27},
-    {"attributes", "{}", 2},
+    {"subscription_name", "projects/local-project/subscriptions/backend-events-c", 53,
+     false, 0},
+    {"message_id", "1234567", 7, false, 0},
+    {"publish_time", "2026-11-21T04:22:08.123456Z", 27, true, 1795234928123456LL},
+    {"attributes", "{}", 2, false, 0},
 };
 static const char META_TEXT[] =
     ",\"subscription_name\":\"projects/local-project/subscriptions/backend-events-c\""

@@ -124,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       else trb_buf_append(&text, &v[i], 1);
     }
     trb_buf_append(&text, "\"}", 2);
-    trb_bq_extra_field_t ex = {col, v, vn};
+    trb_bq_extra_field_t ex = {col, v, vn, false, 0};
     for (int t = 0; t < 2; t++)
       for (int ignore = 0; ignore < 2; ignore++) {
         trb_bq_transcode_opts_t o = {.ignore_unknown_fields = ignore != 0};

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -540,6 +542,179 @@ TEST_F(TranscodeTest, ExtraFieldsEqualAppendedMembers) {
                                        &out_, &st));
   EXPECT_STREQ("$.message_id: invalid UTF-8 in string at byte 2 of the value", st.msg);
   EXPECT_EQ(0u, out_.len);
+}
+
+// A publish_time extra with its microseconds (has_us, as the streamer's
+// shaping gives it): a TIMESTAMP column gets the same bytes as from the
+// text, any other column type still reads the text (a STRING column gets
+// it as is, an INT64 column fails as for the text), and the text's UTF-8
+// check and the "field given twice" check still apply.
+TEST_F(TranscodeTest, ExtraTimestampMicrosGiveTheTextsBytes) {
+  Schema(R"([{"name":"publish_time","type":"TIMESTAMP"},{"name":"as_text","type":"STRING"},
+             {"name":"as_int","type":"INT64"}])");
+  std::mt19937_64 rng(7);
+  int compared = 0;
+  for (int i = 0; i < 400; i++) {
+    // Times across 0001-01-01 .. 9999-12-31 (and the ends exactly).
+    int64_t lo = TRB_BQ_TIMESTAMP_MIN_US, hi = TRB_BQ_TIMESTAMP_MAX_US;
+    int64_t us = i == 0 ? lo : i == 1 ? hi : lo + (int64_t)(rng() % (uint64_t)(hi - lo));
+    if (i % 3 == 2) us -= us % 1000000;  // whole seconds too
+    int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    int64_t micros = us - sec * 1000000;
+    time_t t = (time_t)sec;
+    struct tm tm;
+    ASSERT_NE(nullptr, gmtime_r(&t, &tm));
+    char text[64];
+    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)micros);
+    int64_t parsed = 0;
+    trb_status_t pst{};
+    ASSERT_EQ(GRPC_STATUS_OK, trb_bq_timestamp_parse(text, strlen(text), &parsed, &pst))
+        << text << pst.msg;
+    ASSERT_EQ(us, parsed) << text;
+    for (const char* col : {"publish_time", "as_text", "as_int", "PUBLISH_TIME"}) {
+      trb_bq_extra_field_t typed = {col, text, strlen(text), true, us};
+      trb_bq_extra_field_t plain = {col, text, strlen(text), false, 0};
+      trb_buf_t a = TRB_BUF_INIT, b = TRB_BUF_INIT;
+      trb_status_t sa{}, sb{};
+      grpc_status_code ra = trb_bq_transcode_row_extra(&t_, "{}", 2, &typed, 1, nullptr, &a, &sa);
+      grpc_status_code rb = trb_bq_transcode_row_extra(&t_, "{}", 2, &plain, 1, nullptr, &b, &sb);
+      ASSERT_EQ(rb, ra) << col << " " << text;
+      EXPECT_EQ(std::string(b.data ? b.data : "", b.len), std::string(a.data ? a.data : "", a.len))
+          << col << " " << text;
+      EXPECT_STREQ(sb.msg, sa.msg);
+      if (strcmp(col, "as_int") == 0)
+        EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT, ra);
+      else
+        EXPECT_EQ(GRPC_STATUS_OK, ra);
+      trb_buf_deinit(&a);
+      trb_buf_deinit(&b);
+      compared++;
+    }
+  }
+  EXPECT_EQ(1600, compared);
+  // The text is still checked, and the column still counted.
+  trb_bq_extra_field_t bad = {"publish_time", "2026\xff", 5, true, 0};
+  trb_status_t st{};
+  trb_buf_reset(&out_);
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_bq_transcode_row_extra(&t_, "{}", 2, &bad, 1, nullptr, &out_, &st));
+  EXPECT_STREQ("$.publish_time: invalid UTF-8 in string at byte 4 of the value", st.msg);
+  trb_bq_extra_field_t ok = {"publish_time", "1970-01-01T00:00:00.000001Z", 27, true, 1};
+  const char row[] = R"({"publish_time":"2020-01-01T00:00:00Z"})";
+  EXPECT_EQ(GRPC_STATUS_INVALID_ARGUMENT,
+            trb_bq_transcode_row_extra(&t_, row, strlen(row), &ok, 1, nullptr, &out_, &st));
+  EXPECT_STREQ("$.publish_time: field given twice", st.msg);
+}
+
+// Column lookup: keys are matched by length, then exactly, then without
+// ASCII case, with the lengths measured once per call for arrays of up to
+// 64 columns and 8 arrays per row; wider tables and deeper rows use the
+// byte-by-byte search. Both must pick the same column: a row against a
+// table of 60 columns (fast) and the same table with 20 more unused
+// columns (80, byte-by-byte) gives the same bytes and messages, for keys
+// in other cases, prefixes and extensions of names, escaped keys, a NUL in
+// a key, unknown keys and repeated keys; and a RECORD nested 12 deep (more
+// arrays than slots) matches keys in any case at every level.
+TEST_F(TranscodeTest, ColumnLookupSameOnEveryPath) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 60; i++) {
+    static const char* stems[] = {"a", "ab", "abc", "Order_Id", "order_date", "x_y", "Q"};
+    names.push_back(std::string(stems[i % 7]) + (i < 7 ? "" : std::to_string(i)));
+  }
+  auto table = [&](int n) {
+    std::string s = "[";
+    for (int i = 0; i < n; i++) {
+      std::string nm = i < 60 ? names[i] : "unused_" + std::to_string(i);
+      s += (i ? "," : "") + std::string("{\"name\":\"") + nm + "\",\"type\":\"" +
+           (i % 3 == 0 ? "INT64" : "STRING") + "\"}";
+    }
+    return s + "]";
+  };
+  trb_bq_table_t narrow{}, wide{};
+  trb_status_t st{};
+  std::string tn = table(60), tw = table(80);
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(tn.data(), tn.size(), &narrow, &st)) << st.msg;
+  ASSERT_EQ(GRPC_STATUS_OK, trb_bq_table_parse(tw.data(), tw.size(), &wide, &st)) << st.msg;
+  std::mt19937 rng(11);
+  auto key = [&](const std::string& nm) {
+    std::string k = nm;
+    switch (rng() % 8) {
+      case 0: for (auto& ch : k) ch = (char)toupper((unsigned char)ch); break;
+      case 1: for (auto& ch : k) ch = (char)tolower((unsigned char)ch); break;
+      case 2: k = k.substr(0, k.size() - 1); break;              // a prefix
+      case 3: k += "z"; break;                                    // longer
+      case 4: k = "\\u00" + std::string("41") + k; break;        // escaped "A" + name
+      case 5:  // escaped, the same name
+        if (k[0] == 'a') k.replace(0, 1, "\\u0061");
+        break;
+      case 6: k += "\\u0000"; break;                              // a NUL byte
+      default: break;
+    }
+    return k;
+  };
+  int same_ok = 0, same_err = 0;
+  for (int r = 0; r < 3000; r++) {
+    std::string row = "{";
+    int nk = 1 + (int)(rng() % 6);
+    for (int i = 0; i < nk; i++) {
+      const std::string& nm = names[rng() % names.size()];
+      row += (i ? "," : "") + std::string("\"") + key(nm) + "\":" + (rng() % 2 ? "\"7\"" : "7");
+    }
+    row += "}";
+    for (bool ignore : {false, true}) {
+      trb_bq_transcode_opts_t o{ignore};
+      trb_buf_t a = TRB_BUF_INIT, b = TRB_BUF_INIT;
+      trb_status_t sa{}, sb{};
+      grpc_status_code ra = trb_bq_transcode_row(&narrow, row.data(), row.size(), &o, &a, &sa);
+      grpc_status_code rb = trb_bq_transcode_row(&wide, row.data(), row.size(), &o, &b, &sb);
+      ASSERT_EQ(ra, rb) << row;
+      if (ra == GRPC_STATUS_OK) {
+        EXPECT_EQ(Hex(a.data, a.len), Hex(b.data, b.len)) << row;
+        same_ok++;
+      } else {
+        EXPECT_STREQ(sa.msg, sb.msg) << row;
+        same_err++;
+      }
+      trb_buf_deinit(&a);
+      trb_buf_deinit(&b);
+    }
+  }
+  EXPECT_GT(same_ok, 500);
+  EXPECT_GT(same_err, 500);
+  trb_bq_table_deinit(&narrow);
+  trb_bq_table_deinit(&wide);
+
+  // 12 nested RECORDs: the deeper ones search without lengths.
+  std::string sch = R"({"name":"leaf","type":"STRING"})";
+  for (int d = 11; d >= 0; d--)
+    sch = R"({"name":"Lvl_)" + std::to_string(d) + R"(","type":"RECORD","fields":[)" + sch +
+          R"(,{"name":"n)" + std::to_string(d) + R"(","type":"INT64"}]})";
+  Schema("[" + sch + "]");
+  // The members of Lvl_d's object: Lvl_{d+1} (or leaf) and n<d>; keys in
+  // upper case when `up`, n<d> first when `swap`.
+  std::function<std::string(int, bool, bool)> body = [&](int d, bool up, bool swap) {
+    auto cs = [&](std::string k) {
+      if (up)
+        for (auto& ch : k) ch = (char)toupper((unsigned char)ch);
+      return "\"" + k + "\"";
+    };
+    std::string inner = d == 11 ? cs("leaf") + ":\"v\""
+                                : cs("Lvl_" + std::to_string(d + 1)) + ":{" +
+                                      body(d + 1, up, swap) + "}";
+    std::string n = cs("n" + std::to_string(d)) + ":" + std::to_string(d);
+    return swap ? n + "," + inner : inner + "," + n;
+  };
+  std::string canon = "{\"Lvl_0\":{" + body(0, false, false) + "}}";
+  std::string upper = "{\"LVL_0\":{" + body(0, true, false) + "}}";
+  std::string mixed = "{\"lvl_0\":{" + body(0, true, true) + "}}";
+  ASSERT_EQ(GRPC_STATUS_OK, Row(canon)) << canon << st_.msg;
+  std::string want = Bytes();
+  ASSERT_EQ(GRPC_STATUS_OK, Row(upper)) << upper << st_.msg;
+  EXPECT_EQ(want, Bytes()) << upper;
+  ASSERT_EQ(GRPC_STATUS_OK, Row(mixed)) << mixed << st_.msg;
+  EXPECT_NE(want, Bytes());  // other member order, other field order
+  ExpectError(R"({"LVL_0":{"LVL_1":{"nope":1}}})", "$.Lvl_0.Lvl_1.nope: no such field");
 }
 
 TEST(JsonCheckTest, AcceptsAndRejects) {
