@@ -277,8 +277,8 @@ static grpc_status_code read_string_any(ctx_t *c, const char **s, size_t *n)
  * the next string read). Inline for the usual string, plain ASCII up to its
  * closing quote (the same result as read_string_any, without a call);
  * anything else goes to read_string_any from the start. */
-static inline grpc_status_code read_string(ctx_t *c, const char **s,
-                                           size_t *n) {
+static inline __attribute__((always_inline)) grpc_status_code read_string(
+    ctx_t *c, const char **s, size_t *n) {
   const unsigned char *p = (const unsigned char *)c->p + 1;
   const unsigned char *end = (const unsigned char *)c->end;
   const unsigned char *q = plain_ascii_run(p, end);
@@ -1122,13 +1122,9 @@ static inline int find_field_slow(const trb_bq_field_t *fs, size_t nf,
   return -1;
 }
 
-/* The name-length slot of `fs` in this call (names measured when the
- * slot is taken), NULL when there is none (too many columns or arrays): the
- * search then runs without lengths. */
-static name_lens_t *lens_of(ctx_t *c, const trb_bq_field_t *fs, size_t nf) {
-  if (nf > LENS_FIELDS) return NULL;
-  for (size_t i = 0; i < c->nlens; i++)
-    if (c->lens[i].fs == fs) return &c->lens[i];
+/* A new name-length slot for `fs` (names measured now), NULL when all are
+ * taken. */
+static name_lens_t *lens_new(ctx_t *c, const trb_bq_field_t *fs, size_t nf) {
   if (c->nlens == LENS_SLOTS) return NULL;
   name_lens_t *l = &c->lens[c->nlens++];
   l->fs = fs;
@@ -1137,6 +1133,17 @@ static name_lens_t *lens_of(ctx_t *c, const trb_bq_field_t *fs, size_t nf) {
     l->len[i] = m < UINT32_MAX ? (uint32_t)m : UINT32_MAX;
   }
   return l;
+}
+
+/* The name-length slot of `fs` in this call (names measured when the
+ * slot is taken), NULL when there is none (too many columns or arrays): the
+ * search then runs without lengths. */
+static inline name_lens_t *lens_of(ctx_t *c, const trb_bq_field_t *fs,
+                                   size_t nf) {
+  if (nf > LENS_FIELDS) return NULL;
+  for (size_t i = 0; i < c->nlens; i++)
+    if (c->lens[i].fs == fs) return &c->lens[i];
+  return lens_new(c, fs, nf);
 }
 
 /* memcmp(a, b, n) == 0 for short n without a call: 8 bytes per load. */
@@ -1314,8 +1321,22 @@ static grpc_status_code conv_object(ctx_t *c, const trb_bq_field_t *fs,
           goto done;
         }
         seen[idx / 64] |= bit;
-        if ((rc = conv_field(c, &fs[idx], (uint32_t)idx + 1)) != GRPC_STATUS_OK)
+        const trb_bq_field_t *f = &fs[idx];
+        ws(c);
+        if (c->p < c->end && *c->p == '"' && f->type == TRB_BQ_TYPE_STRING &&
+            f->mode != TRB_BQ_MODE_REPEATED) {
+          /* conv_field -> conv_value's STRING case, without the calls. */
+          const char *sv;
+          size_t sn;
+          if ((rc = read_string(c, &sv, &sn)) != GRPC_STATUS_OK) goto done;
+          if (!put_bytes_field(c, (uint32_t)idx + 1, sv, sn)) {
+            rc = fail(c, "oom");
+            goto done;
+          }
+        } else if ((rc = conv_field(c, f, (uint32_t)idx + 1)) !=
+                   GRPC_STATUS_OK) {
           goto done;
+        }
       }
       if (watched) { /* the value's raw text, without whitespace around */
         const char *ve = c->p;
