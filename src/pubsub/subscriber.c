@@ -384,12 +384,15 @@ static void dones_add(dones_t *d, waiter_t w, trb_ps_ack_status_t result,
 /* Call the collected results, without mu held. `what` / `msg` complete
  * the status of failures. Frees the array. */
 static void dones_run(dones_t *d, const char *what, const char *msg) {
+  static const trb_status_t ok_status; /* OK, "" (shared, not rebuilt per id) */
   for (size_t i = 0; i < d->n; i++) {
     done_t *e = &d->v[i];
-    trb_status_t st = {0};
     if (e->result == TRB_PS_ACK_SUCCESS) {
-      st.code = GRPC_STATUS_OK;
-    } else if (e->result == TRB_PS_ACK_STOPPED) {
+      e->w.cb(e->w.user, e->result, &ok_status);
+      continue;
+    }
+    trb_status_t st = {0};
+    if (e->result == TRB_PS_ACK_STOPPED) {
       trb_status_set(&st, GRPC_STATUS_CANCELLED, "subscriber stopped");
     } else if (e->detail) {
       trb_status_set(&st, e->code, "%s: %s (%s)", what, e->detail,
