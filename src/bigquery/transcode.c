@@ -229,11 +229,19 @@ static bool ld_end(ctx_t *c, size_t start) {
 
 /* ---- JSON reader -------------------------------------------------------- */
 
+/* JSON white space (' ', '\n', '\r', '\t') as bits of a word. */
+#define WS_BITS                                                   \
+  ((UINT64_C(1) << ' ') | (UINT64_C(1) << '\n') | (UINT64_C(1) << '\r') | \
+   (UINT64_C(1) << '\t'))
+
 static inline void ws(ctx_t *c) {
-  /* One compare for the usual case, a byte above ' ' (no white space). */
-  while (c->p < c->end && (unsigned char)*c->p <= ' ' &&
-         (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
-    c->p++;
+  /* One compare for the usual case, a byte above ' ' (no white space);
+   * then one bit test. */
+  const char *p = c->p, *end = c->end;
+  while (p < end && (unsigned char)*p <= ' ' &&
+         (WS_BITS >> (unsigned char)*p & 1))
+    p++;
+  c->p = p;
 }
 
 static bool lit(ctx_t *c, const char *w, size_t n) {
