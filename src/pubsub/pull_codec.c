@@ -33,6 +33,12 @@ static inline bool rd_varint(cur_t *c, uint64_t *v) {
     *v = *c->p++;
     return true;
   }
+  /* Two bytes: the lengths of payloads of 128..16383 bytes. */
+  if (c->end - c->p >= 2 && c->p[1] < 0x80) {
+    *v = (uint64_t)(c->p[0] & 0x7f) | (uint64_t)c->p[1] << 7;
+    c->p += 2;
+    return true;
+  }
   return rd_varint_slow(c, v);
 }
 
@@ -141,7 +147,11 @@ static bool timestamp(cur_t c, int64_t *secs, int32_t *nanos) {
 static bool pubsub_message(cur_t c, trb_ps_rx_msg_t *m) {
   m->msg = c.p;
   m->msg_len = (size_t)(c.end - c.p);
-  m->attr_at = m->msg_len;
+  /* A second `message` field replaces the first (its attributes too: the
+   * iteration state below refers to this `msg` only). */
+  m->n_attrs = 0;
+  m->attr_bytes = 0;
+  m->attr_at = m->attr1_at = m->msg_len;
   uint32_t f, wt;
   bool ok;
   cur_t sub, k, v;
@@ -156,7 +166,14 @@ static bool pubsub_message(cur_t c, trb_ps_rx_msg_t *m) {
           break;
         case 2:
           if (!map_entry(sub, &k, &v)) return false;
-          if (m->n_attrs == 0) m->attr_at = (size_t)(at - m->msg);
+          if (m->n_attrs == 0) { /* kept for trb_ps_rx_attr_next */
+            m->attr_at = (size_t)(at - m->msg);
+            m->attr1_at = (size_t)(c.p - m->msg);
+            m->attr0_key = (const char *)k.p;
+            m->attr0_key_len = (size_t)(k.end - k.p);
+            m->attr0_value = (const char *)v.p;
+            m->attr0_value_len = (size_t)(v.end - v.p);
+          }
           m->n_attrs++;
           m->attr_bytes += (size_t)(k.end - k.p) + (size_t)(v.end - v.p);
           break;
@@ -281,7 +298,14 @@ void trb_ps_pull_response_deinit(trb_ps_pull_response_t *r) {
 bool trb_ps_rx_attr_next(const trb_ps_rx_msg_t *m, size_t *pos,
                          const char **key, size_t *key_len,
                          const char **value, size_t *value_len) {
-  if (*pos < m->attr_at) *pos = m->attr_at; /* nothing to skip before */
+  if (*pos <= m->attr_at && m->n_attrs > 0) { /* the first, decoded already */
+    *key = m->attr0_key;
+    *key_len = m->attr0_key_len;
+    *value = m->attr0_value;
+    *value_len = m->attr0_value_len;
+    *pos = m->attr1_at;
+    return true;
+  }
   if (!m->msg || *pos >= m->msg_len) return false;
   cur_t c = {m->msg + *pos, m->msg + m->msg_len};
   uint32_t f, wt;

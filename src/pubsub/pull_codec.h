@@ -49,9 +49,13 @@ typedef struct trb_ps_rx_msg_s {
   size_t attr_bytes;
   const uint8_t *msg;
   size_t msg_len;
-  /** Offset in `msg` of the first attributes entry (msg_len when none):
-   *  where trb_ps_rx_attr_next starts. */
-  size_t attr_at;
+  /** Offset in `msg` of the first attributes entry (msg_len when none)
+   *  and just past it, and that first entry decoded (views into `msg`):
+   *  trb_ps_rx_attr_next returns it without parsing, then goes on from
+   *  attr1_at. */
+  size_t attr_at, attr1_at;
+  const char *attr0_key, *attr0_value;
+  size_t attr0_key_len, attr0_value_len;
   int64_t publish_s;
   int32_t publish_nanos;
   int32_t delivery_attempt;

@@ -184,6 +184,38 @@ TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
   trb_ps_pull_response_deinit(&r);
 }
 
+// A ReceivedMessage with two `message` fields: the attributes counted and
+// iterated are those of the last one only (the subscriber sizes its copy
+// from the count and bytes, then iterates).
+TEST(PullCodecTest, RepeatedMessageFieldKeepsAttributesConsistent) {
+  auto ld = [](int field, const std::string& body) {
+    std::string o(1, static_cast<char>(field << 3 | 2));
+    o += static_cast<char>(body.size());  // bodies here are < 128 bytes
+    return o + body;
+  };
+  std::string first = ld(2, ld(1, "a") + ld(2, "1")) + ld(2, ld(1, "b") + ld(2, "2"));
+  std::string second = ld(1, "data") + ld(2, ld(1, "ccc") + ld(2, "3"));
+  std::string wire = ld(1, ld(1, "ack") + ld(2, first) + ld(2, second));
+  trb_ps_pull_response_t r = {};
+  trb_status_t st;
+  ASSERT_EQ(GRPC_STATUS_OK,
+            trb_ps_pull_response_decode(reinterpret_cast<const uint8_t*>(wire.data()),
+                                        wire.size(), &r, &st))
+      << st.msg;
+  ASSERT_EQ(1u, r.n);
+  const trb_ps_rx_msg_t& m = r.msgs[0];
+  EXPECT_EQ(1u, m.n_attrs);
+  EXPECT_EQ(4u, m.attr_bytes);
+  size_t pos = 0;
+  const char *k, *v;
+  size_t kl, vl;
+  ASSERT_TRUE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
+  EXPECT_EQ("ccc", S(k, kl));
+  EXPECT_EQ("3", S(v, vl));
+  EXPECT_FALSE(trb_ps_rx_attr_next(&m, &pos, &k, &kl, &v, &vl));
+  trb_ps_pull_response_deinit(&r);
+}
+
 TEST(PullCodecTest, EmptyResponseIsAKeepaliveAnswer) {
   trb_ps_pull_response_t r = {};
   trb_status_t st;
