@@ -57,6 +57,11 @@
  * "$: unexpected character 'x' at byte 17").
  *
  * Threading: thread-safe (no shared state); `t` is only read.
+ * Cost: one pass over the text; column names are matched by length, then
+ * exactly, then case-insensitively, with each fields array's name lengths
+ * measured once per call (arrays of up to 64 columns, 8 arrays per row;
+ * beyond that the byte-by-byte search) — nothing is cached across calls,
+ * so a table may be freed and another built at the same address.
  * Source: PROTOCOL.md A.6 facts 33–38; protobuf wire format (varint,
  * fixed64, length-delimited; repeated scalars written unpacked, which
  * proto2 parsers accept either way); RFC 8259; RFC 4648.

@@ -9,6 +9,9 @@
  * written (stage, reason, table, JSON path) plus where it came from.
  *
  * Threading: thread-safe (no state).
+ * Cost: JSON strings are escaped in place after one reservation (runs
+ * found with src/common/json_scan.h); no allocation once `out`/`scratch`
+ * have grown.
  */
 #ifndef TRB_SRC_STREAMER_SHAPE_H
 #define TRB_SRC_STREAMER_SHAPE_H
@@ -80,7 +83,10 @@ typedef struct trb_shape_extras_s {
  * envelope: row "{}", members payload = data (then the metadata ones);
  * write_metadata: row = data, members subscription_name, message_id,
  * publish_time, attributes (the attributes' JSON object text, "{}" when
- * none); neither: row = data, no members.
+ * none); neither: row = data, no members. publish_time is given as its
+ * RFC 3339 text and, for times in years 0001-9999, also typed (has_us,
+ * us = the text's microseconds since the epoch), so that a TIMESTAMP
+ * column takes it without parsing the text back (same bytes).
  * Params:  scratch — holds the attributes' object text (reset first;
  *          reused across calls, no allocation once grown); x — filled.
  * Returns: OK; INVALID_ARGUMENT "$: message data is not a JSON object"
