@@ -212,15 +212,16 @@ static grpc_status_code write_group(trb_wal_t *w, trb_wal_rec_t *batch, uint64_t
       pthread_mutex_unlock(&w->mu);
       if ((err = trb_wal_sync_dir(w)) != 0) return write_fail(w, st, err, "fsync directory of", r->lsn);
     }
-    iov[n].iov_base = r->frame;
-    iov[n].iov_len = r->frame_bytes;
-    n++;
-    *written += r->frame_bytes;
-    if (n == WRITEV_MAX) {
+    if (n + 1 + r->n_lent > WRITEV_MAX) {
       if ((err = writev_all(w->cur_fd, iov, n)) != 0)
         return write_fail(w, st, err, "write", w->cur_first);
       n = 0;
     }
+    iov[n].iov_base = r->frame;
+    iov[n].iov_len = r->own_bytes;
+    n++;
+    for (int i = 0; i < r->n_lent; i++) iov[n++] = r->lent[i];
+    *written += r->frame_bytes;
   }
   if ((err = writev_all(w->cur_fd, iov, n)) != 0)
     return write_fail(w, st, err, "write", w->cur_first);
@@ -331,31 +332,53 @@ static void *writer_main(void *arg) {
 grpc_status_code trb_wal_appendv(trb_wal_t *w, uint8_t type, const struct iovec *iov, int iovcnt,
                                  trb_wal_done_cb cb, void *user, trb_wal_lsn_t *lsn,
                                  trb_status_t *st) {
+  return trb_wal_appendv_lent(w, type, iov, iovcnt, 0, cb, user, lsn, st);
+}
+
+grpc_status_code trb_wal_appendv_lent(trb_wal_t *w, uint8_t type, const struct iovec *iov,
+                                      int iovcnt, int n_lent, trb_wal_done_cb cb, void *user,
+                                      trb_wal_lsn_t *lsn, trb_status_t *st) {
   if (type == 0) return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "WAL record type 0");
   if (iovcnt < 0 || (iovcnt > 0 && !iov))
     return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT, "WAL append: bad iovec");
-  size_t len = 0;
+  if (n_lent < 0 || n_lent > TRB_WAL_MAX_LENT || n_lent > iovcnt || (n_lent > 0 && !cb))
+    return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
+                          "WAL append: bad lent buffers (%d, callback %s)", n_lent,
+                          cb ? "set" : "missing");
+  int n_own = iovcnt - n_lent;
+  size_t len = 0, own = 0;
   for (int i = 0; i < iovcnt; i++) {
     if (iov[i].iov_len > TRB_WAL_FRAME_MAX_PAYLOAD - len)
       return trb_status_set(st, GRPC_STATUS_INVALID_ARGUMENT,
                             "WAL record larger than %zu bytes", TRB_WAL_FRAME_MAX_PAYLOAD);
     len += iov[i].iov_len;
+    if (i < n_own) own += iov[i].iov_len;
   }
   size_t fb = TRB_WAL_FRAME_HEADER_BYTES + len;
-  trb_wal_rec_t *r = (trb_wal_rec_t *)trb_malloc(sizeof(trb_wal_rec_t) + fb);
+  size_t ob = TRB_WAL_FRAME_HEADER_BYTES + own;
+  trb_wal_rec_t *r = (trb_wal_rec_t *)trb_malloc(sizeof(trb_wal_rec_t) + ob);
   if (!r)
     return trb_status_set(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "WAL: out of memory for %zu bytes",
-                          fb);
+                          ob);
   uint8_t *p = r->frame + TRB_WAL_FRAME_HEADER_BYTES;
-  for (int i = 0; i < iovcnt; i++) {
+  for (int i = 0; i < n_own; i++) {
     if (iov[i].iov_len) memcpy(p, iov[i].iov_base, iov[i].iov_len);
     p += iov[i].iov_len;
   }
-  uint32_t crc = trb_wal_crc32c(0, r->frame + TRB_WAL_FRAME_HEADER_BYTES, len);
+  /* The checksum runs over the payload in order: the copied part, then the
+   * lent buffers where they are. */
+  uint32_t crc = trb_wal_crc32c(0, r->frame + TRB_WAL_FRAME_HEADER_BYTES, own);
+  r->n_lent = 0;
+  for (int i = n_own; i < iovcnt; i++) {
+    if (!iov[i].iov_len) continue;
+    crc = trb_wal_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+    r->lent[r->n_lent++] = iov[i];
+  }
   r->next = NULL;
   r->cb = cb;
   r->user = user;
   r->frame_bytes = fb;
+  r->own_bytes = ob;
   r->starts_segment = false;
 
   grpc_status_code code = GRPC_STATUS_OK;

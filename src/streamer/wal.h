@@ -179,6 +179,28 @@ grpc_status_code trb_wal_appendv(trb_wal_t *w, uint8_t type, const struct iovec 
                                  trb_wal_done_cb cb, void *user, trb_wal_lsn_t *lsn,
                                  trb_status_t *st);
 
+/** Most buffers one trb_wal_appendv_lent call may lend. */
+#define TRB_WAL_MAX_LENT 4
+
+/**
+ * trb_wal_appendv without copying the last `n_lent` buffers of `iov`: the
+ * WAL writes them from the caller's memory, which must stay valid and
+ * unchanged until the done callback has run (the first iovcnt - n_lent
+ * buffers are copied, as by trb_wal_appendv). For a large payload the
+ * caller holds until it is durable anyway (a batch's rows). The record's
+ * bytes on disk and on replay are the same as trb_wal_appendv's.
+ *
+ * Params:  n_lent — 0..TRB_WAL_MAX_LENT, at most iovcnt; cb — required
+ *          when n_lent > 0 (it tells when the buffers are free again).
+ *          Other params as trb_wal_appendv.
+ * Returns: as trb_wal_appendv; INVALID_ARGUMENT also for a bad n_lent or
+ *          a missing cb. On error nothing is kept of `iov`.
+ * Threading: thread-safe; never blocks on I/O.
+ */
+grpc_status_code trb_wal_appendv_lent(trb_wal_t *w, uint8_t type, const struct iovec *iov,
+                                      int iovcnt, int n_lent, trb_wal_done_cb cb, void *user,
+                                      trb_wal_lsn_t *lsn, trb_status_t *st);
+
 /**
  * The caller no longer needs record `lsn` (e.g. its batch is written and its
  * messages acked). Segments are deleted oldest-first once every record in

@@ -28,7 +28,11 @@ typedef struct trb_wal_rec_s {
   trb_wal_lsn_t lsn;
   trb_wal_done_cb cb;
   void *user;
-  size_t frame_bytes;
+  size_t frame_bytes;  /* the whole record: header + payload */
+  size_t own_bytes;    /* bytes of `frame`: header + copied payload */
+  int n_lent;          /* payload buffers after `frame`, lent by the caller
+                          (trb_wal_appendv_lent) until `cb` runs */
+  struct iovec lent[TRB_WAL_MAX_LENT];
   bool starts_segment; /* first record of a new segment file */
   uint8_t frame[];
 } trb_wal_rec_t;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -269,8 +270,11 @@ static batch_t *batch_new(sink_t *k, size_t cap) {
   b->s = k->w->s;
   b->cap = cap;
   b->offset = -1;
-  b->msgs = trb_calloc(cap, sizeof *b->msgs);
-  b->row_len = trb_calloc(cap, sizeof *b->row_len);
+  /* Only [0, n) of msgs and row_len is ever read: not zeroed. */
+  if (cap <= SIZE_MAX / sizeof(size_t)) {
+    b->msgs = trb_malloc(cap * sizeof *b->msgs);
+    b->row_len = trb_malloc(cap * sizeof *b->row_len);
+  }
   trb_buf_init(&b->rows);
   if (!b->msgs || !b->row_len) {
     batch_free(b);
@@ -383,8 +387,12 @@ static void log_busy(sink_t *k) {
     struct iovec iov[2] = {{hdr.data, hdr.len}, {b->rows.data, b->rows.len}};
     trb_wal_lsn_t lsn = 0;
     atomic_fetch_add(&s->wal_pending, 1);
-    code = trb_wal_appendv(s->wal, TRB_WALREC_BATCH, iov, 2, on_batch_logged,
-                           b, &lsn, &st);
+    /* The rows are lent, not copied: the busy batch keeps them unchanged
+     * until on_batch_logged (nothing sends, drops rows or frees the batch
+     * before: sends start there, teardown waits for wal_pending). */
+    code = trb_wal_appendv_lent(s->wal, TRB_WALREC_BATCH, iov, 2,
+                                b->rows.len ? 1 : 0, on_batch_logged, b, &lsn,
+                                &st);
     if (code == GRPC_STATUS_OK) {
       b->lsn = lsn;
       k->wal_wait = false;
