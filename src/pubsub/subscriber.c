@@ -30,7 +30,6 @@
 #include "google/pubsub/v1/pubsub.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "src/common/alloc.h"
-#include "src/common/arena.h"
 #include "src/common/clock.h"
 #include "src/pubsub/ack_codec.h"
 #include "src/pubsub/pull_codec.h"
@@ -126,7 +125,7 @@ typedef struct op_s {
   uint8_t *req;       /* the request; NULL until the first id */
   size_t hdr;         /* header bytes at the front of req */
   size_t len, req_cap; /* bytes used (header included) / allocated */
-  trb_ps_ackreq_id_t *ids;       /* per id, in order */
+  trb_ps_ackreq_id_t *ids; /* per id, in order */
   waiter_t *w; /* parallel to ids; NULL until an id has a waiter */
   size_t n, cap;
   int64_t first_ms, retry_at_ms;
