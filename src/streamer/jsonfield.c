@@ -227,37 +227,89 @@ trb_json_kind_t trb_json_field(const char *json, size_t len, const char *path,
   }
 }
 
-trb_json_kind_t trb_json_field_first(const char *json, size_t len,
-                                     const char *key, size_t key_len,
-                                     const char **val, size_t *val_len,
-                                     const char **raw, size_t *raw_len) {
+bool trb_json_key_plain(const char *key, size_t key_len) {
+  return trb_json_plain_run((const uint8_t *)key, key_len) == key_len;
+}
+
+static bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The fast path of trb_json_field_first: the object's first member has the
+ * (plain) key — routed messages usually lead with their type. A plain key
+ * followed by a quote is exactly the string str() would read there, and a
+ * string value whose plain run ends at a quote is exactly what str() reads
+ * (escapes and control bytes go to skip()), so this finds what find_member
+ * finds. Returns 0 when it cannot tell (the caller then takes the general
+ * path from the start), else 1 with the kind in *kind. */
+static int first_member_fast(const char *json, size_t len, const char *key,
+                             size_t key_len, trb_json_kind_t *kind,
+                             const char **val, size_t *val_len,
+                             const char **raw, size_t *raw_len) {
+  const char *p = json, *end = json + len;
+  while (p < end && is_ws(*p)) p++;
+  if (p >= end || *p != '{') return 0;
+  p++;
+  while (p < end && is_ws(*p)) p++;
+  if ((size_t)(end - p) < key_len + 2 || p[0] != '"' || p[key_len + 1] != '"' ||
+      memcmp(p + 1, key, key_len) != 0)
+    return 0;
+  p += key_len + 2;
+  while (p < end && is_ws(*p)) p++;
+  if (p >= end || *p != ':') return 0;
+  p++;
+  while (p < end && is_ws(*p)) p++;
+  const char *vstart = p;
+  if (p < end && *p == '"') {
+    const char *q = plain_run(p + 1, end);
+    if (q < end && *q == '"') {
+      p = q + 1;
+    } else {
+      scan_t s = {vstart, end};
+      if (!skip(&s, 1)) return 0;
+      p = s.p;
+    }
+  } else {
+    scan_t s = {vstart, end};
+    if (!skip(&s, 1)) return 0;
+    p = s.p;
+  }
+  *raw = vstart;
+  *raw_len = (size_t)(p - vstart);
+  *kind = value_of(vstart, p, val, val_len);
+  return 1;
+}
+
+trb_json_kind_t trb_json_field_first_plain(const char *json, size_t len,
+                                           const char *key, size_t key_len,
+                                           const char **val, size_t *val_len,
+                                           const char **raw, size_t *raw_len) {
+  trb_json_kind_t k;
+  if (first_member_fast(json, len, key, key_len, &k, val, val_len, raw, raw_len))
+    return k;
   scan_t s = {json, json + len};
   trb_json_kind_t ret;
   if (!open_object(&s, &ret)) return ret;
   const char *hit = NULL, *hit_end = NULL;
-  /* Fast path: the object's first member has the key (routed messages
-   * usually lead with their type). A key of plain bytes (no '"', '\\' or
-   * control byte) followed by a quote is exactly the string str() would
-   * read there, so this finds what find_member finds; anything else (or
-   * a value that does not scan) takes the general path from the start. */
-  const char *first = s.p;
-  if ((size_t)(s.end - first) >= key_len + 2 && first[0] == '"' &&
-      first[key_len + 1] == '"' && memcmp(first + 1, key, key_len) == 0 &&
-      trb_json_plain_run((const uint8_t *)key, key_len) == key_len) {
-    s.p = first + key_len + 2;
-    ws(&s);
-    if (s.p < s.end && *s.p == ':') {
-      s.p++;
-      ws(&s);
-      const char *vstart = s.p;
-      if (skip(&s, 1)) {
-        *raw = vstart;
-        *raw_len = (size_t)(s.p - vstart);
-        return value_of(vstart, s.p, val, val_len);
-      }
-    }
-    s.p = first;
-  }
+  int r = find_member(&s, key, key_len, true, &hit, &hit_end);
+  if (r < 0) return TRB_JSON_MALFORMED;
+  if (r == 0) return TRB_JSON_MISSING;
+  *raw = hit;
+  *raw_len = (size_t)(hit_end - hit);
+  return value_of(hit, hit_end, val, val_len);
+}
+
+trb_json_kind_t trb_json_field_first(const char *json, size_t len,
+                                     const char *key, size_t key_len,
+                                     const char **val, size_t *val_len,
+                                     const char **raw, size_t *raw_len) {
+  if (trb_json_key_plain(key, key_len))
+    return trb_json_field_first_plain(json, len, key, key_len, val, val_len,
+                                      raw, raw_len);
+  scan_t s = {json, json + len};
+  trb_json_kind_t ret;
+  if (!open_object(&s, &ret)) return ret;
+  const char *hit = NULL, *hit_end = NULL;
   int r = find_member(&s, key, key_len, true, &hit, &hit_end);
   if (r < 0) return TRB_JSON_MALFORMED;
   if (r == 0) return TRB_JSON_MISSING;

@@ -58,6 +58,23 @@ trb_json_kind_t trb_json_field_first(const char *json, size_t len,
                                      const char **raw, size_t *raw_len);
 
 /**
+ * Whether `key` (`key_len` bytes) is plain: no '"', '\\' or control byte
+ * (< 0x20). Such a key reads the same raw and unescaped.
+ */
+bool trb_json_key_plain(const char *key, size_t key_len);
+
+/**
+ * trb_json_field_first for a key the caller has checked with
+ * trb_json_key_plain (e.g. once, when the pipeline is loaded): the same
+ * answers, with a fast path when the object's first member has the key.
+ * Params and returns: as trb_json_field_first. `key` must be plain.
+ */
+trb_json_kind_t trb_json_field_first_plain(const char *json, size_t len,
+                                           const char *key, size_t key_len,
+                                           const char **val, size_t *val_len,
+                                           const char **raw, size_t *raw_len);
+
+/**
  * Compare a raw JSON string body (as from trb_json_field, escapes intact)
  * with the plain text `want`. Handles \" \\ \/ \b \f \n \r \t and \uXXXX
  * (with surrogate pairs) escapes.

@@ -398,6 +398,8 @@ grpc_status_code trb_pipeline_finish(trb_pipeline_t *p, trb_status_t *st) {
   }
   p->first_key = first_key_of(p);
   p->first_key_len = p->first_key ? strlen(p->first_key) : 0;
+  p->first_key_plain =
+      p->first_key && trb_json_key_plain(p->first_key, p->first_key_len);
   p->first_ready = true;
   return GRPC_STATUS_OK;
 }
@@ -468,7 +470,11 @@ int64_t trb_pipeline_route_first(const trb_pipeline_t *p, const char *json,
   const char *v;
   size_t vl;
   trb_json_kind_t k =
-      trb_json_field_first(json, len, path, path_len, &v, &vl, raw, raw_len);
+      p->first_ready && p->first_key_plain
+          ? trb_json_field_first_plain(json, len, path, path_len, &v, &vl, raw,
+                                       raw_len)
+          : trb_json_field_first(json, len, path, path_len, &v, &vl, raw,
+                                 raw_len);
   if (k != TRB_JSON_STRING && k != TRB_JSON_NUMBER && k != TRB_JSON_BOOL)
     return TRB_PIPELINE_ROUTE_FULL;
   /* A string body without a backslash is its own decoded text, so it

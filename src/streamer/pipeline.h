@@ -136,6 +136,7 @@ typedef struct trb_pipeline_s {
   bool first_ready;
   const char *first_key;
   size_t first_key_len;
+  bool first_key_plain; /* trb_json_key_plain(first_key) */
 } trb_pipeline_t;
 
 /** The scalar settings table (for flags, env and help). */
