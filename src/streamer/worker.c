@@ -720,12 +720,6 @@ static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
    * and for envelope tables, whose transcode does not read the data as
    * JSON — parse_failed() tells malformed JSON (stage "parse", with the
    * checker's byte offset) from the other failures. */
-  const char *keys[64], *vals[64];
-  size_t na = m->n_attrs < 64 ? m->n_attrs : 64;
-  for (size_t i = 0; i < na; i++) {
-    keys[i] = m->attrs[i].key;
-    vals[i] = m->attrs[i].value;
-  }
   int64_t t = TRB_PIPELINE_ROUTE_FULL;
   const char *wkey = NULL, *fraw = NULL;
   size_t fraw_len = 0;
@@ -734,10 +728,21 @@ static void route_and_batch_as(worker_t *w, msg_t *m, trb_buf_t *shape,
                                  &fraw, &fraw_len);
   if (t >= 0 && p->tables[t].envelope) t = TRB_PIPELINE_ROUTE_FULL;
   bool watching = t >= 0;
-  trb_bq_watch_t watch = {wkey, wkey ? strlen(wkey) : 0, 0, NULL, 0};
+  size_t wkey_len = 0;
+  if (wkey)
+    wkey_len = p->first_ready && wkey == p->first_key ? p->first_key_len
+                                                      : strlen(wkey);
+  trb_bq_watch_t watch = {wkey, wkey_len, 0, NULL, 0};
   trb_bq_watch_t *wp = watching ? &watch : NULL;
-  if (!watching)
+  if (!watching) {
+    const char *keys[64], *vals[64];
+    size_t na = m->n_attrs < 64 ? m->n_attrs : 64;
+    for (size_t i = 0; i < na; i++) {
+      keys[i] = m->attrs[i].key;
+      vals[i] = m->attrs[i].value;
+    }
     t = trb_pipeline_route(p, (const char *)m->data, m->len, keys, vals, na);
+  }
   if (t < 0) {
     if (parse_failed(s, m)) return;
     char why[256];
