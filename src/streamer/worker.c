@@ -58,7 +58,7 @@ static void msg_free(msg_t *m) {
   if (m->pooled)
     trb_pool_give(&m->w->msgs, m);
   else
-    msg_free(m);
+    trb_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
