@@ -12,6 +12,10 @@
  * the first copy settles).
  *
  * Sharded (64 shards, one mutex each): no global lock on the hot path.
+ * Entries are cells of per-shard slabs (an id over 36 bytes gets its own
+ * allocation): no allocation per id once the set has reached its peak
+ * size, which it keeps until destroyed (cells and slot arrays are reused,
+ * not given back) — about 100 bytes per id held at the peak.
  * Threading: every function is thread-safe; callbacks run on the calling
  * thread with the shard lock released.
  */
