@@ -56,5 +56,9 @@ char *trb_strdup(const char *s) {
 }
 
 void trb_alloc_process_init(void) {
+  /* Setting either knob turns off glibc's dynamic mmap threshold, which
+   * would otherwise have risen past the sizes below after their first
+   * free: set both. */
   mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 }

@@ -31,9 +31,15 @@ char *trb_strndup(const char *s, size_t n);
 /**
  * Process-wide allocator tuning for a streaming process; call once at start
  * from main(), before threads. glibc returns freed memory above the heap top
- * to the kernel; with gRPC's 64 KiB transport buffers that costs about ten
- * page faults per 64 KiB message (perf/README.md). This keeps up to 32 MiB
- * of freed memory in the heap (mallopt M_TRIM_THRESHOLD) instead.
+ * to the kernel, and serves every block of 128 KiB or more with its own
+ * mmap/munmap; gRPC's 64 KiB transport buffers, a 500-row batch
+ * (~150 KiB) and its AppendRows request would each cost fresh pages — a
+ * page fault per 4 KiB — every time (perf/README.md). This serves blocks of
+ * up to 32 MiB (mallopt M_MMAP_THRESHOLD; larger than any request the
+ * pipelines send) from the heap, and keeps up to 32 MiB of freed memory at
+ * a heap's top (M_TRIM_THRESHOLD): freed memory is reused rather than
+ * returned, so the resident size stays near the process's peak use (which
+ * flow control bounds, docs/streamer.md).
  * Threading: not thread-safe; main thread only.
  */
 void trb_alloc_process_init(void);
