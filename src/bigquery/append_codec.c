@@ -13,31 +13,14 @@
 #include <string.h>
 
 #include "src/common/alloc.h"
-
-static size_t vlen(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
+#include "src/common/varint.h"
 
 /* A length-delimited field of a `len`-byte body: tag + length + body. */
-static size_t ld(size_t len) { return 1 + vlen(len) + len; }
+static size_t ld(size_t len) { return 1 + trb_varint_len(len) + len; }
 
 static uint8_t *put_ld_header(uint8_t *p, uint8_t tag, size_t len) {
   *p++ = tag;
-  return put_varint(p, len);
+  return trb_varint_put(p, len);
 }
 
 bool trb_bq_append_req_encode(const trb_bq_append_req_t *r, uint8_t **out,
@@ -46,13 +29,13 @@ bool trb_bq_append_req_encode(const trb_bq_append_req_t *r, uint8_t **out,
   size_t rows_body = 0;
   for (size_t i = 0; i < r->n_rows; i++) {
     size_t n = r->row_len[i];
-    rows_body += 1 + (n < 0x80 ? 1 : vlen(n)) + n;
+    rows_body += 1 + (n < 0x80 ? 1 : trb_varint_len(n)) + n;
   }
   size_t schema_body = r->has_writer_schema ? ld(r->descriptor_len) : 0;
   size_t data_body = ld(rows_body) + (r->has_writer_schema ? ld(schema_body) : 0);
   /* Int64Value is encoded as a plain varint of the two's complement. */
   size_t offset_body =
-      r->has_offset && r->offset != 0 ? 1 + vlen((uint64_t)r->offset) : 0;
+      r->has_offset && r->offset != 0 ? 1 + trb_varint_len((uint64_t)r->offset) : 0;
   size_t stream_len = r->write_stream ? strlen(r->write_stream) : 0;
   size_t total = (r->write_stream ? ld(stream_len) : 0) +
                  (r->has_offset ? ld(offset_body) : 0) + ld(data_body);
@@ -71,7 +54,7 @@ bool trb_bq_append_req_encode(const trb_bq_append_req_t *r, uint8_t **out,
     p = put_ld_header(p, 0x12, offset_body);
     if (offset_body) {
       *p++ = 0x08;
-      p = put_varint(p, (uint64_t)r->offset);
+      p = trb_varint_put(p, (uint64_t)r->offset);
     }
   }
   p = put_ld_header(p, 0x22, data_body);
@@ -89,7 +72,7 @@ bool trb_bq_append_req_encode(const trb_bq_append_req_t *r, uint8_t **out,
     if (n < 0x80) {
       *p++ = (uint8_t)n;
     } else {
-      p = put_varint(p, n);
+      p = trb_varint_put(p, n);
     }
     if (n) memcpy(p, row, n);
     p += n;

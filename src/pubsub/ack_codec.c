@@ -5,30 +5,14 @@
 
 #include <string.h>
 
-static size_t vlen(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
+#include "src/common/varint.h"
 
 /* int32 fields are varints of the sign-extended 64-bit value. */
 static uint64_t int32_wire(int32_t v) { return (uint64_t)(int64_t)v; }
 
 size_t trb_ps_ackreq_header_len(size_t sub_len, bool ack, int32_t secs) {
-  size_t n = 1 + vlen(sub_len) + sub_len;
-  if (!ack && secs != 0) n += 1 + vlen(int32_wire(secs));
+  size_t n = 1 + trb_varint_len(sub_len) + sub_len;
+  if (!ack && secs != 0) n += 1 + trb_varint_len(int32_wire(secs));
   return n;
 }
 
@@ -36,25 +20,25 @@ size_t trb_ps_ackreq_put_header(uint8_t *out, const char *subscription,
                                 size_t sub_len, bool ack, int32_t secs) {
   uint8_t *p = out;
   *p++ = 0x0a; /* subscription = 1 */
-  p = put_varint(p, sub_len);
+  p = trb_varint_put(p, sub_len);
   if (sub_len) memcpy(p, subscription, sub_len);
   p += sub_len;
   if (!ack && secs != 0) {
     *p++ = 0x18; /* ack_deadline_seconds = 3, varint */
-    p = put_varint(p, int32_wire(secs));
+    p = trb_varint_put(p, int32_wire(secs));
   }
   return (size_t)(p - out);
 }
 
 size_t trb_ps_ackreq_id_len(size_t id_len) {
-  return 1 + vlen(id_len) + id_len;
+  return 1 + trb_varint_len(id_len) + id_len;
 }
 
 size_t trb_ps_ackreq_put_id(uint8_t *out, bool ack, const char *id,
                             size_t id_len) {
   uint8_t *p = out;
   *p++ = ack ? 0x12 : 0x22; /* ack_ids = 2 (Acknowledge) / 4 (ModifyAckDeadline) */
-  p = put_varint(p, id_len);
+  p = trb_varint_put(p, id_len);
   if (id_len) memcpy(p, id, id_len);
   p += id_len;
   return (size_t)(p - out);

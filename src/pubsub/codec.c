@@ -4,23 +4,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-size_t trb_ps_varint_len(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
+#include "src/common/varint.h"
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
+size_t trb_ps_varint_len(uint64_t v) { return trb_varint_len(v); }
 
 /* Length-delimited field: tag (field << 3 | 2), length, body. Field numbers
  * here are < 16, so the tag is one byte. */
@@ -29,7 +15,7 @@ static size_t ld_cost(size_t len) { return 1 + trb_ps_varint_len(len) + len; }
 static uint8_t *put_ld(uint8_t *p, unsigned field, const void *body,
                        size_t len) {
   *p++ = (uint8_t)((field << 3) | 2);
-  p = put_varint(p, len);
+  p = trb_varint_put(p, len);
   if (len > 0) memcpy(p, body, len);
   return p + len;
 }
@@ -58,7 +44,7 @@ size_t trb_ps_msg_encode(uint8_t *out, const uint8_t *data, size_t data_len,
   for (size_t i = 0; i < n_attrs; i++) {
     const char *v = attrs[i].value ? attrs[i].value : "";
     *p++ = (uint8_t)((2 << 3) | 2);
-    p = put_varint(p, entry_len(&attrs[i]));
+    p = trb_varint_put(p, entry_len(&attrs[i]));
     p = put_ld(p, 1, attrs[i].key, strlen(attrs[i].key));
     p = put_ld(p, 2, v, strlen(v));
   }
@@ -88,7 +74,7 @@ size_t trb_ps_request_put_topic(uint8_t *out, const char *topic) {
 size_t trb_ps_request_put_msg_header(uint8_t *out, size_t msg_len) {
   uint8_t *p = out;
   *p++ = (uint8_t)((2 << 3) | 2);
-  p = put_varint(p, msg_len);
+  p = trb_varint_put(p, msg_len);
   return (size_t)(p - out);
 }
 
