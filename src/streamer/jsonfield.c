@@ -280,13 +280,11 @@ static int first_member_fast(const char *json, size_t len, const char *key,
   return 1;
 }
 
-trb_json_kind_t trb_json_field_first_plain(const char *json, size_t len,
-                                           const char *key, size_t key_len,
-                                           const char **val, size_t *val_len,
-                                           const char **raw, size_t *raw_len) {
-  trb_json_kind_t k;
-  if (first_member_fast(json, len, key, key_len, &k, val, val_len, raw, raw_len))
-    return k;
+/* The first member named `key` by the general member scan. */
+static trb_json_kind_t first_by_scan(const char *json, size_t len,
+                                     const char *key, size_t key_len,
+                                     const char **val, size_t *val_len,
+                                     const char **raw, size_t *raw_len) {
   scan_t s = {json, json + len};
   trb_json_kind_t ret;
   if (!open_object(&s, &ret)) return ret;
@@ -299,6 +297,16 @@ trb_json_kind_t trb_json_field_first_plain(const char *json, size_t len,
   return value_of(hit, hit_end, val, val_len);
 }
 
+trb_json_kind_t trb_json_field_first_plain(const char *json, size_t len,
+                                           const char *key, size_t key_len,
+                                           const char **val, size_t *val_len,
+                                           const char **raw, size_t *raw_len) {
+  trb_json_kind_t k;
+  if (first_member_fast(json, len, key, key_len, &k, val, val_len, raw, raw_len))
+    return k;
+  return first_by_scan(json, len, key, key_len, val, val_len, raw, raw_len);
+}
+
 trb_json_kind_t trb_json_field_first(const char *json, size_t len,
                                      const char *key, size_t key_len,
                                      const char **val, size_t *val_len,
@@ -306,16 +314,7 @@ trb_json_kind_t trb_json_field_first(const char *json, size_t len,
   if (trb_json_key_plain(key, key_len))
     return trb_json_field_first_plain(json, len, key, key_len, val, val_len,
                                       raw, raw_len);
-  scan_t s = {json, json + len};
-  trb_json_kind_t ret;
-  if (!open_object(&s, &ret)) return ret;
-  const char *hit = NULL, *hit_end = NULL;
-  int r = find_member(&s, key, key_len, true, &hit, &hit_end);
-  if (r < 0) return TRB_JSON_MALFORMED;
-  if (r == 0) return TRB_JSON_MISSING;
-  *raw = hit;
-  *raw_len = (size_t)(hit_end - hit);
-  return value_of(hit, hit_end, val, val_len);
+  return first_by_scan(json, len, key, key_len, val, val_len, raw, raw_len);
 }
 
 static int hexv(char c) {
