@@ -11,6 +11,20 @@
 
 #include <stddef.h>
 
+/*
+ * Memory that is recycled instead of freed (free lists, slabs) is poisoned
+ * while it waits, so AddressSanitizer still reports a use after release;
+ * outside ASan these do nothing. `p`: the region's start, `n`: its bytes.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define TRB_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define TRB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define TRB_POISON(p, n) ((void)(p), (void)(n))
+#define TRB_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -37,15 +37,6 @@
 #include "src/rpc/pb.h"
 #include "src/rpc/retry.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 static const char kStreamingPull[] =
     "/google.pubsub.v1.Subscriber/StreamingPull";
 static const char kAcknowledge[] = "/google.pubsub.v1.Subscriber/Acknowledge";
@@ -248,17 +239,17 @@ static trb_ps_ack_handle_t *handle_alloc(trb_ps_subscriber_t *s, size_t size) {
     s->pool = h->next;
     s->n_pool--;
     if (h->alloc >= size) {
-      UNPOISON(h, size);
+      TRB_UNPOISON(h, size);
       return h;
     }
-    UNPOISON(h, h->alloc);
+    TRB_UNPOISON(h, h->alloc);
     trb_free(h); /* too small for this message: replaced */
   }
   size_t alloc = round_alloc(size);
   h = trb_malloc(alloc ? alloc : size);
   if (!h) return NULL;
   h->alloc = alloc;
-  if (alloc) POISON((char *)h + size, alloc - size);
+  if (alloc) TRB_POISON((char *)h + size, alloc - size);
   return h;
 }
 
@@ -270,10 +261,10 @@ static void handle_free(trb_ps_subscriber_t *s, trb_ps_ack_handle_t *h) {
     h->next = s->pool;
     s->pool = h;
     s->n_pool++;
-    POISON((char *)h + POOL_KEEP, h->alloc - POOL_KEEP);
+    TRB_POISON((char *)h + POOL_KEEP, h->alloc - POOL_KEEP);
     return;
   }
-  if (h->alloc) UNPOISON(h, h->alloc);
+  if (h->alloc) TRB_UNPOISON(h, h->alloc);
   trb_free(h);
 }
 
@@ -281,7 +272,7 @@ static void pool_drain(trb_ps_subscriber_t *s) {
   while (s->pool) {
     trb_ps_ack_handle_t *h = s->pool;
     s->pool = h->next;
-    UNPOISON(h, h->alloc);
+    TRB_UNPOISON(h, h->alloc);
     trb_free(h);
   }
   s->n_pool = 0;

@@ -10,15 +10,6 @@
 
 #include "src/common/alloc.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 #define SHARDS 64
 
 typedef struct waiter_s {
@@ -179,12 +170,12 @@ static entry_t *entry_alloc(shard_t *sh, size_t len) {
       entry_t *c = (entry_t *)(void *)sl->cells[i];
       c->next_free = sh->free_cells;
       sh->free_cells = c;
-      POISON((char *)c + offsetof(entry_t, tag),
+      TRB_POISON((char *)c + offsetof(entry_t, tag),
              ENTRY_SIZE - offsetof(entry_t, tag));
     }
   }
   entry_t *e = sh->free_cells;
-  UNPOISON((char *)e + offsetof(entry_t, tag), ENTRY_SIZE - offsetof(entry_t, tag));
+  TRB_UNPOISON((char *)e + offsetof(entry_t, tag), ENTRY_SIZE - offsetof(entry_t, tag));
   sh->free_cells = e->next_free;
   e->slab = 1;
   return e;
@@ -199,7 +190,7 @@ static void entry_free(shard_t *sh, entry_t *e) {
   e->hash = 0;
   e->next_free = sh->free_cells;
   sh->free_cells = e;
-  POISON((char *)e + offsetof(entry_t, tag), ENTRY_SIZE - offsetof(entry_t, tag));
+  TRB_POISON((char *)e + offsetof(entry_t, tag), ENTRY_SIZE - offsetof(entry_t, tag));
 }
 
 static entry_t *insert(shard_t *sh, uint64_t h, const char *id, size_t len,
@@ -381,7 +372,7 @@ void trb_idset_destroy(trb_idset_t *s, trb_idset_waiter_cb cb, void *ctx) {
     while (sh->slabs) {
       slab_t *sl = sh->slabs;
       sh->slabs = sl->next;
-      UNPOISON(sl, sizeof *sl);
+      TRB_UNPOISON(sl, sizeof *sl);
       trb_free(sl);
     }
     pthread_mutex_destroy(&sh->mu);

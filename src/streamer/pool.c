@@ -5,19 +5,11 @@
 
 #include "src/common/alloc.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
 /* A free object is poisoned past its link (the first pointer). */
 #define POISON_FREE(p, o) \
-  ASAN_POISON_MEMORY_REGION((char *)(o) + sizeof(void *), \
-                            (p)->obj_size - sizeof(void *))
+  TRB_POISON((char *)(o) + sizeof(void *), (p)->obj_size - sizeof(void *))
 #define UNPOISON_FREE(p, o) \
-  ASAN_UNPOISON_MEMORY_REGION((char *)(o) + sizeof(void *), \
-                              (p)->obj_size - sizeof(void *))
-#else
-#define POISON_FREE(p, o) ((void)(p), (void)(o))
-#define UNPOISON_FREE(p, o) ((void)(p), (void)(o))
-#endif
+  TRB_UNPOISON((char *)(o) + sizeof(void *), (p)->obj_size - sizeof(void *))
 
 /* The free-list link, in the first bytes of a free object. */
 static void *next_of(void *o) { return *(void **)o; }
