@@ -31,6 +31,24 @@ std::string Hex(const char* p, size_t n) {
   return s;
 }
 
+// `seed` after `edits` random edits (overwrite, insert, erase, truncate)
+// with bytes that matter to a JSON reader, drawn from `rng`.
+std::string Mutate(const std::string& seed, int edits, std::mt19937& rng) {
+  static const char alphabet[] = "{}[]\":,\\-+.eE0123456789 tfnulxz\x00\xff\xc3\xa9";
+  std::string m = seed;
+  for (int e = 0; e < edits; e++) {
+    size_t pos = rng() % (m.size() + 1);
+    char ch = alphabet[rng() % (sizeof alphabet - 1)];
+    switch (rng() % 4) {
+      case 0: if (pos < m.size()) m[pos] = ch; break;
+      case 1: m.insert(m.begin() + pos, ch); break;
+      case 2: if (pos < m.size()) m.erase(pos, 1 + rng() % 8); break;
+      case 3: m.resize(pos); break;
+    }
+  }
+  return m;
+}
+
 class TranscodeTest : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -746,21 +764,10 @@ TEST_F(TranscodeTest, MutatedRowsNeverCrash) {
       R"("shipping_address":{"city":"Amsterdam","t":"10:00:00"}})";
   ASSERT_EQ(GRPC_STATUS_OK, Row(seed)) << st_.msg;
   std::mt19937 rng(12345);
-  const char alphabet[] = "{}[]\":,\\-+.eE0123456789 tfnulxz\x00\xff\xc3\xa9";
   int ok = 0, bad = 0;
   for (int iter = 0; iter < 20000; iter++) {
-    std::string m = seed;
     int edits = 1 + rng() % 4;
-    for (int e = 0; e < edits; e++) {
-      size_t pos = rng() % (m.size() + 1);
-      char ch = alphabet[rng() % (sizeof alphabet - 1)];
-      switch (rng() % 4) {
-        case 0: if (pos < m.size()) m[pos] = ch; break;
-        case 1: m.insert(m.begin() + pos, ch); break;
-        case 2: if (pos < m.size()) m.erase(pos, 1 + rng() % 8); break;
-        case 3: m.resize(pos); break;
-      }
-    }
+    std::string m = Mutate(seed, edits, rng);
     grpc_status_code rc = Row(m, rng() % 2);
     if (rc == GRPC_STATUS_OK) {
       ok++;
@@ -835,22 +842,11 @@ TEST_F(TranscodeTest, WatchNeverAltersOutputOrMessages) {
       R"({"event_type":"order","order_id":"o","qty":3,"j":{"event_type":[1]},)"
       R"("kind":"a","items":[{"event_type":"x","quantity":2}],"kind" : "b" })";
   std::mt19937 rng(777);
-  const char alphabet[] = "{}[]\":,\\-+.eE0123456789 tfnulxz\x00\xff\xc3\xa9";
   const trb_bq_extra_field_t ex[] = {{"order_id", "m", 1}, {"event_type", "e", 1}};
   int same_ok = 0, same_err = 0;
   for (int iter = 0; iter < 20000; iter++) {
-    std::string m = seed;
     int edits = rng() % 4;
-    for (int e = 0; e < edits; e++) {
-      size_t pos = rng() % (m.size() + 1);
-      char ch = alphabet[rng() % (sizeof alphabet - 1)];
-      switch (rng() % 4) {
-        case 0: if (pos < m.size()) m[pos] = ch; break;
-        case 1: m.insert(m.begin() + pos, ch); break;
-        case 2: if (pos < m.size()) m.erase(pos, 1 + rng() % 8); break;
-        case 3: m.resize(pos); break;
-      }
-    }
+    std::string m = Mutate(seed, edits, rng);
     bool ignore = rng() % 2;
     size_t n_ex = rng() % 3;
     const char* key = (rng() % 4) ? "event_type" : "kind";

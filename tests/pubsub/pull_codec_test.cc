@@ -16,6 +16,18 @@ namespace {
 
 std::string S(const char* p, size_t n) { return std::string(p, n); }
 
+// A length-delimited field (field numbers < 16): tag, varint length, body.
+std::string ld(int field, const std::string& body) {
+  std::string o(1, static_cast<char>(field << 3 | 2));
+  size_t n = body.size();
+  while (n >= 0x80) {
+    o += static_cast<char>((n & 0x7f) | 0x80);
+    n >>= 7;
+  }
+  o += static_cast<char>(n);
+  return o + body;
+}
+
 // Encode a StreamingPullResponse of `n` messages (message i: ack id
 // "ack-i", id "id-i", data "data-i", attributes a=1 and b=<i> for odd i,
 // ordering key "k" for even i, publish time 1700000000+i s / i ns,
@@ -133,16 +145,6 @@ TEST(PullCodecTest, DecodesEveryFieldTheSubscriberReads) {
 // entry and still finds the later one; a multi-byte length (data of 200
 // bytes) and a two-byte tag take the out-of-line varint path.
 TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
-  auto ld = [](int field, const std::string& body) {
-    std::string o(1, static_cast<char>(field << 3 | 2));
-    size_t n = body.size();
-    while (n >= 0x80) {
-      o += static_cast<char>((n & 0x7f) | 0x80);
-      n >>= 7;
-    }
-    o += static_cast<char>(n);
-    return o + body;
-  };
   std::string data(200, 'd');
   std::string msg = ld(3, "mid") + ld(2, ld(1, "k1") + ld(2, "v1")) + ld(1, data) +
                     std::string("\x80\x01\x05", 3) /* field 16, varint 5 */ +
@@ -188,11 +190,6 @@ TEST(PullCodecTest, InterleavedAttributesAndLongVarints) {
 // iterated are those of the last one only (the subscriber sizes its copy
 // from the count and bytes, then iterates).
 TEST(PullCodecTest, RepeatedMessageFieldKeepsAttributesConsistent) {
-  auto ld = [](int field, const std::string& body) {
-    std::string o(1, static_cast<char>(field << 3 | 2));
-    o += static_cast<char>(body.size());  // bodies here are < 128 bytes
-    return o + body;
-  };
   std::string first = ld(2, ld(1, "a") + ld(2, "1")) + ld(2, ld(1, "b") + ld(2, "2"));
   std::string second = ld(1, "data") + ld(2, ld(1, "ccc") + ld(2, "3"));
   std::string wire = ld(1, ld(1, "ack") + ld(2, first) + ld(2, second));
